@@ -1,0 +1,130 @@
+/**
+ * changes(newDir, oldDir): Docker's ChangesDirs. Both trees are walked in
+ * parallel, one native trip per directory pair; names with the same inode on
+ * the same device are skipped without an lstat (overlay lowers and
+ * hardlinked copies cost nothing). Comparison and ordering rules:
+ *
+ * - an entry in both trees is "C" when mode, uid, gid, rdev or the
+ *   `security.capability` bytes differ, or, for non-directories, the size or
+ *   the mtime (seconds equal and nanoseconds equal or either zero);
+ * - an entry only in the new tree is "A", and so is everything below it;
+ * - an entry only in the old tree is "D" (its children are not listed);
+ * - old children are compared only when the new entry is a directory;
+ * - an unchanged directory with changes below gets a "C" before them.
+ *
+ * @module
+ */
+import { posix } from "node:path";
+import type { Change } from "../graphdriver/driver.js";
+import { SCAN, scanPair } from "../native.js";
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+
+interface Side {
+  stats: Float64Array;
+  caps: Array<Buffer | undefined>;
+  index: number;
+}
+
+function present(s: Side): boolean {
+  return !Number.isNaN(s.stats[s.index * SCAN.FIELDS + SCAN.MODE]!);
+}
+function field(s: Side, f: number): number {
+  return s.stats[s.index * SCAN.FIELDS + f]!;
+}
+function isDir(s: Side): boolean {
+  return (field(s, SCAN.MODE) & S_IFMT) === S_IFDIR;
+}
+
+/** Docker's statDifferent, including its `mode & S_IFDIR` test (true for sockets and block devices too). */
+function statDifferent(o: Side, n: Side): boolean {
+  const mode = field(n, SCAN.MODE);
+  if (
+    field(o, SCAN.MODE) !== mode ||
+    field(o, SCAN.UID) !== field(n, SCAN.UID) ||
+    field(o, SCAN.GID) !== field(n, SCAN.GID) ||
+    field(o, SCAN.RDEV_MAJOR) !== field(n, SCAN.RDEV_MAJOR) ||
+    field(o, SCAN.RDEV_MINOR) !== field(n, SCAN.RDEV_MINOR)
+  ) {
+    return true;
+  }
+  if ((mode & S_IFDIR) === S_IFDIR) return false;
+  if (field(o, SCAN.SIZE) !== field(n, SCAN.SIZE)) return true;
+  return !sameFsTime(
+    field(o, SCAN.MTIME_SEC),
+    field(o, SCAN.MTIME_NSEC),
+    field(n, SCAN.MTIME_SEC),
+    field(n, SCAN.MTIME_NSEC),
+  );
+}
+
+/** Times are equal when the seconds match and the nanoseconds match or either is zero (tar keeps whole seconds). */
+export function sameFsTime(aSec: number, aNsec: number, bSec: number, bNsec: number): boolean {
+  return aSec === bSec && (aNsec === bNsec || aNsec === 0 || bNsec === 0);
+}
+
+function capsDiffer(o: Side, n: Side): boolean {
+  const a = o.caps[o.index];
+  const b = n.caps[n.index];
+  if (!a || !b) return a !== b;
+  return !a.equals(b);
+}
+
+/**
+ * Lists what `newDir` changed relative to `oldDir` (`null`: everything is added).
+ * @returns changes in walk order (parents before children, byte-sorted names)
+ * @example
+ * for (const c of await changes("/merged", "/lower")) console.log(c.kind, c.path);
+ */
+export async function changes(newDir: string, oldDir: string | null): Promise<Change[]> {
+  const out: Change[] = [];
+  await walk(out, "/", newDir, oldDir, true, true);
+  return out;
+}
+
+/**
+ * addChanges for one directory of the new tree. `oldPath` is its counterpart
+ * when that is a directory too; `added` says whether the directory itself
+ * was already listed as A or C.
+ */
+async function walk(
+  out: Change[],
+  path: string,
+  newPath: string,
+  oldPath: string | null,
+  added: boolean,
+  isRoot: boolean,
+): Promise<void> {
+  const sizeAtEntry = out.length;
+  const scan = await scanPair(newPath, oldPath);
+  const n: Side = { stats: scan.newStats, caps: scan.newCaps, index: 0 };
+  const o: Side = { stats: scan.oldStats, caps: scan.oldCaps, index: 0 };
+  const deleted: string[] = [];
+  for (let i = 0; i < scan.names.length; i++) {
+    n.index = i;
+    o.index = i;
+    const name = scan.names[i]!;
+    const childPath = path === "/" ? `/${name}` : `${path}/${name}`;
+    const inNew = present(n);
+    const inOld = oldPath !== null && present(o);
+    if (!inNew) {
+      if (inOld) deleted.push(childPath);
+      continue;
+    }
+    let childAdded = false;
+    if (!inOld) {
+      out.push({ path: childPath, kind: "A" });
+      childAdded = true;
+    } else if (statDifferent(o, n) || capsDiffer(o, n)) {
+      out.push({ path: childPath, kind: "C" });
+      childAdded = true;
+    }
+    if (isDir(n)) {
+      const oldChild = inOld && isDir(o) ? posix.join(oldPath!, name) : null;
+      await walk(out, childPath, posix.join(newPath, name), oldChild, childAdded, false);
+    }
+  }
+  for (const d of deleted) out.push({ path: d, kind: "D" });
+  if (out.length > sizeAtEntry && !added && !isRoot) out.splice(sizeAtEntry, 0, { path, kind: "C" });
+}

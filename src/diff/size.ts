@@ -1,0 +1,33 @@
+/**
+ * changesSize: bytes of the files a change list added or modified, each
+ * inode counted once (Docker's ChangesSize).
+ *
+ * @module
+ */
+import { lstat } from "node:fs/promises";
+import { join } from "node:path";
+import { hasCode } from "../errors.js";
+import type { Change } from "../graphdriver/driver.js";
+
+export async function changesSize(dir: string, changes: Change[]): Promise<number> {
+  const seen = new Set<string>();
+  let size = 0;
+  for (const c of changes) {
+    if (c.kind === "D") continue;
+    let st: Awaited<ReturnType<typeof lstat>>;
+    try {
+      st = await lstat(join(dir, c.path));
+    } catch (err) {
+      if (hasCode(err, "ENOENT", "ENOTDIR")) continue;
+      throw err;
+    }
+    if (st.isDirectory()) continue;
+    if (st.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
+    size += st.size;
+  }
+  return size;
+}

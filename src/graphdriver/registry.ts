@@ -1,0 +1,94 @@
+/**
+ * The driver registry and Docker-style auto-selection. Drivers are listed
+ * here explicitly (no import side effects), in priority order.
+ *
+ * Selection (Docker's `graphdriver.New`):
+ * 1. an explicitly named driver is used, and its errors are fatal;
+ * 2. otherwise a driver whose home `<root>/<name>` exists and is non-empty
+ *    wins (its errors are fatal: its layers would "disappear"); two such
+ *    homes are an error asking the user to choose;
+ * 3. otherwise the first driver in priority order that does not report
+ *    "not supported".
+ *
+ * @module
+ */
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { FailedPreconditionError, InvalidArgumentError, NotSupportedError } from "../errors.js";
+import type { Driver, DriverFactory, DriverOptions } from "./driver.js";
+
+export interface DriverEntry {
+  name: string;
+  factory: DriverFactory;
+}
+
+/** A registry: names are unique; order is priority order. */
+export class DriverRegistry {
+  #entries: DriverEntry[] = [];
+
+  register(entry: DriverEntry): void {
+    if (this.#entries.some((e) => e.name === entry.name)) {
+      throw new InvalidArgumentError("ERR_DRIVER_EXISTS", `Cannot register driver: name taken "${entry.name}"`);
+    }
+    this.#entries.push(entry);
+  }
+
+  names(): string[] {
+    return this.#entries.map((e) => e.name);
+  }
+
+  get(name: string): DriverEntry {
+    const e = this.#entries.find((x) => x.name === name);
+    if (!e) {
+      throw new InvalidArgumentError(
+        "ERR_DRIVER_UNKNOWN",
+        `Cannot use storage driver: unknown driver "${name}" (known: ${this.names().join(", ")})`,
+      );
+    }
+    return e;
+  }
+
+  /** Drivers whose home under `root` exists and is not empty. */
+  async priorDrivers(root: string): Promise<string[]> {
+    const found: string[] = [];
+    for (const e of this.#entries) {
+      try {
+        if ((await readdir(join(root, e.name))).length > 0) found.push(e.name);
+      } catch {
+        // no home: not a prior driver
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Creates the driver to use under `opts.root`.
+   * @param name explicit driver name, or undefined for auto-selection
+   * @throws ERR_DRIVER_UNKNOWN; ERR_DRIVER_AMBIGUOUS when several prior homes exist;
+   *   ERR_NO_DRIVER when nothing is supported here
+   */
+  async select(name: string | undefined, opts: DriverOptions): Promise<Driver> {
+    if (name) return this.get(name).factory(opts);
+    const prior = await this.priorDrivers(opts.root);
+    if (prior.length > 1) {
+      throw new FailedPreconditionError(
+        "ERR_DRIVER_AMBIGUOUS",
+        `Cannot choose a storage driver: "${opts.root}" contains several valid drivers (${prior.join(", ")}); choose one with --driver`,
+      );
+    }
+    if (prior.length === 1) return this.get(prior[0]!).factory(opts);
+    const reasons: string[] = [];
+    for (const e of this.#entries) {
+      try {
+        return await e.factory(opts);
+      } catch (err) {
+        if (!(err instanceof NotSupportedError)) throw err;
+        reasons.push(`${e.name}: ${err.message}`);
+      }
+    }
+    throw new NotSupportedError(
+      "ERR_NO_DRIVER",
+      `Cannot choose a storage driver: none is supported here (${reasons.join("; ")})`,
+    );
+  }
+}

@@ -1,0 +1,326 @@
+/**
+ * The one typed loader of strata's native addon (`native/`, built by
+ * node-gyp into `build/Release/strata_native.node`). Every call returns a
+ * Promise: the work runs on libuv's thread pool, so a slow mount or a
+ * contended flock never blocks the event loop. Failures reject with a
+ * {@link SystemError} whose `code` is the errno name; wrong argument types
+ * throw a `TypeError` synchronously.
+ *
+ * @module
+ */
+import { createRequire } from "node:module";
+import { SystemError } from "./errors.js";
+
+interface RawStat {
+  dev: number;
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  size: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  atimeSec: number;
+  atimeNsec: number;
+}
+
+/** statfs(2) fields strata uses. `type` is the filesystem magic (f_type). */
+export interface StatfsResult {
+  type: number;
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namelen: number;
+  flags: number;
+}
+
+/** A loop device bound to a file. `directIO` says whether LO_FLAGS_DIRECT_IO took. */
+export interface LoopDevice {
+  device: string;
+  index: number;
+  directIO: boolean;
+}
+
+interface Addon {
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data: string | null,
+  ): Promise<void>;
+  umount2(target: string, flags: number): Promise<void>;
+  mknod(path: string, mode: number, major: number, minor: number): Promise<void>;
+  lgetxattr(path: string, name: string): Promise<Buffer>;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): Promise<void>;
+  llistxattr(path: string): Promise<string[]>;
+  lremovexattr(path: string, name: string): Promise<void>;
+  utimensat(dirfd: number, path: string, aS: number, aN: number, mS: number, mN: number, flags: number): Promise<void>;
+  flock(fd: number, op: number): Promise<void>;
+  statfs(path: string): Promise<StatfsResult>;
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): Promise<number>;
+  close(fd: number): Promise<void>;
+  mkdirat(dirfd: number, path: string, mode: number): Promise<void>;
+  mknodat(dirfd: number, path: string, mode: number, major: number, minor: number): Promise<void>;
+  symlinkat(target: string, dirfd: number, path: string): Promise<void>;
+  linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): Promise<void>;
+  unlinkat(dirfd: number, path: string, flags: number): Promise<void>;
+  renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): Promise<void>;
+  fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): Promise<void>;
+  fchmodat(dirfd: number, path: string, mode: number): Promise<void>;
+  fstatat(dirfd: number, path: string, flags: number): Promise<RawStat>;
+  readlinkat(dirfd: number, path: string): Promise<string>;
+  lsetxattrat(dirfd: number, name: string, attr: string, value: Buffer): Promise<void>;
+  attachLoop(file: string, opts: { readOnly?: boolean; directIO?: boolean; autoclear?: boolean }): Promise<LoopDevice>;
+  detachLoop(device: string): Promise<void>;
+  loopStatus(device: string): Promise<{ backingFile: string; offset: number; sizelimit: number; flags: number }>;
+  scanPair(newDir: string | null, oldDir: string | null): Promise<ScanPairResult>;
+  SCAN_FIELDS: number;
+}
+
+/**
+ * One directory pair of the changes walk: merged, byte-sorted names (those
+ * with the same inode on the same device on both sides are dropped) and, per
+ * side, packed lstat fields (`SCAN` offsets; NaN mode = absent) and raw
+ * `security.capability` values by index.
+ */
+export interface ScanPairResult {
+  names: string[];
+  newStats: Float64Array;
+  oldStats: Float64Array;
+  newCaps: Array<Buffer | undefined>;
+  oldCaps: Array<Buffer | undefined>;
+}
+
+const require = createRequire(import.meta.url);
+const addon: Addon = loadAddon();
+
+function loadAddon(): Addon {
+  const candidates = ["../build/Release/strata_native.node", "../../build/Release/strata_native.node"];
+  let lastError: unknown;
+  for (const rel of candidates) {
+    try {
+      return require(rel) as Addon;
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new Error(`Cannot load the native addon: run "npm run build" first`, { cause: lastError });
+}
+
+/** Re-throws a native errno error as a typed {@link SystemError}. */
+function typed(err: unknown): never {
+  if (err instanceof Error && typeof (err as { errno?: unknown }).errno === "number") {
+    const e = err as Error & { code: string; errno: number; syscall: string; path?: string };
+    throw new SystemError(e.code, e.errno, e.syscall, e.path, e.message);
+  }
+  throw err;
+}
+
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    typed(err);
+  }
+}
+
+/** Constants for the calls below (values from the Linux UAPI headers). */
+export const C = Object.freeze({
+  AT_FDCWD: -100,
+  AT_SYMLINK_NOFOLLOW: 0x100,
+  AT_REMOVEDIR: 0x200,
+  AT_EMPTY_PATH: 0x1000,
+  O_RDONLY: 0,
+  O_WRONLY: 1,
+  O_RDWR: 2,
+  O_CREAT: 0o100,
+  O_EXCL: 0o200,
+  O_TRUNC: 0o1000,
+  O_DIRECTORY: 0o200000,
+  O_NOFOLLOW: 0o400000,
+  O_PATH: 0o10000000,
+  RESOLVE_NO_XDEV: 0x01,
+  RESOLVE_NO_MAGICLINKS: 0x02,
+  RESOLVE_NO_SYMLINKS: 0x04,
+  RESOLVE_BENEATH: 0x08,
+  RESOLVE_IN_ROOT: 0x10,
+  MS_RDONLY: 1,
+  MS_NOSUID: 2,
+  MS_NODEV: 4,
+  MS_BIND: 4096,
+  MS_REC: 16384,
+  MS_PRIVATE: 1 << 18,
+  MNT_FORCE: 1,
+  MNT_DETACH: 2,
+  UMOUNT_NOFOLLOW: 8,
+  LOCK_SH: 1,
+  LOCK_EX: 2,
+  LOCK_NB: 4,
+  LOCK_UN: 8,
+  S_IFMT: 0o170000,
+  S_IFSOCK: 0o140000,
+  S_IFLNK: 0o120000,
+  S_IFREG: 0o100000,
+  S_IFBLK: 0o060000,
+  S_IFDIR: 0o040000,
+  S_IFCHR: 0o020000,
+  S_IFIFO: 0o010000,
+  XATTR_CREATE: 1,
+  XATTR_REPLACE: 2,
+  RENAME_NOREPLACE: 1,
+  RENAME_EXCHANGE: 2,
+});
+
+/** mount(2). `flags` are MS_* bits; `data` the filesystem options string. */
+export function mount(
+  source: string | null,
+  target: string,
+  fstype: string | null,
+  flags = 0,
+  data: string | null = null,
+) {
+  return call(() => addon.mount(source, target, fstype, flags, data));
+}
+/** umount2(2); pass `C.MNT_DETACH` for a lazy unmount. */
+export function umount2(target: string, flags = 0) {
+  return call(() => addon.umount2(target, flags));
+}
+/** mknod(2); `mode` includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
+export function mknod(path: string, mode: number, major = 0, minor = 0) {
+  return call(() => addon.mknod(path, mode, major, minor));
+}
+/** lgetxattr(2): the value, or `null` when the attribute is absent (ENODATA). */
+export async function lgetxattr(path: string, name: string): Promise<Buffer | null> {
+  try {
+    return await addon.lgetxattr(path, name);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENODATA") return null;
+    typed(err);
+  }
+}
+/** lsetxattr(2); `flags` is 0, `C.XATTR_CREATE` or `C.XATTR_REPLACE`. */
+export function lsetxattr(path: string, name: string, value: Buffer, flags = 0) {
+  return call(() => addon.lsetxattr(path, name, value, flags));
+}
+/** llistxattr(2): attribute names, without following a final symlink. */
+export function llistxattr(path: string) {
+  return call(() => addon.llistxattr(path));
+}
+/** lremovexattr(2). */
+export function lremovexattr(path: string, name: string) {
+  return call(() => addon.lremovexattr(path, name));
+}
+
+/** A time with nanoseconds, as stored by the kernel. */
+export interface Timespec {
+  sec: number;
+  nsec: number;
+}
+/**
+ * utimensat(2) with nanoseconds. `path` "" means `dirfd` itself (futimens).
+ * Pass `C.AT_SYMLINK_NOFOLLOW` to set a symlink's own times.
+ */
+export function utimensat(dirfd: number, path: string, atime: Timespec, mtime: Timespec, flags = 0) {
+  return call(() => addon.utimensat(dirfd, path, atime.sec, atime.nsec, mtime.sec, mtime.nsec, flags));
+}
+/** flock(2) on an open fd; a blocking LOCK_EX waits on a pool thread. */
+export function flock(fd: number, operation: number) {
+  return call(() => addon.flock(fd, operation));
+}
+/** statfs(2); `type` is the magic number the backing-filesystem names come from. */
+export function statfs(path: string) {
+  return call(() => addon.statfs(path));
+}
+
+/**
+ * openat2(2). O_CLOEXEC is always added. With `C.RESOLVE_IN_ROOT`, `..`,
+ * absolute paths and symlinks are all resolved as if `dirfd` were `/`.
+ * @returns the new fd, to be closed with {@link close}.
+ */
+export function openat2(dirfd: number, path: string, flags: number, mode = 0, resolve = 0) {
+  return call(() => addon.openat2(dirfd, path, flags, mode, resolve));
+}
+/** close(2) of an fd from {@link openat2}. */
+export function close(fd: number) {
+  return call(() => addon.close(fd));
+}
+export function mkdirat(dirfd: number, path: string, mode: number) {
+  return call(() => addon.mkdirat(dirfd, path, mode));
+}
+export function mknodat(dirfd: number, path: string, mode: number, major = 0, minor = 0) {
+  return call(() => addon.mknodat(dirfd, path, mode, major, minor));
+}
+export function symlinkat(target: string, dirfd: number, path: string) {
+  return call(() => addon.symlinkat(target, dirfd, path));
+}
+export function linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags = 0) {
+  return call(() => addon.linkat(olddirfd, oldpath, newdirfd, newpath, flags));
+}
+export function unlinkat(dirfd: number, path: string, flags = 0) {
+  return call(() => addon.unlinkat(dirfd, path, flags));
+}
+export function renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags = 0) {
+  return call(() => addon.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
+}
+export function fchownat(dirfd: number, path: string, uid: number, gid: number, flags = 0) {
+  return call(() => addon.fchownat(dirfd, path, uid, gid, flags));
+}
+export function fchmodat(dirfd: number, path: string, mode: number) {
+  return call(() => addon.fchmodat(dirfd, path, mode));
+}
+/** fstatat(2); pass `C.AT_SYMLINK_NOFOLLOW` for lstat semantics. Times keep nanoseconds. */
+export function fstatat(dirfd: number, path: string, flags = 0) {
+  return call(() => addon.fstatat(dirfd, path, flags));
+}
+export function readlinkat(dirfd: number, path: string) {
+  return call(() => addon.readlinkat(dirfd, path));
+}
+/** Sets xattr `attr` on entry `name` (one component) of the directory `dirfd`, not following a symlink. */
+export function lsetxattrat(dirfd: number, name: string, attr: string, value: Buffer) {
+  return call(() => addon.lsetxattrat(dirfd, name, attr, value));
+}
+
+/**
+ * Binds `file` to a free loop device (LOOP_CTL_GET_FREE + LOOP_CONFIGURE).
+ * Direct I/O and autoclear are on by default; direct I/O falls back to
+ * buffered where the backing filesystem refuses O_DIRECT.
+ */
+export function attachLoop(file: string, opts: { readOnly?: boolean; directIO?: boolean; autoclear?: boolean } = {}) {
+  return call(() => addon.attachLoop(file, opts));
+}
+/** LOOP_CLR_FD. With autoclear the device frees itself once its last opener closes. */
+export function detachLoop(device: string) {
+  return call(() => addon.detachLoop(device));
+}
+/** LOOP_GET_STATUS64: the backing file name (ENXIO when the device is unbound). */
+export function loopStatus(device: string) {
+  return call(() => addon.loopStatus(device));
+}
+
+/** Field offsets inside {@link ScanPairResult} stat arrays. */
+export const SCAN = Object.freeze({
+  FIELDS: 10,
+  MODE: 0,
+  UID: 1,
+  GID: 2,
+  RDEV_MAJOR: 3,
+  RDEV_MINOR: 4,
+  SIZE: 5,
+  MTIME_SEC: 6,
+  MTIME_NSEC: 7,
+  INO: 8,
+  NLINK: 9,
+});
+
+/** Reads one directory pair for the changes walk (see {@link ScanPairResult}). */
+export function scanPair(newDir: string | null, oldDir: string | null) {
+  return call(() => addon.scanPair(newDir, oldDir));
+}

@@ -1,0 +1,4 @@
+import { createVfs } from "../../src/drivers/vfs/index.js";
+import { driverConformance } from "./driver.js";
+
+driverConformance("vfs", createVfs);
