@@ -100,6 +100,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   strata::InitAt(env, exports);
   strata::InitLoop(env, exports);
   strata::InitScan(env, exports);
+  strata::InitApply(env, exports);
+  strata::InitCodec(env, exports);
   return exports;
 }
 

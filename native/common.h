@@ -47,5 +47,7 @@ void InitFs(Napi::Env env, Napi::Object exports);
 void InitAt(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
 void InitScan(Napi::Env env, Napi::Object exports);
+void InitApply(Napi::Env env, Napi::Object exports);
+void InitCodec(Napi::Env env, Napi::Object exports);
 
 }  // namespace strata
