@@ -94,7 +94,9 @@ class ZstdDecompress : public Engine {
   ~ZstdDecompress() override { ZSTD_freeDCtx(ctx_); }
   std::string Step(const uint8_t* in, size_t n, bool end, std::vector<Chunk>& out) override {
     ZSTD_inBuffer ib = {in, n, 0};
-    for (;;) {
+    // No input: nothing to do (output is drained while it fills); a call
+    // would only ask for the next frame's header and spoil last_.
+    for (; n > 0;) {
       Chunk buf(kOutChunk);
       ZSTD_outBuffer ob = {buf.data(), kOutChunk, 0};
       size_t r = ZSTD_decompressStream(ctx_, &ob, &ib);
