@@ -14,6 +14,7 @@
         "native/scan.cc",
         "native/apply.cc",
         "native/apply_fs.cc",
+        "native/apply_pool.cc",
         "native/codec.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

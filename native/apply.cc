@@ -1,7 +1,7 @@
 // NativeApplier: a layer root plus one dedicated thread that executes
 // batches of apply ops (apply_fs.h) strictly in submission order.
 //
-//   const a = new NativeApplier("/layer/root");
+//   const a = new NativeApplier("/layer/root", threads);  // threads > 1: ApplyPool
 //   a.submit(meta, bodies) -> Promise<string[]>   // xattr warnings
 //   a.close() -> Promise<void>
 //
@@ -15,13 +15,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 
-#include "apply_fs.h"
+#include "apply_pool.h"
 
 namespace strata {
 namespace {
@@ -120,6 +121,8 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
       throw ErrnoError(info.Env(), e);
     }
     fs_ = std::make_unique<ApplyFs>(fd);
+    int threads = static_cast<int>(ArgOptInt(info, 1, "threads", 0));
+    if (threads > 1) pool_ = std::make_unique<ApplyPool>(fd, std::min(threads, 16));
     rootFd_ = fd;
     tsfn_ = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function(), "strata-apply", 0, 1);
     thread_ = std::thread([this] { Loop(); });
@@ -186,6 +189,7 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
         queue_.pop_front();
       }
       if (t == nullptr || t->close) {
+        pool_.reset();
         fs_.reset();
         close(rootFd_);
         if (t) tsfn_.BlockingCall(t, Complete);
@@ -203,18 +207,32 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
     try {
       BatchReader r(t.meta, t.metaLen);
       size_t nextBody = 0;
-      ApplyOpRec op;
       while (r.More()) {
-        DecodeOp(r, op);
-        if (nextBody + op.nbufs > t.bodies.size()) throw std::runtime_error("apply batch refers to missing bodies");
+        auto op = std::make_unique<ApplyOpRec>();
+        DecodeOp(r, *op);
+        if (nextBody + op->nbufs > t.bodies.size()) throw std::runtime_error("apply batch refers to missing bodies");
         const struct iovec* bufs = t.bodies.data() + nextBody;
-        nextBody += op.nbufs;
-        if (!fs_->Run(op, bufs, t.err, t.warnings)) {
+        nextBody += op->nbufs;
+        uint64_t seq = seq_++;
+        if (pool_ && (op->op & kOpParallel)) {
+          pool_->Dispatch(seq, std::move(op), bufs);
+          continue;
+        }
+        if (pool_ && !pool_->Wait(t.err, t.warnings)) {  // a barrier: everything before it is done first
           t.ok = false;
           return;
         }
+        uint64_t removals = fs_->removals();
+        if (!fs_->Run(*op, bufs, t.err, t.warnings)) {
+          t.ok = false;
+          return;
+        }
+        if (pool_ && fs_->removals() != removals) pool_->DropCaches();
       }
+      if (pool_ && !pool_->Wait(t.err, t.warnings)) t.ok = false;
     } catch (const std::exception& ex) {
+      SysError ignored;
+      if (pool_) pool_->Wait(ignored, t.warnings);  // the bodies must outlive the queued ops
       t.ok = false;
       t.format = ex.what();
     }
@@ -239,6 +257,8 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
   }
 
   std::unique_ptr<ApplyFs> fs_;
+  std::unique_ptr<ApplyPool> pool_;  // null: every op runs on the applier thread
+  uint64_t seq_ = 0;                 // op number in archive order
   int rootFd_ = -1;
   bool closed_ = false;
   bool failed_ = false;  // touched by the worker thread only

@@ -21,6 +21,7 @@ namespace strata {
 namespace {
 
 constexpr size_t kMaxCachedDirs = 1024;
+constexpr uint32_t kOpParallelFlag = 0x100;  // see apply_pool.h
 
 std::string ProcPath(int fd, const std::string& name = "") {
   std::string p = "/proc/self/fd/" + std::to_string(fd);
@@ -93,6 +94,7 @@ int ApplyFs::Dir(const std::string& rel, bool create, SysError& e) {
 // rm -rf of one name inside a contained directory, never following symlinks.
 bool ApplyFs::RemoveAll(int parent, const std::string& name, SysError& e) {
   DropCache();  // a cached fd below `name` would outlive its directory
+  removals_++;
   return RemoveTree(parent, name, e);
 }
 
@@ -122,7 +124,7 @@ bool ApplyFs::RemoveTree(int at, const std::string& name, SysError& e) {
 
 bool ApplyFs::Run(const ApplyOpRec& op, const struct iovec* bufs, SysError& e, std::vector<std::string>& w) {
   bool ok = true;
-  switch (op.op) {
+  switch (op.op & ~kOpParallelFlag) {
     case kOpEntry:
       ok = Entry(op, bufs, e, w);
       break;

@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <string>
 #include <unordered_map>
@@ -66,6 +67,14 @@ class ApplyFs {
   ~ApplyFs();
   // Executes one op; `bufs` are its body buffers. Non-fatal xattr failures go to `warnings`.
   bool Run(const ApplyOpRec& op, const struct iovec* bufs, SysError& e, std::vector<std::string>& warnings);
+  // How many RemoveAll calls ran: a change means other threads' cached dir fds may be stale.
+  uint64_t removals() const { return removals_; }
+  // Closes every cached directory fd.
+  void ForgetDirs() {
+    DropCache();
+    for (int fd : dropped_) close(fd);
+    dropped_.clear();
+  }
 
  private:
   int Dir(const std::string& rel, bool create, SysError& e);
@@ -85,6 +94,7 @@ class ApplyFs {
   std::unordered_map<std::string, int> dirs_;  // O_PATH fds of resolved directories
   std::vector<int> dropped_;                   // evicted fds, closed after the current op
   std::unordered_map<uint32_t, int> files_;    // open streamed files by handle
+  uint64_t removals_ = 0;
 };
 
 }  // namespace strata

@@ -83,7 +83,7 @@ interface Addon {
   loopStatus(device: string): Promise<{ backingFile: string; offset: number; sizelimit: number; flags: number }>;
   scanPair(newDir: string | null, oldDir: string | null): Promise<ScanPairResult>;
   SCAN_FIELDS: number;
-  NativeApplier: new (root: string) => RawApplier;
+  NativeApplier: new (root: string, threads: number) => RawApplier;
   NativeCodec: new (kind: CodecKind, level?: number) => RawCodec;
   codecs: CodecKind[];
 }
@@ -350,10 +350,14 @@ export function scanPair(newDir: string | null, oldDir: string | null) {
 export class NativeApplier {
   #raw: RawApplier;
 
-  /** Opens `root` (a directory) as the containment root. @throws SystemError */
-  constructor(root: string) {
+  /**
+   * Opens `root` (a directory) as the containment root. With `threads` > 1,
+   * ops flagged independent run on that many worker threads.
+   * @throws SystemError
+   */
+  constructor(root: string, threads = 0) {
     try {
-      this.#raw = new addon.NativeApplier(root);
+      this.#raw = new addon.NativeApplier(root, threads);
     } catch (err) {
       typed(err);
     }

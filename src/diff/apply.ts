@@ -19,7 +19,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { assertSafeSymlink, cleanEntryPath } from "../archive/paths.js";
@@ -52,6 +52,12 @@ export interface ApplyOptions {
   recorder?: TarRecorder;
   /** Also compute the sha256 of the tar as read (the layer's diffID), in the same pass. */
   digest?: boolean;
+  /**
+   * Worker threads for independent entries when `dir` starts empty (see
+   * `native/apply_pool.h`); 1 applies everything on one thread.
+   * @default STRATA_APPLY_THREADS or 4
+   */
+  threads?: number;
 }
 
 export interface ApplyResult {
@@ -110,7 +116,10 @@ export async function applyLayer(
 ): Promise<ApplyResult> {
   const hash = opts.digest ? createHash("sha256") : undefined;
   const source = hash ? hashing(tar, hash) : tar;
-  const applier = new Applier(new NativeApplier(dir), opts);
+  const threads = opts.threads ?? Number(process.env.STRATA_APPLY_THREADS ?? 4);
+  // Entries may run in parallel only when every name in the tree is one this layer made.
+  const parallel = threads > 1 && (await readdir(dir)).length === 0;
+  const applier = new Applier(new NativeApplier(dir, parallel ? threads : 0), opts, parallel);
   try {
     for await (const entry of readTar(source, opts.recorder)) await applier.entry(entry);
     await applier.restoreDirTimes();
@@ -140,10 +149,41 @@ class Applier {
   #dirs: Array<{ rel: string; header: TarHeader }> = [];
   #plnkDir: string | undefined;
   #plnk = new Map<string, TarHeader>();
+  #parallel: boolean;
+  /** Every path made or implied so far (parallel mode). */
+  #known = new Set<string>();
+  /** Paths last made as non-directories (parallel mode). */
+  #nonDirs = new Set<string>();
 
-  constructor(native: NativeApplier, opts: ApplyOptions) {
+  constructor(native: NativeApplier, opts: ApplyOptions, parallel: boolean) {
     this.#native = native;
     this.#opts = opts;
+    this.#parallel = parallel;
+  }
+
+  /**
+   * Records that `rel` is about to be made and says whether its op may run
+   * in parallel with the others: in an initially empty root, a name not made
+   * or implied before, below no name made as a non-directory, commutes with
+   * every other such op. Everything else runs as a barrier, in order.
+   */
+  #independent(rel: string, isDir: boolean): boolean {
+    if (!this.#parallel) return false;
+    let ok = !this.#known.has(rel);
+    for (let i = rel.lastIndexOf("/"); i > 0; i = rel.lastIndexOf("/", i - 1)) {
+      const ancestor = rel.slice(0, i);
+      if (this.#nonDirs.has(ancestor)) ok = false;
+      this.#known.add(ancestor);
+    }
+    this.#known.add(rel);
+    if (isDir) this.#nonDirs.delete(rel);
+    else this.#nonDirs.add(rel);
+    return ok;
+  }
+
+  /** The op code, flagged for the worker pool when `independent`. */
+  static #code(op: number, independent: boolean): number {
+    return independent ? op | OP.PARALLEL : op;
   }
 
   async close(): Promise<void> {
@@ -171,13 +211,15 @@ class Applier {
     }
 
     const at = { parent, base };
+    if (h.type === "symlink") assertSafeSymlink(rel, h.linkname);
+    const independent = this.#independent(rel, h.type === "dir") && h.type !== "link";
+    const op = Applier.#code(OP.ENTRY, independent);
     switch (h.type) {
       case "file":
-        await this.#file(at, h, e.body());
+        await this.#file(at, h, e.body(), independent);
         break;
       case "symlink":
-        assertSafeSymlink(rel, h.linkname);
-        this.#batch.add({ op: OP.ENTRY, kind: KIND.symlink, ...at, link1: h.linkname, ...this.#meta(h) });
+        this.#batch.add({ op, kind: KIND.symlink, ...at, link1: h.linkname, ...this.#meta(h) });
         break;
       case "link": {
         const target = cleanEntryPath(h.linkname);
@@ -186,7 +228,7 @@ class Applier {
         if (plnk) {
           // AUFS hardlink store: the link becomes a copy of the stashed file, with its metadata.
           Object.assign(h, { ...plnk, name: h.name });
-          await this.#file(at, h, plnkBody(join(this.#plnkDir!, posix.basename(target))));
+          await this.#file(at, h, plnkBody(join(this.#plnkDir!, posix.basename(target))), false);
           break;
         }
         const [link1, link2] = split(target);
@@ -195,7 +237,7 @@ class Applier {
       }
       default:
         this.#batch.add({
-          op: OP.ENTRY,
+          op,
           kind: KIND[h.type],
           ...at,
           major: h.devmajor,
@@ -222,12 +264,17 @@ class Applier {
   }
 
   /** A regular file: small bodies in one op, large ones streamed through an open handle. */
-  async #file(at: { parent: string; base: string }, h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
+  async #file(
+    at: { parent: string; base: string },
+    h: TarHeader,
+    body: AsyncIterable<Buffer>,
+    independent: boolean,
+  ): Promise<void> {
     const meta = this.#meta(h);
     if (h.size <= SMALL_BODY) {
       const bodies: Buffer[] = [];
       for await (const chunk of body) bodies.push(chunk);
-      this.#batch.add({ op: OP.ENTRY, kind: KIND.file, ...at, ...meta, bodies });
+      this.#batch.add({ op: Applier.#code(OP.ENTRY, independent), kind: KIND.file, ...at, ...meta, bodies });
       return;
     }
     const handle = this.#nextHandle++;
@@ -263,7 +310,9 @@ class Applier {
     if (overlay) {
       const { uid, gid } = this.#meta(h);
       this.#batch.add({ op: OP.WHITEOUT_OVERLAY, name: h.name, parent, base: victim, uid, gid });
-      this.#unpacked.add(parent ? `${parent}/${victim}` : victim);
+      const rel = parent ? `${parent}/${victim}` : victim;
+      this.#unpacked.add(rel);
+      this.#independent(rel, false);
     } else {
       this.#batch.add({ op: OP.WHITEOUT_AUFS, name: h.name, parent, base: victim });
     }

@@ -24,6 +24,8 @@ export const OP = Object.freeze({
   OPAQUE_OVERLAY: 7,
   OPAQUE_AUFS: 8,
   DIR_TIME: 9,
+  /** Flag: the op is independent of every other flagged op (native/apply_pool.h). */
+  PARALLEL: 0x100,
 });
 
 /** Entry kinds (native/apply_fs.h ApplyKind). */
