@@ -27,7 +27,8 @@ export function parseStorageOpts(list: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list) {
     const i = kv.indexOf("=");
-    if (i <= 0) throw new InvalidArgumentError("ERR_INVALID_OPTION", `Cannot parse storage option: expected key=value "${kv}"`);
+    if (i <= 0)
+      throw new InvalidArgumentError("ERR_INVALID_OPTION", `Cannot parse storage option: expected key=value "${kv}"`);
     out[kv.slice(0, i).trim().toLowerCase()] = kv.slice(i + 1).trim();
   }
   return out;
@@ -61,7 +62,8 @@ export async function resolveLayer(store: LayerStore, ref: string): Promise<Dige
   if (/^[a-f0-9]{4,64}$/.test(hex)) {
     const hits = layers.filter((l) => l.chainID.slice(7).startsWith(hex));
     if (hits.length === 1) return hits[0]!.chainID;
-    if (hits.length > 1) throw new InvalidArgumentError("ERR_AMBIGUOUS", `Cannot resolve layer: ambiguous prefix "${ref}"`);
+    if (hits.length > 1)
+      throw new InvalidArgumentError("ERR_AMBIGUOUS", `Cannot resolve layer: ambiguous prefix "${ref}"`);
   }
   for (const l of layers) if ((await store.db.refs(l.chainID)).includes(`image:${ref}`)) return l.chainID;
   throw new InvalidArgumentError("ERR_LAYER_NOT_FOUND", `Cannot resolve layer: no layer or image "${ref}"`);
@@ -74,7 +76,11 @@ export function printTable(g: GlobalOptions, rows: Array<Record<string, string |
     return;
   }
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? "").length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   console.log(line(columns.map((c) => c.toUpperCase())));
   for (const r of rows) console.log(line(columns.map((c) => String(r[c] ?? ""))));
 }

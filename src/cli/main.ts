@@ -5,7 +5,7 @@
  * @module
  */
 import { Command, Option } from "commander";
-import { StrataError } from "../errors.js";
+import { InvalidArgumentError, StrataError } from "../errors.js";
 import { containerCommands } from "./commands/container.js";
 import { layerCommands } from "./commands/layer.js";
 import { storeCommands } from "./commands/store.js";
@@ -17,7 +17,12 @@ program
   .description("A layered container-image store")
   .option("--root <dir>", "store root", process.env.STRATA_ROOT ?? "/var/lib/strata")
   .addOption(new Option("--driver <name>", "storage driver (default: automatic)").env("STRATA_DRIVER"))
-  .option("--storage-opt <key=value>", "driver option (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option(
+    "--storage-opt <key=value>",
+    "driver option (repeatable)",
+    (v: string, acc: string[]) => [...acc, v],
+    [] as string[],
+  )
   .option("--json", "machine-readable output for listings")
   .option("--debug", "show stack traces on errors")
   .showHelpAfterError();
@@ -33,7 +38,9 @@ program
   .action(async (o: { output?: string }, cmd: Command) => {
     const g = cmd.optsWithGlobals<{ root: string; driver?: string; storageOpt: string[] }>();
     const explicitRoot = cmd.parent?.getOptionValueSource("root") !== "default";
-    await runDemo({ root: explicitRoot ? g.root : undefined, driver: g.driver, output: o.output }, (s) => console.log(s));
+    await runDemo({ root: explicitRoot ? g.root : undefined, driver: g.driver, output: o.output }, (s) =>
+      console.log(s),
+    );
   });
 
 try {
@@ -43,5 +50,6 @@ try {
   const code = err instanceof StrataError ? ` [${err.code}]` : "";
   console.error(`strata: ${(err as Error).message.split("\n")[0]}${code}`);
   if (debug) console.error((err as Error).stack);
-  process.exit(err instanceof StrataError && err.code.startsWith("ERR_INVALID") ? 2 : 1);
+  // 2 for bad usage or input, 1 for everything else.
+  process.exit(err instanceof InvalidArgumentError ? 2 : 1);
 }

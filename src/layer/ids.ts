@@ -22,7 +22,8 @@ export function isDigest(s: string): s is Digest {
 
 /** @throws ERR_INVALID_DIGEST */
 export function assertDigest(s: string, what = "digest"): Digest {
-  if (!isDigest(s)) throw new InvalidArgumentError("ERR_INVALID_DIGEST", `Cannot use ${what}: not a sha256 digest "${s}"`);
+  if (!isDigest(s))
+    throw new InvalidArgumentError("ERR_INVALID_DIGEST", `Cannot use ${what}: not a sha256 digest "${s}"`);
   return s;
 }
 

@@ -78,7 +78,13 @@ export class LayerDB {
         if (hasCode(err, "ENOENT")) return "";
         throw err;
       });
-      return { chainID, diffID: diff!.trim() as Digest, size: Number(size), cacheID: cacheID!.trim(), parent: parent.trim() as Digest | "" };
+      return {
+        chainID,
+        diffID: diff!.trim() as Digest,
+        size: Number(size),
+        cacheID: cacheID!.trim(),
+        parent: parent.trim() as Digest | "",
+      };
     } catch (err) {
       if (hasCode(err, "ENOENT")) return null;
       throw err;
@@ -218,7 +224,10 @@ export class LayerDB {
     for (const f of await readdir(join(this.dir, "intents"))) {
       if (!f.endsWith(".json")) continue;
       try {
-        out.push({ id: f.slice(0, -5), intent: JSON.parse(await readFile(join(this.dir, "intents", f), "utf8")) as Intent });
+        out.push({
+          id: f.slice(0, -5),
+          intent: JSON.parse(await readFile(join(this.dir, "intents", f), "utf8")) as Intent,
+        });
       } catch (err) {
         if (!hasCode(err, "ENOENT")) throw err;
       }
@@ -228,6 +237,7 @@ export class LayerDB {
 
   /** Clears stale staging directories. */
   async clearTmp(): Promise<void> {
-    for (const n of await readdir(join(this.dir, "tmp"))) await rm(join(this.dir, "tmp", n), { recursive: true, force: true });
+    for (const n of await readdir(join(this.dir, "tmp")))
+      await rm(join(this.dir, "tmp", n), { recursive: true, force: true });
   }
 }

@@ -128,7 +128,9 @@ export class Mounts {
       const rec = await this.#read(id);
       await Mounts.#prune(rec);
       const i = rec.holders.findIndex((x) =>
-        named ? x.kind === "named" && x.name === named : x.kind === "process" && x.pid === me.pid && x.start === me.start,
+        named
+          ? x.kind === "named" && x.name === named
+          : x.kind === "process" && x.pid === me.pid && x.start === me.start,
       );
       if (i < 0) {
         await this.#write(id, rec);

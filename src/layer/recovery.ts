@@ -92,7 +92,11 @@ export async function check(store: LayerStore, repair: boolean): Promise<CheckPr
         problems.push({ kind: "missing-parent", subject: l.chainID, detail: `parent ${l.parent} is not in the store` });
       }
       if (!driverIDs.has(l.cacheID)) {
-        problems.push({ kind: "missing-driver-layer", subject: l.chainID, detail: `driver layer ${l.cacheID} is missing` });
+        problems.push({
+          kind: "missing-driver-layer",
+          subject: l.chainID,
+          detail: `driver layer ${l.cacheID} is missing`,
+        });
         if (repair) await store.db.markRemoving(l.chainID).then((p) => rm(p, { recursive: true, force: true }));
       }
     }
@@ -108,12 +112,20 @@ export async function check(store: LayerStore, repair: boolean): Promise<CheckPr
     for (const { intent } of intents) for (const id of intent.driverIDs) known.add(id);
     for (const id of driverIDs) {
       if (known.has(id)) continue;
-      problems.push({ kind: "orphan-driver-layer", subject: id, detail: "driver layer referenced by no layer or container" });
+      problems.push({
+        kind: "orphan-driver-layer",
+        subject: id,
+        detail: "driver layer referenced by no layer or container",
+      });
       if (repair) await removeDriverLayer(store, id);
     }
     for (const h of await store.mounts.list()) {
       if (known.has(h.id) && driverIDs.has(h.id)) continue;
-      problems.push({ kind: "dangling-hold", subject: h.id, detail: `${h.count} holds on a layer that does not exist` });
+      problems.push({
+        kind: "dangling-hold",
+        subject: h.id,
+        detail: `${h.count} holds on a layer that does not exist`,
+      });
       if (repair) await store.mounts.releaseAll(h.id).catch(() => {});
     }
     return problems;

@@ -122,7 +122,8 @@ export class LayerStore {
    */
   async release(chainID: Digest): Promise<Digest[]> {
     const n = this.#handles.get(chainID) ?? 0;
-    if (n === 0) throw new FailedPreconditionError("ERR_LAYER_NOT_RETAINED", `Cannot release layer: not retained "${chainID}"`);
+    if (n === 0)
+      throw new FailedPreconditionError("ERR_LAYER_NOT_RETAINED", `Cannot release layer: not retained "${chainID}"`);
     if (n === 1) this.#handles.delete(chainID);
     else this.#handles.set(chainID, n - 1);
     return this.lock.with(() => this.deleteUnreferencedLocked(chainID));
@@ -190,7 +191,10 @@ export class LayerStore {
       if (parent) {
         const p = await this.layer(parent);
         if (p.depth >= MAX_LAYER_DEPTH) {
-          throw new FailedPreconditionError("ERR_MAX_DEPTH", `Cannot register layer: max depth exceeded (${MAX_LAYER_DEPTH} layers) on "${parent}"`);
+          throw new FailedPreconditionError(
+            "ERR_MAX_DEPTH",
+            `Cannot register layer: max depth exceeded (${MAX_LAYER_DEPTH} layers) on "${parent}"`,
+          );
         }
         parentCache = p.cacheID;
       }
@@ -216,7 +220,10 @@ export class LayerStore {
           await this.driver.remove(cacheID);
         } else {
           if (parent && !(await this.db.readLayer(parent))) {
-            throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot register layer: parent was removed meanwhile "${parent}"`);
+            throw new NotFoundError(
+              "ERR_LAYER_NOT_FOUND",
+              `Cannot register layer: parent was removed meanwhile "${parent}"`,
+            );
           }
           await this.db.writeLayer({ chainID, diffID, size, cacheID, parent }, null);
         }
@@ -242,9 +249,15 @@ export class LayerStore {
   async tarStream(chainID: Digest): Promise<Readable> {
     const index = await this.db.readTarSplit(chainID);
     if (!index) {
-      throw new FailedPreconditionError("ERR_NO_PRISTINE", `Cannot export layer: no pristine index stored for "${chainID}"`);
+      throw new FailedPreconditionError(
+        "ERR_NO_PRISTINE",
+        `Cannot export layer: no pristine index stored for "${chainID}"`,
+      );
     }
-    throw new FailedPreconditionError("ERR_NO_PRISTINE", `Cannot export layer: pristine re-assembly unavailable "${chainID}"`);
+    throw new FailedPreconditionError(
+      "ERR_NO_PRISTINE",
+      `Cannot export layer: pristine re-assembly unavailable "${chainID}"`,
+    );
   }
 
   // ---- read-write layers (containers) ----
@@ -290,7 +303,12 @@ export class LayerStore {
         throw new AlreadyExistsError("ERR_CONTAINER_EXISTS", `Cannot create container: name in use "${name}"`);
       }
       if (parent) parentCache = (await this.layer(parent)).cacheID;
-      await this.db.writeIntent(mountID, { kind: "create", driverIDs: [mountID, initID].filter(Boolean), owner: me, container: name });
+      await this.db.writeIntent(mountID, {
+        kind: "create",
+        driverIDs: [mountID, initID].filter(Boolean),
+        owner: me,
+        container: name,
+      });
       await this.db.writeContainer(rec);
     });
     try {
@@ -333,7 +351,10 @@ export class LayerStore {
     const held = await this.mounts.count(rec.mountID);
     if (held > 0) {
       if (!opts.force) {
-        throw new FailedPreconditionError("ERR_ACTIVE_MOUNT", `Cannot remove container: it is mounted (${held} holds) "${name}"`);
+        throw new FailedPreconditionError(
+          "ERR_ACTIVE_MOUNT",
+          `Cannot remove container: it is mounted (${held} holds) "${name}"`,
+        );
       }
       await this.mounts.releaseAll(rec.mountID);
     }

@@ -141,7 +141,8 @@ for (const name of drivers) {
     const { store } = await openStore(t, name);
     let parent: Digest | "" = "";
     for (let i = 0; i < MAX_LAYER_DEPTH; i++) {
-      parent = (await store.register(await tarOf([{ name: `f${i}`, content: String(i) }]), parent, { ref: "user" })).chainID;
+      parent = (await store.register(await tarOf([{ name: `f${i}`, content: String(i) }]), parent, { ref: "user" }))
+        .chainID;
     }
     t.is((await store.layer(parent as Digest)).depth, MAX_LAYER_DEPTH);
     const err = await t.throwsAsync(store.register(await tarOf([{ name: "one-more" }]), parent));

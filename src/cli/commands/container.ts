@@ -89,29 +89,33 @@ export function containerCommands(program: Command): void {
     .description("turn a container's change into a new layer (and image name), and/or a layer tar")
     .option("-o, --output <file>", "also write the layer tar here")
     .option("--no-register", "only write the tar (-o), do not store a layer")
-    .action(async (name: string, image: string | undefined, o: { output?: string; register: boolean }, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        const rec = await store.container(name);
-        if (!o.register) {
-          if (!o.output) throw new Error("Cannot commit: --no-register needs -o FILE");
-          await pipeline(await store.diffTar(name), createWriteStream(o.output));
-          return;
-        }
-        // With -o the tar is written once and registered from the file, so both are the same bytes.
-        let file = o.output;
-        let tmp: string | undefined;
-        if (!file) {
-          tmp = await mkdtemp(join(tmpdir(), "strata-commit-"));
-          file = join(tmp, "layer.tar");
-        }
-        try {
-          await pipeline(await store.diffTar(name), createWriteStream(file));
-          const info = await store.register(createReadStream(file), rec.parent, { ref: image ? `image:${image}` : "user" });
-          await store.release(info.chainID);
-          console.log(info.chainID);
-        } finally {
-          if (tmp) await rm(tmp, { recursive: true, force: true });
-        }
-      });
-    });
+    .action(
+      async (name: string, image: string | undefined, o: { output?: string; register: boolean }, cmd: Command) => {
+        await withStore(cmd, async (store) => {
+          const rec = await store.container(name);
+          if (!o.register) {
+            if (!o.output) throw new Error("Cannot commit: --no-register needs -o FILE");
+            await pipeline(await store.diffTar(name), createWriteStream(o.output));
+            return;
+          }
+          // With -o the tar is written once and registered from the file, so both are the same bytes.
+          let file = o.output;
+          let tmp: string | undefined;
+          if (!file) {
+            tmp = await mkdtemp(join(tmpdir(), "strata-commit-"));
+            file = join(tmp, "layer.tar");
+          }
+          try {
+            await pipeline(await store.diffTar(name), createWriteStream(file));
+            const info = await store.register(createReadStream(file), rec.parent, {
+              ref: image ? `image:${image}` : "user",
+            });
+            await store.release(info.chainID);
+            console.log(info.chainID);
+          } finally {
+            if (tmp) await rm(tmp, { recursive: true, force: true });
+          }
+        });
+      },
+    );
 }

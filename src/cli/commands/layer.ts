@@ -84,7 +84,10 @@ export function layerCommands(program: Command): void {
         const id = await resolveLayer(store, ref);
         const others = (await store.referencesOf(id)).filter((r) => r !== `ref:${USER_REF}`);
         if (others.length > 0) {
-          throw new FailedPreconditionError("ERR_LAYER_IN_USE", `Cannot remove layer: in use by ${others.join(", ")} "${id}"`);
+          throw new FailedPreconditionError(
+            "ERR_LAYER_IN_USE",
+            `Cannot remove layer: in use by ${others.join(", ")} "${id}"`,
+          );
         }
         for (const d of await store.removeRef(id, USER_REF)) console.log(`deleted ${d}`);
       });

@@ -36,7 +36,9 @@ export function storeCommands(program: Command): void {
       await withStore(cmd, async (store, g) => {
         const problems = await check(store, o.repair ?? false);
         if (g.json) console.log(JSON.stringify(problems, null, 2));
-        else for (const p of problems) console.log(`${o.repair ? "repaired" : "problem"}: ${p.kind} ${p.subject}: ${p.detail}`);
+        else
+          for (const p of problems)
+            console.log(`${o.repair ? "repaired" : "problem"}: ${p.kind} ${p.subject}: ${p.detail}`);
         if (!g.json && problems.length === 0) console.log("store is consistent");
         if (problems.length > 0 && !o.repair) process.exitCode = 1;
       });
