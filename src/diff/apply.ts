@@ -140,6 +140,7 @@ class Applier {
     if (existing && !(existingIsDir && h.type === "dir")) await this.#root.removeAll(parent, base);
 
     let linkTargetIsSymlink = false;
+    let keepOwner = false;
     let fd: number | null = null;
     try {
       switch (h.type) {
@@ -169,6 +170,10 @@ class Applier {
           const st = await n.fstatat(tParent, tBase, C.AT_SYMLINK_NOFOLLOW);
           linkTargetIsSymlink = (st.mode & C.S_IFMT) === C.S_IFLNK;
           await n.linkat(tParent, tBase, parent, base, 0);
+          // chown clears file capabilities, and GNU tar writes xattrs only on the first name
+          // of an inode: leave the owner alone when it is already right.
+          keepOwner =
+            st.uid === mapId(h.uid, this.#opts.uidMap, "uid") && st.gid === mapId(h.gid, this.#opts.gidMap, "gid");
           break;
         }
         case "char":
@@ -180,7 +185,7 @@ class Applier {
         }
       }
       if (h.type === "symlink" || linkTargetIsSymlink) await this.#finishSymlink(parent, base, h);
-      else await this.#finish(parent, base, h);
+      else await this.#finish(parent, base, h, keepOwner);
     } finally {
       if (fd !== null) await n.close(fd);
     }
@@ -189,11 +194,12 @@ class Applier {
   }
 
   /** Ownership, xattrs, mode (after chown: chown clears setuid), then times. */
-  async #finish(parent: number, base: string, h: TarHeader): Promise<void> {
+  async #finish(parent: number, base: string, h: TarHeader, keepOwner = false): Promise<void> {
     const uid = mapId(h.uid, this.#opts.uidMap, "uid");
     const gid = mapId(h.gid, this.#opts.gidMap, "gid");
     const path = RootDir.procPath(parent); // only used for the root entry itself
-    await n.fchownat(parent, base === "" ? path : base, uid, gid, base === "" ? 0 : C.AT_SYMLINK_NOFOLLOW);
+    if (!keepOwner)
+      await n.fchownat(parent, base === "" ? path : base, uid, gid, base === "" ? 0 : C.AT_SYMLINK_NOFOLLOW);
     for (const [k, v] of h.xattrs) {
       try {
         if (base === "") await n.lsetxattr(path, k, v);
