@@ -26,7 +26,7 @@ import {
   WHITEOUT_PREFIX,
   type WhiteoutFormat,
 } from "../archive/whiteouts.js";
-import { BreakoutError, hasCode, StrataError } from "../errors.js";
+import { BreakoutError, hasCode, InvalidArgumentError, StrataError } from "../errors.js";
 import * as n from "../native.js";
 import { C } from "../native.js";
 import { RootDir } from "./root-dir.js";
@@ -166,8 +166,7 @@ class Applier {
             break;
           }
           const [tParentRel, tBase] = split(target);
-          const tParent = await this.#root.dir(tParentRel);
-          const st = await n.fstatat(tParent, tBase, C.AT_SYMLINK_NOFOLLOW);
+          const { tParent, st } = await this.#linkTarget(tParentRel, tBase, h);
           linkTargetIsSymlink = (st.mode & C.S_IFMT) === C.S_IFLNK;
           await n.linkat(tParent, tBase, parent, base, 0);
           // chown clears file capabilities, and GNU tar writes xattrs only on the first name
@@ -191,6 +190,25 @@ class Applier {
     }
     if (h.type === "dir") this.#dirs.push({ rel, header: h });
     this.#unpacked.add(rel);
+  }
+
+  /** The existing non-directory a hardlink entry points at, resolved inside the root. */
+  async #linkTarget(parentRel: string, base: string, h: TarHeader) {
+    const bad = (why: string, cause?: unknown) =>
+      new InvalidArgumentError(
+        "ERR_LINK_TARGET",
+        `Cannot apply the entry: hardlink "${h.name}" -> "${h.linkname}": ${why}`,
+        { cause },
+      );
+    try {
+      const tParent = await this.#root.dir(parentRel);
+      const st = await n.fstatat(tParent, base, C.AT_SYMLINK_NOFOLLOW);
+      if ((st.mode & C.S_IFMT) === C.S_IFDIR) throw bad("the target is a directory");
+      return { tParent, st };
+    } catch (err) {
+      if (hasCode(err, "ENOENT", "ENOTDIR", "ELOOP")) throw bad("no such file in the layer", err);
+      throw err;
+    }
   }
 
   /** Ownership, xattrs, mode (after chown: chown clears setuid), then times. */
