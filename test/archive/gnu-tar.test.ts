@@ -4,11 +4,12 @@
  * strata writes list, compare (`tar -d`) and extract to the same tree with it.
  */
 import { createReadStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test from "ava";
 import { readTar } from "../../src/archive/tar-reader.js";
 import { applyLayer, exportTree } from "../../src/diff/index.js";
+import { C, utimensat } from "../../src/native.js";
 import { type GenOptions, generateTree } from "../helpers/gen-tree.js";
 import { gnuTar, linkGroups, saveStream } from "../helpers/peer.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -78,4 +79,24 @@ test("readTar() sees GNU tar's posix xattrs as raw bytes, binary capability incl
     }
   }
   t.true(caps > 0);
+});
+
+test("a pre-1970 mtime survives GNU tar --format=gnu (base-256) and --format=posix (PAX) both ways", async (t) => {
+  const base = await tempDir(t);
+  const src = join(base, "src");
+  await mkdir(src);
+  await writeFile(join(src, "old"), "1960");
+  const t1960 = { sec: -315_619_200, nsec: 0 }; // Node's utimes turns negative times into "now"
+  await utimensat(C.AT_FDCWD, join(src, "old"), t1960, t1960);
+  for (const format of ["gnu", "posix"]) {
+    const tarFile = join(base, `${format}.tar`);
+    await gnuTar([`--format=${format}`, "-C", src, "-cf", tarFile, "old"]);
+    const dst = join(base, `dst-${format}`);
+    await mkdir(dst);
+    await applyLayer(dst, createReadStream(tarFile));
+    t.is((await lstat(join(dst, "old"))).mtimeMs, -315_619_200_000, format);
+  }
+  const back = join(base, "strata.tar");
+  await saveStream(exportTree(src), back);
+  t.regex(await gnuTar(["--full-time", "-tvf", back]), /1960-01-01 00:00:00 old/);
 });

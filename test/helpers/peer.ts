@@ -12,7 +12,11 @@ const run = promisify(execFile);
 /** Runs GNU tar with `args`; resolves to stdout, rejects with stderr in the message. */
 export async function gnuTar(args: string[]): Promise<string> {
   try {
-    const { stdout } = await run("tar", args, { maxBuffer: 64 << 20, encoding: "utf8" });
+    const { stdout } = await run("tar", args, {
+      maxBuffer: 64 << 20,
+      encoding: "utf8",
+      env: { ...process.env, TZ: "UTC" },
+    });
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
