@@ -220,7 +220,7 @@ class Applier {
       await n.fchownat(parent, base === "" ? path : base, uid, gid, base === "" ? 0 : C.AT_SYMLINK_NOFOLLOW);
     for (const [k, v] of h.xattrs) {
       try {
-        if (base === "") await n.lsetxattr(path, k, v);
+        if (base === "") await n.lsetxattr(`${path}/.`, k, v); // "/.": the dir, not the fd's magic link
         else await n.lsetxattrat(parent, base, k, v);
       } catch (err) {
         if (!hasCode(err, "ENOTSUP", "EOPNOTSUPP", "EPERM")) throw err;
@@ -257,7 +257,8 @@ class Applier {
     const overlay = this.#opts.whiteouts === "overlay";
     if (base === WHITEOUT_OPAQUE) {
       const dirFd = await this.#root.dir(parentRel, true);
-      if (overlay) await n.lsetxattr(RootDir.procPath(dirFd), OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+      // "/." makes the l-call act on the directory, not on the /proc fd link itself
+      if (overlay) await n.lsetxattr(`${RootDir.procPath(dirFd)}/.`, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
       else await this.#removeNotUnpacked(parentRel);
       return;
     }
