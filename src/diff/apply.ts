@@ -98,6 +98,7 @@ class Applier {
   #dirs: Array<{ rel: string; header: TarHeader }> = [];
   #plnkDir: string | undefined;
   #plnk = new Map<string, TarHeader>();
+  #plnkFirst = new Map<string, string>();
 
   constructor(root: RootDir, opts: ApplyOptions) {
     this.#root = root;
@@ -159,7 +160,14 @@ class Applier {
           const target = cleanEntryPath(h.linkname);
           if (target === "") throw new BreakoutError(`Cannot apply the entry: hardlink to the root "${h.name}"`);
           const plnk = target.startsWith(`${WHITEOUT_LINK_DIR}/`) ? this.#plnk.get(target) : undefined;
+          // The first name made from a .wh..wh.plnk body holds its inode; later names link to it (as in Docker).
+          const firstName = plnk ? this.#plnkFirst.get(target) : undefined;
+          if (plnk && firstName !== undefined && (await this.#linkExisting(firstName, parent, base))) {
+            Object.assign(h, { ...plnk, name: h.name });
+            break;
+          }
           if (plnk) {
+            this.#plnkFirst.set(target, rel);
             fd = await n.openat2(parent, base, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
             await writeBody(fd, plnkBody(join(this.#plnkDir!, posix.basename(target))));
             Object.assign(h, { ...plnk, name: h.name });
@@ -192,6 +200,18 @@ class Applier {
     this.#unpacked.add(rel);
   }
 
+  /** Hardlinks `rel` (made earlier in this layer) as `base` in `parent`; false when it is gone. */
+  async #linkExisting(rel: string, parent: number, base: string): Promise<boolean> {
+    const [dirRel, name] = split(rel);
+    try {
+      await n.linkat(await this.#root.dir(dirRel), name, parent, base, 0);
+      return true;
+    } catch (err) {
+      if (hasCode(err, "ENOENT", "ENOTDIR")) return false;
+      throw err;
+    }
+  }
+
   /** The existing non-directory a hardlink entry points at, resolved inside the root. */
   async #linkTarget(parentRel: string, base: string, h: TarHeader) {
     const bad = (why: string, cause?: unknown) =>
@@ -220,7 +240,8 @@ class Applier {
       await n.fchownat(parent, base === "" ? path : base, uid, gid, base === "" ? 0 : C.AT_SYMLINK_NOFOLLOW);
     for (const [k, v] of h.xattrs) {
       try {
-        if (base === "") await n.lsetxattr(`${path}/.`, k, v); // "/.": the dir, not the fd's magic link
+        if (base === "")
+          await n.lsetxattr(`${path}/.`, k, v); // "/.": the dir, not the fd's magic link
         else await n.lsetxattrat(parent, base, k, v);
       } catch (err) {
         if (!hasCode(err, "ENOTSUP", "EOPNOTSUPP", "EPERM")) throw err;
