@@ -1,5 +1,5 @@
 /** The strata command as a user runs it: outputs, --json, errors as one line with a non-zero exit. */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test from "ava";
 import { readTar } from "../../src/archive/tar-reader.js";
@@ -16,6 +16,11 @@ test("layer apply, create, mount, diff, commit -o, rm, check and prune through t
   t.is(apply.code, 0, apply.stderr);
   const id = apply.stdout.trim();
   t.regex(id, /^sha256:[a-f0-9]{64}$/);
+  t.is((await strata([...g, "layer", "export", id, "-o", join(dir, "out.tar")])).code, 0);
+  t.true(
+    (await readFile(join(dir, "out.tar"))).equals(await readFile(join(dir, "l.tar"))),
+    "export gives the exact bytes",
+  );
   const ls = JSON.parse((await strata([...g, "--json", "layer", "ls"])).stdout) as Array<{ chainID: string }>;
   t.deepEqual(
     ls.map((l) => l.chainID),
