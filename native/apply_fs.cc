@@ -57,6 +57,26 @@ void Warn(std::vector<std::string>& w, const ApplyOpRec& op, const Xattr& x, int
   w.push_back("ignored xattr " + x.key + " on \"" + op.name + "\": " + ErrText(err, "lsetxattr", path));
 }
 
+bool Missing(int err) { return err == ENOENT || err == ENOTDIR || err == ELOOP; }
+
+// A parent that exists but does not lead to a directory inside the root (file, loop, dangling link).
+bool NotADir(SysError& e, const std::string& rel) {
+  int err = errno;
+  Fail(e, "openat2", rel);
+  if (!Missing(err)) return false;
+  e.code = "ERR_PARENT_NOT_DIR";
+  e.message = "Cannot apply the entry: parent \"" + rel + "\" is not a directory inside the layer root (" +
+              (strerrorname_np(err) ? strerrorname_np(err) : "E?") + ")";
+  return false;
+}
+
+bool LinkTargetError(SysError& e, const ApplyOpRec& op, const char* why) {
+  e.code = "ERR_LINK_TARGET";
+  e.message = "Cannot apply the entry: hardlink \"" + op.name + "\" -> \"" + (op.keep.empty() ? "" : op.keep[0]) +
+              "\": " + why;
+  return false;
+}
+
 }  // namespace
 
 ApplyFs::~ApplyFs() {
@@ -78,13 +98,14 @@ int ApplyFs::Dir(const std::string& rel, bool create, SysError& e) {
   if (it != dirs_.end()) return it->second;
   int fd = OpenInRoot(root_, rel);
   if (fd < 0) {
-    if (!create || errno != ENOENT) return Fail(e, "openat2", rel), -1;
+    if (!create) return Fail(e, "openat2", rel), -1;
+    if (errno != ENOENT) return NotADir(e, rel), -1;
     auto [parentRel, base] = Split(rel);
     int parent = Dir(parentRel, true, e);
     if (parent < 0) return -1;
     if (mkdirat(parent, base.c_str(), 0755) != 0 && errno != EEXIST) return Fail(e, "mkdirat", rel), -1;
     fd = OpenInRoot(root_, rel);
-    if (fd < 0) return Fail(e, "openat2", rel), -1;
+    if (fd < 0) return NotADir(e, rel), -1;  // e.g. a symlink whose target is missing inside the root
   }
   if (dirs_.size() >= kMaxCachedDirs) DropCache();
   dirs_.emplace(rel, fd);
@@ -168,7 +189,8 @@ bool ApplyFs::Run(const ApplyOpRec& op, const struct iovec* bufs, SysError& e, s
     case kOpOpaqueOverlay: {
       int dir = Dir(op.parent, true, e);
       ok = dir >= 0;
-      if (ok && lsetxattr(ProcPath(dir).c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0)
+      // "/." makes the l-call act on the directory, not on the /proc fd link itself
+      if (ok && lsetxattr((ProcPath(dir) + "/.").c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0)
         ok = Fail(e, "lsetxattr", op.name);
       break;
     }
@@ -250,20 +272,10 @@ bool ApplyFs::Entry(const ApplyOpRec& op, const struct iovec* bufs, SysError& e,
       }
       return FinishAt(parent, op, true, e, w);
     }
-    case kKindLink: {
-      // As the JS engine: replace what is there first, then resolve the target.
-      struct stat st;
-      if (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (!RemoveAll(parent, op.base, e)) return false;
-      } else if (errno != ENOENT) {
-        return Fail(e, "fstatat", op.name);
-      }
-      int tParent = Dir(op.link1, false, e);
-      if (tParent < 0) return false;
-      if (fstatat(tParent, op.link2.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Fail(e, "fstatat", op.name);
-      if (linkat(tParent, op.link2.c_str(), parent, base, 0) != 0) return Fail(e, "linkat", op.name);
-      return FinishAt(parent, op, S_ISLNK(st.st_mode), e, w);
-    }
+    case kKindLink:
+      return Hardlink(parent, op, e, w);
+    case kKindPlnk:
+      return Plnk(parent, op, e, w);
     case kKindChar:
     case kKindBlock:
     case kKindFifo: {
@@ -283,6 +295,61 @@ bool ApplyFs::Entry(const ApplyOpRec& op, const struct iovec* bufs, SysError& e,
   return FinishAt(parent, op, false, e, w);
 }
 
+// What is at parent/base goes before a link is made there (any type: no dir-on-dir merge).
+bool ApplyFs::ReplaceExisting(int parent, const ApplyOpRec& op, SysError& e) {
+  struct stat st;
+  if (fstatat(parent, op.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return RemoveAll(parent, op.base, e);
+  return errno == ENOENT || Fail(e, "fstatat", op.name);
+}
+
+// A hardlink to an existing non-directory of the layer (link1/link2: its parent and name).
+bool ApplyFs::Hardlink(int parent, const ApplyOpRec& op, SysError& e, std::vector<std::string>& w) {
+  if (!ReplaceExisting(parent, op, e)) return false;
+  int tParent = Dir(op.link1, false, e);
+  if (tParent < 0) return Missing(e.err) ? LinkTargetError(e, op, "no such file in the layer") : false;
+  struct stat st;
+  if (fstatat(tParent, op.link2.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return Missing(errno) ? LinkTargetError(e, op, "no such file in the layer") : Fail(e, "fstatat", op.name);
+  if (S_ISDIR(st.st_mode)) return LinkTargetError(e, op, "the target is a directory");
+  if (linkat(tParent, op.link2.c_str(), parent, op.base.c_str(), 0) != 0) return Fail(e, "linkat", op.name);
+  // chown clears file capabilities, and GNU tar writes xattrs only on the first name
+  // of an inode: leave the owner alone when it is already right.
+  bool keepOwner = st.st_uid == op.uid && st.st_gid == op.gid;
+  return FinishAt(parent, op, S_ISLNK(st.st_mode), e, w, keepOwner);
+}
+
+// The first name made from a .wh..wh.plnk body holds its inode; later names
+// link to it (as in Docker), or get a copy of the body when it is gone.
+bool ApplyFs::Plnk(int parent, const ApplyOpRec& op, SysError& e, std::vector<std::string>& w) {
+  if (!ReplaceExisting(parent, op, e)) return false;
+  auto first = plnkFirst_.find(op.link1);
+  if (first != plnkFirst_.end()) {
+    auto [dirRel, name] = Split(first->second);
+    int dir = Dir(dirRel, false, e);
+    if (dir >= 0 && linkat(dir, name.c_str(), parent, op.base.c_str(), 0) == 0) return FinishAt(parent, op, false, e, w);
+    if (dir >= 0 && !(errno == ENOENT || errno == ENOTDIR)) return Fail(e, "linkat", op.name);
+    if (dir < 0 && !(e.err == ENOENT || e.err == ENOTDIR)) return false;
+  }
+  plnkFirst_[op.link1] = op.parent.empty() ? op.base : op.parent + "/" + op.base;
+  int fd;
+  if (!CreateFile(parent, op, &fd, e)) return false;
+  int src = open(op.link2.c_str(), O_RDONLY | O_CLOEXEC);
+  bool ok = src >= 0 || Fail(e, "open", op.link2);
+  std::vector<char> buf(1 << 20);
+  while (ok) {
+    ssize_t n = read(src, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) ok = Fail(e, "read", op.link2);
+    if (n <= 0) break;
+    struct iovec v = {buf.data(), static_cast<size_t>(n)};
+    ok = WriteAll(fd, &v, 1, op, e);
+  }
+  if (src >= 0) close(src);
+  ok = ok && FinishFd(fd, op, e, w);
+  close(fd);
+  return ok;
+}
+
 // Ownership, xattrs, mode (after chown: chown clears setuid), then times.
 bool ApplyFs::FinishFd(int fd, const ApplyOpRec& op, SysError& e, std::vector<std::string>& w) {
   if (fchown(fd, op.uid, op.gid) != 0) return Fail(e, "fchownat", op.name);
@@ -296,9 +363,11 @@ bool ApplyFs::FinishFd(int fd, const ApplyOpRec& op, SysError& e, std::vector<st
   return true;
 }
 
-bool ApplyFs::FinishAt(int parent, const ApplyOpRec& op, bool symlink, SysError& e, std::vector<std::string>& w) {
+bool ApplyFs::FinishAt(int parent, const ApplyOpRec& op, bool symlink, SysError& e, std::vector<std::string>& w,
+                       bool keepOwner) {
   const char* base = op.base.c_str();
-  if (fchownat(parent, base, op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0) return Fail(e, "fchownat", op.name);
+  if (!keepOwner && fchownat(parent, base, op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0)
+    return Fail(e, "fchownat", op.name);
   if (!op.xattrs.empty()) {
     std::string path = ProcPath(parent, op.base);
     for (const auto& x : op.xattrs) {
@@ -315,8 +384,9 @@ bool ApplyFs::FinishAt(int parent, const ApplyOpRec& op, bool symlink, SysError&
 bool ApplyFs::FinishRoot(const ApplyOpRec& op, SysError& e, std::vector<std::string>& w) {
   std::string path = ProcPath(root_);
   if (fchownat(AT_FDCWD, path.c_str(), op.uid, op.gid, 0) != 0) return Fail(e, "fchownat", op.name);
+  std::string dot = path + "/.";  // the directory itself, not the fd's magic link
   for (const auto& x : op.xattrs) {
-    if (lsetxattr(path.c_str(), x.key.c_str(), x.value.data(), x.value.size(), 0) == 0) continue;
+    if (lsetxattr(dot.c_str(), x.key.c_str(), x.value.data(), x.value.size(), 0) == 0) continue;
     if (!XattrTolerated(errno)) return Fail(e, "lsetxattr", op.name);
     Warn(w, op, x, errno, path);
   }

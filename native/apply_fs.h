@@ -43,6 +43,7 @@ enum ApplyKind : uint32_t {
   kKindBlock = 6,
   kKindFifo = 7,
   kKindRoot = 8,  // the layer root's own header (metadata only)
+  kKindPlnk = 9,  // a name made from an AUFS .wh..wh.plnk body: link1 = its key, link2 = the stashed copy
 };
 
 struct Xattr {
@@ -58,7 +59,7 @@ struct ApplyOpRec {
   std::string parent, base;       // where the entry goes
   std::string link1, link2;       // symlink target; hardlink target's parent and base
   std::vector<Xattr> xattrs;
-  std::vector<std::string> keep;  // kOpOpaqueAufs: paths created by this layer
+  std::vector<std::string> keep;  // kOpOpaqueAufs: paths created by this layer; kKindLink: [raw link name]
 };
 
 class ApplyFs {
@@ -85,7 +86,11 @@ class ApplyFs {
   bool CreateFile(int parent, const ApplyOpRec& op, int* fd, SysError& e);
   bool WriteAll(int fd, const struct iovec* bufs, uint32_t n, const ApplyOpRec& op, SysError& e);
   bool FinishFd(int fd, const ApplyOpRec& op, SysError& e, std::vector<std::string>& w);
-  bool FinishAt(int parent, const ApplyOpRec& op, bool symlink, SysError& e, std::vector<std::string>& w);
+  bool FinishAt(int parent, const ApplyOpRec& op, bool symlink, SysError& e, std::vector<std::string>& w,
+                bool keepOwner = false);
+  bool ReplaceExisting(int parent, const ApplyOpRec& op, SysError& e);
+  bool Hardlink(int parent, const ApplyOpRec& op, SysError& e, std::vector<std::string>& w);
+  bool Plnk(int parent, const ApplyOpRec& op, SysError& e, std::vector<std::string>& w);
   bool FinishRoot(const ApplyOpRec& op, SysError& e, std::vector<std::string>& w);
   bool RemoveNotUnpacked(const std::string& dirRel, const std::unordered_set<std::string>& keep, SysError& e);
   bool DirTime(const ApplyOpRec& op, SysError& e);
@@ -95,6 +100,7 @@ class ApplyFs {
   std::vector<int> dropped_;                   // evicted fds, closed after the current op
   std::unordered_map<uint32_t, int> files_;    // open streamed files by handle
   uint64_t removals_ = 0;
+  std::unordered_map<std::string, std::string> plnkFirst_;  // plnk key -> first name made from it
 };
 
 }  // namespace strata

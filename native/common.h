@@ -19,6 +19,10 @@ struct SysError {
   int err = 0;
   std::string syscall;
   std::string path;
+  // Set for a refusal that is not a plain errno: becomes an Error with this
+  // `code` and `message` and `strata: true` (src/native.ts makes it a StrataError).
+  std::string code;
+  std::string message;
 };
 
 Napi::Error ErrnoError(Napi::Env env, const SysError& e);

@@ -9,7 +9,7 @@
  * @module
  */
 import { createRequire } from "node:module";
-import { SystemError } from "./errors.js";
+import { InvalidArgumentError, SystemError } from "./errors.js";
 
 interface RawStat {
   dev: number;
@@ -132,6 +132,9 @@ function loadAddon(): Addon {
 
 /** Re-throws a native errno error as a typed {@link SystemError}. */
 function typed(err: unknown): never {
+  if (err instanceof Error && (err as { strata?: unknown }).strata === true) {
+    throw new InvalidArgumentError((err as Error & { code: string }).code, err.message);
+  }
   if (err instanceof Error && typeof (err as { errno?: unknown }).errno === "number") {
     const e = err as Error & { code: string; errno: number; syscall: string; path?: string };
     throw new SystemError(e.code, e.errno, e.syscall, e.path, e.message);

@@ -174,7 +174,12 @@ async function main(): Promise<void> {
       process.stderr.write(`${r.name} `);
       const found = await changes(a, b);
       if (found.length !== 0) throw new Error(`changes of an unchanged copy reported ${found.length} changes`);
-      await sideBySide(r, async () => {}, () => changes(a, b), ["find", [a, b, "-printf", "%s %T@ %m %U %G\\n"]]);
+      await sideBySide(
+        r,
+        async () => {},
+        () => changes(a, b),
+        ["find", [a, b, "-printf", "%s %T@ %m %U %G\\n"]],
+      );
       process.stderr.write("\n");
       rows.push(r);
     }

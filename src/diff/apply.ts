@@ -18,7 +18,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
@@ -226,13 +226,16 @@ class Applier {
         if (target === "") throw new BreakoutError(`Cannot apply the entry: hardlink to the root "${h.name}"`);
         const plnk = target.startsWith(`${WHITEOUT_LINK_DIR}/`) ? this.#plnk.get(target) : undefined;
         if (plnk) {
-          // AUFS hardlink store: the link becomes a copy of the stashed file, with its metadata.
+          // AUFS hardlink store: the first name made from the stashed body holds its inode,
+          // later names link to it (native ApplyFs::Plnk); metadata comes from the stash entry.
           Object.assign(h, { ...plnk, name: h.name });
-          await this.#file(at, h, plnkBody(join(this.#plnkDir!, posix.basename(target))), false);
+          const stash = join(this.#plnkDir!, posix.basename(target));
+          this.#batch.add({ op: OP.ENTRY, kind: KIND.plnk, ...at, link1: target, link2: stash, ...this.#meta(h) });
           break;
         }
         const [link1, link2] = split(target);
-        this.#batch.add({ op: OP.ENTRY, kind: KIND.link, ...at, link1, link2, ...this.#meta(h) });
+        const keep = [h.linkname]; // for the ERR_LINK_TARGET message
+        this.#batch.add({ op: OP.ENTRY, kind: KIND.link, ...at, link1, link2, keep, ...this.#meta(h) });
         break;
       }
       default:
@@ -399,8 +402,4 @@ class Applier {
     }
     return err;
   }
-}
-
-async function* plnkBody(file: string): AsyncGenerator<Buffer> {
-  for await (const c of createReadStream(file)) yield c as Buffer;
 }

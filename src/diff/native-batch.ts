@@ -38,6 +38,8 @@ export const KIND = Object.freeze({
   block: 6,
   fifo: 7,
   root: 8,
+  /** A name made from an AUFS `.wh..wh.plnk` body: link1 = its key, link2 = the stashed copy. */
+  plnk: 9,
 });
 
 /** The fields of one op; absent numbers are 0, absent strings "". */
