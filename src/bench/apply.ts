@@ -120,6 +120,7 @@ async function sideBySide(
     }
     process.stderr.write(".");
   }
+  process.stderr.write(` ${line(row)}\n`);
 }
 
 function wanted(name: string): boolean {
@@ -156,7 +157,6 @@ async function main(): Promise<void> {
           () => strataApply(path, target),
           ["tar", [...TAR_X, gz ? "-xzf" : "-xf", path, "-C", target]],
         );
-        process.stderr.write("\n");
         rows.push(r);
       }
     }
@@ -180,7 +180,6 @@ async function main(): Promise<void> {
         () => changes(a, b),
         ["find", [a, b, "-printf", "%s %T@ %m %U %G\\n"]],
       );
-      process.stderr.write("\n");
       rows.push(r);
     }
     if (wanted("export")) {
@@ -193,7 +192,6 @@ async function main(): Promise<void> {
         () => pipeline(exportTree(a), createWriteStream(out)),
         ["tar", ["--numeric-owner", "-cf", out, "-C", a, "."]],
       );
-      process.stderr.write("\n");
       rows.push(r);
     }
   } finally {
@@ -202,19 +200,21 @@ async function main(): Promise<void> {
   report(rows, load0);
 }
 
-function report(rows: Row[], load0: number): void {
+function line(r: Row): string {
   const f = (x: number) => x.toFixed(3);
+  const s = median(r.strata);
+  const o = median(r.other);
+  const ratio = s / o;
+  const target = Number.isNaN(r.target) ? "–" : `≤ ${r.target.toFixed(1)} ${ratio <= r.target ? "✓" : "✗"}`;
+  const cpu = `${f(median(r.strataCpu))} / ${f(median(r.otherCpu))}`;
+  return `| ${r.name} | ${f(s)} | ${r.peer} | ${f(o)} | ${ratio.toFixed(2)} | ${target} | ${cpu} |`;
+}
+
+function report(rows: Row[], load0: number): void {
   console.log(`\nmedians of ${RUNS} runs (load average ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)})\n`);
   console.log("| case | strata s | peer | peer s | strata/peer | target | CPU s strata / peer |");
   console.log("|---|---:|---|---:|---:|---:|---:|");
-  for (const r of rows) {
-    const s = median(r.strata);
-    const o = median(r.other);
-    const ratio = s / o;
-    const target = Number.isNaN(r.target) ? "–" : `≤ ${r.target.toFixed(1)} ${ratio <= r.target ? "✓" : "✗"}`;
-    const cpu = `${f(median(r.strataCpu))} / ${f(median(r.otherCpu))}`;
-    console.log(`| ${r.name} | ${f(s)} | ${r.peer} | ${f(o)} | ${ratio.toFixed(2)} | ${target} | ${cpu} |`);
-  }
+  for (const r of rows) console.log(line(r));
 }
 
 await main();
