@@ -196,7 +196,8 @@ class Applier {
     await n.fchownat(parent, base === "" ? path : base, uid, gid, base === "" ? 0 : C.AT_SYMLINK_NOFOLLOW);
     for (const [k, v] of h.xattrs) {
       try {
-        if (base === "") await n.lsetxattr(path, k, v);
+        if (base === "")
+          await n.lsetxattr(this.#root.path, k, v); // not the fd's magic link (EOPNOTSUPP)
         else await n.lsetxattrat(parent, base, k, v);
       } catch (err) {
         if (!hasCode(err, "ENOTSUP", "EOPNOTSUPP", "EPERM")) throw err;
@@ -232,9 +233,15 @@ class Applier {
   async #whiteout(parentRel: string, base: string, h: TarHeader): Promise<void> {
     const overlay = this.#opts.whiteouts === "overlay";
     if (base === WHITEOUT_OPAQUE) {
-      const dirFd = await this.#root.dir(parentRel, true);
-      if (overlay) await n.lsetxattr(RootDir.procPath(dirFd), OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
-      else await this.#removeNotUnpacked(parentRel);
+      await this.#root.dir(parentRel, true);
+      if (overlay) {
+        // l*xattr on /proc/self/fd/N acts on the magic link itself (EOPNOTSUPP): name the dir from its parent.
+        if (parentRel === "") await n.lsetxattr(this.#root.path, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+        else {
+          const [pp, b] = split(parentRel);
+          await n.lsetxattrat(await this.#root.dir(pp), b, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+        }
+      } else await this.#removeNotUnpacked(parentRel);
       return;
     }
     const victim = base.slice(WHITEOUT_PREFIX.length);

@@ -110,15 +110,15 @@ export class OverlayDriver implements Driver {
     return size;
   }
 
-  create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
+  async create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
     return this.#create(id, parent, this.#sizeOpt(opts, false));
   }
 
-  createReadWrite(id: string, parent: string, opts?: CreateOpts): Promise<void> {
+  async createReadWrite(id: string, parent: string, opts?: CreateOpts): Promise<void> {
     return this.#create(id, parent, this.#sizeOpt(opts, true));
   }
 
-  #create(id: string, parent: string, size: number): Promise<void> {
+  async #create(id: string, parent: string, size: number): Promise<void> {
     assertValidId(id);
     return this.#locks.run(id, async () => {
       if (await this.exists(id))
@@ -143,7 +143,7 @@ export class OverlayDriver implements Driver {
     });
   }
 
-  remove(id: string): Promise<void> {
+  async remove(id: string): Promise<void> {
     assertValidId(id);
     return this.#locks.run(id, () => this.#removeNow(id));
   }
