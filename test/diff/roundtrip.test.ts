@@ -96,3 +96,11 @@ test("round trip of GNU tar's archive of /usr/share/doc (implied parent dir incl
   // GNU tar posix keeps nanosecond mtimes; exported tars keep whole seconds, as Docker's do
   await roundTrip(t, await readFile(tarFile), base, { xattrs: "capability", mtime: "seconds" });
 });
+
+// Extra layers, e.g. the benchmark corpus: STRATA_ROUNDTRIP_TARS=/var/tmp/strata-corpus/debian.tar:...
+for (const file of (process.env.STRATA_ROUNDTRIP_TARS ?? "").split(":").filter(Boolean)) {
+  test(`round trip of ${file}`, async (t) => {
+    const base = await tempDir(t);
+    await roundTrip(t, await readFile(file), base, { xattrs: "capability", mtime: "seconds" });
+  });
+}
