@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     await benchMount(d);
     await benchDocker(d, work);
   } finally {
-    await d.cleanup();
+    await d.unmountAll();
     await rm(work, { recursive: true, force: true });
   }
 }

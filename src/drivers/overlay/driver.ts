@@ -13,7 +13,14 @@ import type { Readable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { applyLayer } from "../../diff/index.js";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
-import type { Capabilities, Change, CreateOpts, Driver, MountAccess } from "../../graphdriver/driver.js";
+import type {
+  ApplyDiffOptions,
+  Capabilities,
+  Change,
+  CreateOpts,
+  Driver,
+  MountAccess,
+} from "../../graphdriver/driver.js";
 import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
 import type { OverlaySupport } from "./check.js";
 import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS, parseSize } from "./config.js";
@@ -221,6 +228,16 @@ export class OverlayDriver implements Driver {
     }
   }
 
+  /** Every layer id in the home (half-made and half-removed layers excluded). */
+  async list(): Promise<string[]> {
+    const ids: string[] = [];
+    for (const ent of await readdir(this.home, { withFileTypes: true })) {
+      if (!ent.isDirectory() || ent.name === "l" || ent.name.startsWith(".") || ent.name.includes(".tmp-")) continue;
+      ids.push(ent.name);
+    }
+    return ids;
+  }
+
   async status(): Promise<Array<[string, string]>> {
     const s = this.support;
     return [
@@ -251,8 +268,15 @@ export class OverlayDriver implements Driver {
     return md;
   }
 
-  /** Unmounts every layer this home still has mounted. */
-  async cleanup(): Promise<void> {
+  /**
+   * Leaves layer mounts in place, as Docker's overlay2 does: the layer store
+   * owns them, and a named hold (`strata mount`) outlives the process that
+   * made it. Use {@link unmountAll} to tear every mount down.
+   */
+  async cleanup(): Promise<void> {}
+
+  /** Unmounts every layer this home still has mounted (tests, `strata` shutdown of a whole store). */
+  async unmountAll(): Promise<void> {
     for (const id of await this.mountedIds()) await this.#locks.run(id, () => unmountOverlay(this.#layout.merged(id)));
   }
 
@@ -280,15 +304,25 @@ export class OverlayDriver implements Driver {
     return naiveChanges(id, parent, mounts);
   }
 
-  async applyDiff(id: string, parent: string, tar: Readable, mounts: MountAccess): Promise<number> {
+  async applyDiff(
+    id: string,
+    parent: string,
+    tar: Readable,
+    mounts: MountAccess,
+    opts?: ApplyDiffOptions,
+  ): Promise<number> {
     if (!(await this.exists(id)))
       throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot apply layer: not found "${id}"`);
     const flattenedFrom = await this.#layout.flattenedFrom(id);
-    if (!(await this.#isParent(id, parent)) && flattenedFrom !== parent) return naiveApplyDiff(id, tar, mounts);
+    const recorder = opts?.recorder;
+    if (!(await this.#isParent(id, parent)) && flattenedFrom !== parent) {
+      return naiveApplyDiff(id, tar, mounts, { recorder }); // through the mount: deletions make their own whiteouts
+    }
     // With lowers, deletions must stay visible as kernel whiteouts; without, there is nothing below to hide.
     const hasLowers = (await this.#layout.lowers(id)).length > 0;
     try {
-      return (await applyLayer(this.#layout.diff(id), tar, { whiteouts: hasLowers ? "overlay" : "aufs" })).size;
+      return (await applyLayer(this.#layout.diff(id), tar, { whiteouts: hasLowers ? "overlay" : "aufs", recorder }))
+        .size;
     } catch (err) {
       if (err instanceof StrataError) throw err;
       throw new StrataError("ERR_APPLY", `Cannot apply layer: ${(err as Error).message} "${id}"`, { cause: err });
