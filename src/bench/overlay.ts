@@ -177,7 +177,7 @@ async function main(): Promise<void> {
     if (parts.includes("mount")) await benchMount(d);
     if (parts.includes("docker")) await benchDocker(d, work);
   } finally {
-    await d.unmountAll();
+    await d.cleanup();
     await rm(work, { recursive: true, force: true });
   }
 }

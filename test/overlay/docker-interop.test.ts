@@ -101,7 +101,7 @@ maybe("overlay changes equal docker diff, and docker commit and strata diff give
   const work = await tempDir(t, "strata-docker-", "/var/tmp");
   const root = await tempDir(t, "strata-ovl-docker-");
   const d = (await createOverlay({ root, options: {} })) as OverlayDriver;
-  t.teardown(() => d.unmountAll());
+  t.teardown(() => d.cleanup());
   const mounts = countedMounts(d);
 
   // 1. The base image, as dockerd stores it, into strata layers.

@@ -15,7 +15,7 @@ export async function openOverlay(
 ): Promise<{ d: OverlayDriver; root: string; mounts: ReturnType<typeof countedMounts> }> {
   const root = await tempDir(t, "strata-ovl-", base);
   const d = (await createOverlay({ root, options })) as OverlayDriver;
-  t.teardown(() => d.unmountAll());
+  t.teardown(() => d.cleanup());
   return { d, root, mounts: countedMounts(d) };
 }
 

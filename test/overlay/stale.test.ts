@@ -38,7 +38,7 @@ test("a mount left by a crashed process is found at start, reused by get and rel
   const root = await tempDir(t, "strata-ovl-stale-");
   await crashWhileMounted(root);
   const d = (await createOverlay({ root, options: {} })) as OverlayDriver;
-  t.teardown(() => d.unmountAll());
+  t.teardown(() => d.cleanup());
   const merged = join(d.home, "ctr", "merged");
   t.deepEqual(await d.mountedIds(), ["ctr"]);
   t.is(await mountCount(merged), 1);
@@ -57,7 +57,7 @@ test("a mount left by a crashed process is found at start, reused by get and rel
 test("put and remove succeed while the mount is still held in another mount namespace", async (t) => {
   const root = await tempDir(t, "strata-ovl-busy-");
   const d = (await createOverlay({ root, options: {} })) as OverlayDriver;
-  t.teardown(() => d.unmountAll());
+  t.teardown(() => d.cleanup());
   await d.create("img", "");
   await d.createReadWrite("ctr", "img");
   const p = await d.get("ctr");
@@ -80,7 +80,7 @@ test("put and remove succeed while the mount is still held in another mount name
 test("remove of a layer that is still mounted unmounts it first", async (t) => {
   const root = await tempDir(t, "strata-ovl-rm-");
   const d = (await createOverlay({ root, options: {} })) as OverlayDriver;
-  t.teardown(() => d.unmountAll());
+  t.teardown(() => d.cleanup());
   await d.create("img", "");
   await d.createReadWrite("ctr", "img");
   const p = await d.get("ctr");

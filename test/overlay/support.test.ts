@@ -46,7 +46,7 @@ test("overlay refuses a home on overlayfs with NotSupportedError and auto-select
 test("overlay runs on tmpfs and reports it as the backing filesystem", async (t) => {
   const target = await mounted(t, (d) => mount("tmpfs", d, "tmpfs", 0, "size=64m"));
   const d = (await createOverlay({ root: target, options: {} })) as OverlayDriver;
-  t.teardown(() => d.unmountAll());
+  t.teardown(() => d.cleanup());
   t.is(new Map(await d.status()).get("Backing Filesystem"), "tmpfs");
   await d.create("a", "");
   await d.createReadWrite("b", "a");
@@ -59,7 +59,7 @@ test("overlay runs on tmpfs and reports it as the backing filesystem", async (t)
 test("a per-layer size is refused with ERR_QUOTA_UNSUPPORTED where there are no project quotas", async (t) => {
   const root = await tempDir(t, "strata-ovl-noquota-");
   const d = (await createOverlay({ root, options: {} })) as OverlayDriver;
-  t.teardown(() => d.unmountAll());
+  t.teardown(() => d.cleanup());
   t.false(d.support.projectQuota);
   const err = await t.throwsAsync(d.createReadWrite("c", "", { storageOpt: { size: "10M" } }));
   t.is((err as { code?: string }).code, "ERR_QUOTA_UNSUPPORTED");
@@ -83,7 +83,7 @@ test("a per-layer size on xfs: enforced with prjquota, refused with a clear code
     await run("mount", ["-o", "loop", img, target]);
     t.teardown(() => run("umount", [target]));
     const d = (await createOverlay({ root: target, options: {} })) as OverlayDriver;
-    t.teardown(() => d.unmountAll());
+    t.teardown(() => d.cleanup());
     t.is(d.support.backingFs, "xfs");
     t.false(d.support.projectQuota);
     const e = await t.throwsAsync(d.createReadWrite("c", "", { storageOpt: { size: "10M" } }));
@@ -92,7 +92,7 @@ test("a per-layer size on xfs: enforced with prjquota, refused with a clear code
   }
   t.teardown(() => run("umount", [target]));
   const d = (await createOverlay({ root: target, options: {} })) as OverlayDriver;
-  t.teardown(() => d.unmountAll());
+  t.teardown(() => d.cleanup());
   t.true(d.support.projectQuota);
   await d.create("img", "");
   await d.createReadWrite("c", "img", { storageOpt: { size: "4M" } });

@@ -219,6 +219,15 @@ export class OverlayDriver implements Driver {
     });
   }
 
+  async list(): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of await readdir(this.home)) {
+      if (name === "l" || name.startsWith(".") || name.includes(".tmp-") || name === "quota-next-id") continue;
+      if (await this.exists(name)) out.push(name);
+    }
+    return out;
+  }
+
   async exists(id: string): Promise<boolean> {
     try {
       return (await stat(this.#layout.diff(id))).isDirectory();
@@ -268,15 +277,11 @@ export class OverlayDriver implements Driver {
     return md;
   }
 
-  /**
-   * Leaves layer mounts in place, as Docker's overlay2 does: the layer store
-   * owns them, and a named hold (`strata mount`) outlives the process that
-   * made it. Use {@link unmountAll} to tear every mount down.
-   */
-  async cleanup(): Promise<void> {}
+  /** Nothing is held per process: mounts stay for their holders (a `strata mount` outlives the command). */
+  async close(): Promise<void> {}
 
-  /** Unmounts every layer this home still has mounted (tests, `strata` shutdown of a whole store). */
-  async unmountAll(): Promise<void> {
+  /** Shutdown: unmounts every layer this home still has mounted. */
+  async cleanup(): Promise<void> {
     for (const id of await this.mountedIds()) await this.#locks.run(id, () => unmountOverlay(this.#layout.merged(id)));
   }
 
@@ -336,20 +341,23 @@ export class OverlayDriver implements Driver {
     parent: string,
     tar: Readable,
     mounts: MountAccess,
-    opts?: ApplyDiffOptions,
+    opts: ApplyDiffOptions = {},
   ): Promise<number> {
     if (!(await this.exists(id)))
       throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot apply layer: not found "${id}"`);
     const flattenedFrom = await this.#layout.flattenedFrom(id);
-    const recorder = opts?.recorder;
     if (!(await this.#isParent(id, parent)) && flattenedFrom !== parent) {
-      return naiveApplyDiff(id, tar, mounts, { recorder }); // through the mount: deletions make their own whiteouts
+      return naiveApplyDiff(id, tar, mounts, { recorder: opts.recorder });
     }
     // With lowers, deletions must stay visible as kernel whiteouts; without, there is nothing below to hide.
     const hasLowers = (await this.#layout.lowers(id)).length > 0;
     try {
-      return (await applyLayer(this.#layout.diff(id), tar, { whiteouts: hasLowers ? "overlay" : "aufs", recorder }))
-        .size;
+      return (
+        await applyLayer(this.#layout.diff(id), tar, {
+          whiteouts: hasLowers ? "overlay" : "aufs",
+          recorder: opts.recorder,
+        })
+      ).size;
     } catch (err) {
       if (err instanceof StrataError) throw err;
       throw new StrataError("ERR_APPLY", `Cannot apply layer: ${(err as Error).message} "${id}"`, { cause: err });
