@@ -219,6 +219,7 @@ export class OverlayDriver implements Driver {
     });
   }
 
+  /** Every layer id in the home (half-made and half-removed layers excluded). */
   async list(): Promise<string[]> {
     const out: string[] = [];
     for (const name of await readdir(this.home)) {
@@ -235,16 +236,6 @@ export class OverlayDriver implements Driver {
       if (hasCode(err, "ENOENT", "ENOTDIR")) return false;
       throw err;
     }
-  }
-
-  /** Every layer id in the home (half-made and half-removed layers excluded). */
-  async list(): Promise<string[]> {
-    const ids: string[] = [];
-    for (const ent of await readdir(this.home, { withFileTypes: true })) {
-      if (!ent.isDirectory() || ent.name === "l" || ent.name.startsWith(".") || ent.name.includes(".tmp-")) continue;
-      ids.push(ent.name);
-    }
-    return ids;
   }
 
   async status(): Promise<Array<[string, string]>> {
