@@ -15,7 +15,8 @@
         "native/apply.cc",
         "native/apply_fs.cc",
         "native/apply_pool.cc",
-        "native/codec.cc"
+        "native/codec.cc",
+        "native/overlay.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS"],

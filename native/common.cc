@@ -108,6 +108,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   strata::InitScan(env, exports);
   strata::InitApply(env, exports);
   strata::InitCodec(env, exports);
+  strata::InitOverlay(env, exports);
   return exports;
 }
 

@@ -53,5 +53,6 @@ void InitLoop(Napi::Env env, Napi::Object exports);
 void InitScan(Napi::Env env, Napi::Object exports);
 void InitApply(Napi::Env env, Napi::Object exports);
 void InitCodec(Napi::Env env, Napi::Object exports);
+void InitOverlay(Napi::Env env, Napi::Object exports);
 
 }  // namespace strata

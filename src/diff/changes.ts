@@ -77,8 +77,26 @@ function capsDiffer(o: Side, n: Side): boolean {
  * @example
  * for (const c of await changes("/merged", "/lower")) console.log(c.kind, c.path);
  */
+<<<<<<< HEAD
 export async function changes(newDir: string, oldDir: string | null): Promise<Change[]> {
   return walk("/", newDir, oldDir, true, true);
+=======
+export async function changes(newDir: string, oldDir: string | null, opts: ChangesOptions = {}): Promise<Change[]> {
+  const out: Change[] = [];
+  await walk(out, "/", newDir, oldDir, true, true, opts.descend);
+  return out;
+>>>>>>> main
+}
+
+/** Options for {@link changes}. */
+export interface ChangesOptions {
+  /**
+   * Called for a directory present in both trees before walking into it
+   * (path absolute inside the layer); `false` skips it as unchanged below.
+   * Overlay passes "exists in the upper dir": anything changed below a
+   * directory copies that directory up.
+   */
+  descend?: (path: string) => Promise<boolean>;
 }
 
 /**
@@ -93,7 +111,13 @@ async function walk(
   oldPath: string | null,
   added: boolean,
   isRoot: boolean,
+<<<<<<< HEAD
 ): Promise<Change[]> {
+=======
+  descend?: (path: string) => Promise<boolean>,
+): Promise<void> {
+  const sizeAtEntry = out.length;
+>>>>>>> main
   const scan = await scanPair(newPath, oldPath);
   const n: Side = { stats: scan.newStats, caps: scan.newCaps, index: 0 };
   const o: Side = { stats: scan.oldStats, caps: scan.oldCaps, index: 0 };
@@ -120,9 +144,14 @@ async function walk(
     }
     if (isDir(n)) {
       const oldChild = inOld && isDir(o) ? posix.join(oldPath!, name) : null;
+<<<<<<< HEAD
       const sub = walk(childPath, posix.join(newPath, name), oldChild, childAdded, false);
       sub.catch(() => {}); // awaited below; this only keeps an early failure elsewhere from going unhandled
       parts.push(sub);
+=======
+      if (oldChild !== null && descend && !(await descend(childPath))) continue;
+      await walk(out, childPath, posix.join(newPath, name), oldChild, childAdded, false, descend);
+>>>>>>> main
     }
   }
   const out: Change[] = [];
