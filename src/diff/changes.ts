@@ -77,15 +77,8 @@ function capsDiffer(o: Side, n: Side): boolean {
  * @example
  * for (const c of await changes("/merged", "/lower")) console.log(c.kind, c.path);
  */
-<<<<<<< HEAD
-export async function changes(newDir: string, oldDir: string | null): Promise<Change[]> {
-  return walk("/", newDir, oldDir, true, true);
-=======
 export async function changes(newDir: string, oldDir: string | null, opts: ChangesOptions = {}): Promise<Change[]> {
-  const out: Change[] = [];
-  await walk(out, "/", newDir, oldDir, true, true, opts.descend);
-  return out;
->>>>>>> main
+  return walk("/", newDir, oldDir, true, true, opts.descend);
 }
 
 /** Options for {@link changes}. */
@@ -111,13 +104,8 @@ async function walk(
   oldPath: string | null,
   added: boolean,
   isRoot: boolean,
-<<<<<<< HEAD
-): Promise<Change[]> {
-=======
   descend?: (path: string) => Promise<boolean>,
-): Promise<void> {
-  const sizeAtEntry = out.length;
->>>>>>> main
+): Promise<Change[]> {
   const scan = await scanPair(newPath, oldPath);
   const n: Side = { stats: scan.newStats, caps: scan.newCaps, index: 0 };
   const o: Side = { stats: scan.oldStats, caps: scan.oldCaps, index: 0 };
@@ -144,14 +132,12 @@ async function walk(
     }
     if (isDir(n)) {
       const oldChild = inOld && isDir(o) ? posix.join(oldPath!, name) : null;
-<<<<<<< HEAD
-      const sub = walk(childPath, posix.join(newPath, name), oldChild, childAdded, false);
+      const sub = (async () => {
+        if (oldChild !== null && descend && !(await descend(childPath))) return [];
+        return walk(childPath, posix.join(newPath, name), oldChild, childAdded, false, descend);
+      })();
       sub.catch(() => {}); // awaited below; this only keeps an early failure elsewhere from going unhandled
       parts.push(sub);
-=======
-      if (oldChild !== null && descend && !(await descend(childPath))) continue;
-      await walk(out, childPath, posix.join(newPath, name), oldChild, childAdded, false, descend);
->>>>>>> main
     }
   }
   const out: Change[] = [];
