@@ -11,13 +11,12 @@
  *
  * @module
  */
-import { access, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { access, chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { hasCode, NotSupportedError } from "../../errors.js";
 import { backingFs, FS_MAGIC } from "../../graphdriver/fsmagic.js";
-import { chmod } from "node:fs/promises";
-import { fsmountConfig, hasUnknownDtype, lgetxattr, lsetxattr, mount } from "../../native.js";
-import { type MountFeatures, superOptions, unmountOverlay } from "./mount.js";
+import { C, fsmountConfig, hasUnknownDtype, lgetxattr, lsetxattr, mount, umount2 } from "../../native.js";
+import { type MountFeatures, mountsUnder, superOptions, unmountOverlay } from "./mount.js";
 
 /** What the checks found. */
 export interface OverlaySupport extends MountFeatures {
@@ -79,6 +78,7 @@ export async function checkSupport(home: string): Promise<OverlaySupport> {
   const refused = REFUSED.get(fs.magic);
   if (refused) throw notSupported("ERR_OVERLAY_BACKING_FS", `backing filesystem ${fs.name}: ${refused}`, dir);
 
+  await sweepStaleProbes(dir);
   const probe = await mkdtemp(join(dir, ".overlay-probe-"));
   try {
     await writeFile(join(probe, "dtype-probe"), "");
@@ -121,8 +121,27 @@ export async function checkSupport(home: string): Promise<OverlaySupport> {
       projectQuota: fs.magic === FS_MAGIC.XFS && (await hasProjectQuota(dir)),
     };
   } finally {
-    await unmountOverlay(join(probe, "m")).catch(() => undefined);
-    await rm(probe, { recursive: true, force: true });
+    await removeProbe(probe);
+  }
+}
+
+/** Detaches every mount left under a probe dir (stacked ones too), then removes it. */
+async function removeProbe(probe: string): Promise<void> {
+  for (let round = 0; round < 16; round++) {
+    const left = await mountsUnder(probe);
+    if (left.length === 0) break;
+    for (const m of left.sort((a, b) => b.length - a.length)) await umount2(m, C.MNT_DETACH).catch(() => undefined);
+  }
+  await rm(probe, { recursive: true, force: true });
+}
+
+/** Probe dirs of processes killed mid-probe (older than a minute) are removed before probing again. */
+async function sweepStaleProbes(dir: string): Promise<void> {
+  const now = Date.now();
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(".overlay-probe-")) continue;
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    if (st && now - st.mtimeMs > 60_000) await removeProbe(join(dir, name)).catch(() => undefined);
   }
 }
 
