@@ -90,15 +90,22 @@ void Pool::load() {
   std::vector<std::pair<uint64_t, uint64_t>> roots;
   walkBtree(rd, get64(sb.data() + kSbMappingRoot), 8, mark,
             [&](uint64_t id, const uint8_t* v) { roots.emplace_back(id, get64(v)); });
+  std::map<uint64_t, uint64_t> rootOwner;  // subtree root -> first device using it
   for (auto& [id, root] : roots) {
     auto it = devices_.find(id);
     if (it == devices_.end()) throw FormatError("mapping tree names device " + std::to_string(id) + " without details");
     ThinDevice& d = it->second;
     d.committedRoot = root;
     d.mappingDirty = false;
+    // A snapshot whose whole subtree is another device's keeps sharing it.
+    auto owner = rootOwner.find(root);
+    if (owner != rootOwner.end()) d.committedNodes = devices_[owner->second].committedNodes;
+    else rootOwner[root] = id;
+    bool sharedRoot = owner != rootOwner.end();
     walkBtree(
         rd, root, 8,
         [&](uint64_t b) {
+          if (sharedRoot) return true;
           mark(b);
           d.committedNodes.push_back(b);
           return true;
@@ -193,6 +200,13 @@ void Pool::createSnap(uint64_t id, uint64_t origin) {
     ThinDevice s;
     s.map = o.map;
     for (auto& [vb, m] : s.map) ref_[m.block]++;
+    if (!o.mappingDirty) {
+      // Same mapping as the origin's committed subtree: share it, as the
+      // kernel does (the root's metadata reference count becomes 2).
+      s.committedRoot = o.committedRoot;
+      s.committedNodes = o.committedNodes;
+      s.mappingDirty = false;
+    }
     s.transaction = transaction_;
     s.creationTime = s.snapTime = time_;
     o.snapTime = time_;
@@ -323,9 +337,11 @@ void Pool::writeBlocks(uint64_t id, uint64_t off, const uint8_t* buf, size_t len
       }
       throw;
     }
+    dataGen_++;
     if (!inPlace) {
       std::lock_guard l(mu_);
       ThinDevice& d = device(id);
+      if (copy) cowGen_++;
       auto it = d.map.find(vb);
       if (it != d.map.end()) decRef(it->second.block);
       d.map[vb] = Mapping{target, time_ & kTimeMask};
