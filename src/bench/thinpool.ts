@@ -122,11 +122,15 @@ async function main() {
       console.log(
         `${name.padEnd(28)} plain loop ${p.toFixed(1).padStart(9)} ${unit.padEnd(5)} thin ${t.toFixed(1).padStart(9)} ${unit.padEnd(5)} ratio ${(t / p).toFixed(2)}`,
       );
-    console.log(`ext4 on a thin device vs ext4 on a plain loop file (${SEQ_MIB} MiB sequential, ${RAND_MIB} MiB random file)`);
+    console.log(
+      `ext4 on a thin device vs ext4 on a plain loop file (${SEQ_MIB} MiB sequential, ${RAND_MIB} MiB random file)`,
+    );
     row("sequential write (dd fsync)", "MB/s", plain.seqWriteMBs, thin.seqWriteMBs);
     row("sequential read (dd direct)", "MB/s", plain.seqReadMBs, thin.seqReadMBs);
     row("4 KiB random write (fio)", "IOPS", plain.randWriteIops, thin.randWriteIops);
-    console.log(`create_snap of a device with ${snap.mapped} mapped blocks: median ${snap.medianMs.toFixed(2)} ms over ${SNAPS}`);
+    console.log(
+      `create_snap of a device with ${snap.mapped} mapped blocks: median ${snap.medianMs.toFixed(2)} ms over ${SNAPS}`,
+    );
   } finally {
     if (plainLoop) await detachLoop(plainLoop).catch(() => {});
     await umount2(mnt, C.MNT_DETACH).catch(() => {});
