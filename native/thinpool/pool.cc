@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -26,16 +27,33 @@ uint64_t fileSize(int fd) {
   return uint64_t(st.st_size);
 }
 thread_local std::vector<uint8_t> tlsBlock;
+
+// A block-sized buffer aligned for O_DIRECT, one per thread.
+uint8_t* alignedBlock(size_t size) {
+  thread_local uint8_t* buf = nullptr;
+  thread_local size_t bufSize = 0;
+  if (bufSize < size) {
+    free(buf);
+    if (posix_memalign(reinterpret_cast<void**>(&buf), 4096, size) != 0) throw PoolError(ENOMEM, "out of memory");
+    bufSize = size;
+  }
+  return buf;
+}
 }  // namespace
 
 Pool::Pool(const std::string& metaPath, const std::string& dataPath) {
   metaFd_ = openFile(metaPath);
   try {
     dataFd_ = openFile(dataPath);
+    // Whole blocks bypass the page cache (measured here: much faster than
+    // buffered writeback for fresh blocks of a sparse file); partial writes
+    // stay buffered. Linux keeps the two coherent within one file.
+    dataDirectFd_ = open(dataPath.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
     load();
   } catch (...) {
     close(metaFd_);
     if (dataFd_ >= 0) close(dataFd_);
+    if (dataDirectFd_ >= 0) close(dataDirectFd_);
     throw;
   }
 }
@@ -43,6 +61,7 @@ Pool::Pool(const std::string& metaPath, const std::string& dataPath) {
 Pool::~Pool() {
   if (metaFd_ >= 0) close(metaFd_);
   if (dataFd_ >= 0) close(dataFd_);
+  if (dataDirectFd_ >= 0) close(dataDirectFd_);
 }
 
 // Reads the committed metadata: every structure is walked so that the set of
@@ -318,7 +337,11 @@ void Pool::writeBlocks(uint64_t id, uint64_t off, const uint8_t* buf, size_t len
       commit();
     }
     try {
-      if (inPlace || n == blockBytes_) {
+      if (n == blockBytes_ && dataDirectFd_ >= 0) {
+        uint8_t* a = alignedBlock(n);
+        memcpy(a, buf, n);
+        pwriteAll(dataDirectFd_, a, n, target * blockBytes_);
+      } else if (inPlace || n == blockBytes_) {
         pwriteAll(dataFd_, buf, n, target * blockBytes_ + (inPlace ? bo : 0));
       } else {
         tlsBlock.resize(blockBytes_);

@@ -95,6 +95,7 @@ class Pool {
   void zeroRange(uint64_t id, uint64_t off, size_t len);
 
   int metaFd_ = -1, dataFd_ = -1;
+  int dataDirectFd_ = -1;  // O_DIRECT, for whole-block writes; -1 when unsupported
   uint32_t blockBytes_ = 0;
   uint64_t nrMeta_ = 0, nrData_ = 0;
   uint64_t transaction_ = 0;
