@@ -274,27 +274,51 @@ void Pool::grow(uint64_t nrBlocks) {
   commit();
 }
 
+// One lookup for the whole request, then one pread per run of data blocks
+// that are contiguous in the data file (a sequentially written device reads
+// back in requests as large as the caller's). The stripes of every block are
+// held, taken in index order: writers hold one stripe at a time, so no cycle.
 void Pool::read(uint64_t id, uint64_t off, uint8_t* buf, size_t len) {
+  if (len == 0) return;
   std::shared_lock g(gate_);
+  uint64_t first = off / blockBytes_, last = (off + len - 1) / blockBytes_;
+  std::vector<size_t> stripeIdx;
+  for (uint64_t vb = first; vb <= last; vb++)
+    stripeIdx.push_back(size_t(&stripe(id, vb) - stripes_.data()));
+  std::sort(stripeIdx.begin(), stripeIdx.end());
+  stripeIdx.erase(std::unique(stripeIdx.begin(), stripeIdx.end()), stripeIdx.end());
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (size_t i : stripeIdx) held.emplace_back(stripes_[i]);
+  std::vector<int64_t> phys(last - first + 1, -1);
+  {
+    std::lock_guard l(mu_);
+    ThinDevice& d = device(id);
+    for (auto it = d.map.lower_bound(first); it != d.map.end() && it->first <= last; ++it)
+      phys[it->first - first] = int64_t(it->second.block);
+  }
+  uint64_t runStart = 0;  // data file offset of the pending run
+  size_t runLen = 0;
+  uint8_t* runBuf = nullptr;
+  auto flush = [&] {
+    if (runLen) preadAll(dataFd_, runBuf, runLen, runStart);
+    runLen = 0;
+  };
   while (len) {
     uint64_t vb = off / blockBytes_, bo = off % blockBytes_;
     size_t n = std::min<size_t>(len, blockBytes_ - bo);
-    std::lock_guard s(stripe(id, vb));
-    uint64_t pb = 0;
-    bool mapped;
-    {
-      std::lock_guard l(mu_);
-      ThinDevice& d = device(id);
-      auto it = d.map.find(vb);
-      mapped = it != d.map.end();
-      if (mapped) pb = it->second.block;
-    }
-    if (mapped)
-      preadAll(dataFd_, buf, n, pb * blockBytes_ + bo);
-    else
+    int64_t pb = phys[vb - first];
+    if (pb < 0) {
+      flush();
       memset(buf, 0, n);
+    } else {
+      uint64_t at = uint64_t(pb) * blockBytes_ + bo;
+      if (runLen && runStart + runLen != at) flush();
+      if (!runLen) runStart = at, runBuf = buf;
+      runLen += n;
+    }
     buf += n, off += n, len -= n;
   }
+  flush();
 }
 
 void Pool::write(uint64_t id, uint64_t off, const uint8_t* buf, size_t len) {
