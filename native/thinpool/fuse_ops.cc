@@ -1,0 +1,221 @@
+// FUSE low-level handlers: a flat directory with one file per active device
+// (named by its decimal id, inode id + 2), opened with direct I/O. fsync is
+// the device's flush: it commits the pool.
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "daemon.h"
+
+namespace tp {
+
+namespace {
+
+constexpr fuse_ino_t kRoot = 1;
+constexpr size_t kMaxRequest = 1 << 20;
+
+Daemon& daemonOf(fuse_req_t req) { return *static_cast<Daemon*>(fuse_req_userdata(req)); }
+
+bool deviceSize(Daemon& d, fuse_ino_t ino, uint64_t& size) {
+  if (ino < 2) return false;
+  std::lock_guard l(d.mu);
+  auto it = d.active.find(ino - 2);
+  if (it == d.active.end()) return false;
+  size = it->second;
+  return true;
+}
+
+void fillAttr(struct stat& st, fuse_ino_t ino, uint64_t size) {
+  memset(&st, 0, sizeof st);
+  st.st_ino = ino;
+  if (ino == kRoot) {
+    st.st_mode = S_IFDIR | 0700;
+    st.st_nlink = 2;
+  } else {
+    st.st_mode = S_IFREG | 0600;
+    st.st_nlink = 1;
+    st.st_size = off_t(size);
+    st.st_blksize = 4096;
+    st.st_blocks = off_t(size / 512);
+  }
+}
+
+int errnoOf(const std::exception& e) {
+  if (auto p = dynamic_cast<const PoolError*>(&e)) return p->err;
+  return EIO;
+}
+
+void opInit(void*, struct fuse_conn_info* conn) {
+  conn->max_write = kMaxRequest;
+  conn->max_read = kMaxRequest;
+  conn->max_readahead = 0;
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+void opLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Daemon& d = daemonOf(req);
+  char* end = nullptr;
+  unsigned long long id = strtoull(name, &end, 10);
+  uint64_t size;
+  if (parent != kRoot || !*name || *end || !deviceSize(d, id + 2, size)) return (void)fuse_reply_err(req, ENOENT);
+  fuse_entry_param e{};
+  e.ino = id + 2;
+  e.generation = 1;
+  fillAttr(e.attr, e.ino, size);
+  fuse_reply_entry(req, &e);
+}
+
+void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  uint64_t size = 0;
+  if (ino != kRoot && !deviceSize(daemonOf(req), ino, size)) return (void)fuse_reply_err(req, ENOENT);
+  struct stat st;
+  fillAttr(st, ino, size);
+  fuse_reply_attr(req, &st, 0);
+}
+
+void opReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  if (ino != kRoot) return (void)fuse_reply_err(req, ENOTDIR);
+  Daemon& d = daemonOf(req);
+  std::vector<std::pair<std::string, fuse_ino_t>> names = {{".", kRoot}, {"..", kRoot}};
+  {
+    std::lock_guard l(d.mu);
+    for (auto& [id, sz] : d.active) names.emplace_back(std::to_string(id), id + 2);
+  }
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = size_t(off); i < names.size(); i++) {
+    struct stat st{};
+    st.st_ino = names[i].second;
+    st.st_mode = names[i].second == kRoot ? S_IFDIR : S_IFREG;
+    size_t n = fuse_add_direntry(req, buf.data() + used, size - used, names[i].first.c_str(), &st, off_t(i + 1));
+    if (n > size - used) break;
+    used += n;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Daemon& d = daemonOf(req);
+  uint64_t size;
+  if (!deviceSize(d, ino, size)) return (void)fuse_reply_err(req, ENOENT);
+  {
+    std::lock_guard l(d.mu);
+    d.opens[ino - 2]++;
+  }
+  fi->direct_io = 1;
+  fi->keep_cache = 0;
+  fi->fh = ino - 2;
+  if (fuse_reply_open(req, fi) != 0) {
+    std::lock_guard l(d.mu);
+    d.opens[ino - 2]--;
+  }
+}
+
+void opRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Daemon& d = daemonOf(req);
+  {
+    std::lock_guard l(d.mu);
+    if (--d.opens[ino - 2] <= 0) d.opens.erase(ino - 2);
+  }
+  fuse_reply_err(req, 0);
+}
+
+void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Daemon& d = daemonOf(req);
+  uint64_t devSize;
+  if (!deviceSize(d, ino, devSize)) return (void)fuse_reply_err(req, ENOENT);
+  if (uint64_t(off) >= devSize) return (void)fuse_reply_buf(req, nullptr, 0);
+  size = size_t(std::min<uint64_t>(size, devSize - uint64_t(off)));
+  thread_local std::vector<uint8_t> buf;
+  buf.resize(size);
+  try {
+    d.pool->read(ino - 2, uint64_t(off), buf.data(), size);
+    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), size);
+  } catch (const std::exception& e) {
+    fuse_reply_err(req, errnoOf(e));
+  }
+}
+
+void opWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {
+  Daemon& d = daemonOf(req);
+  uint64_t devSize;
+  if (!deviceSize(d, ino, devSize)) return (void)fuse_reply_err(req, ENOENT);
+  if (uint64_t(off) + size > devSize) return (void)fuse_reply_err(req, EFBIG);
+  try {
+    d.pool->write(ino - 2, uint64_t(off), reinterpret_cast<const uint8_t*>(data), size);
+    fuse_reply_write(req, size);
+  } catch (const std::exception& e) {
+    fuse_reply_err(req, errnoOf(e));
+  }
+}
+
+void opFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  try {
+    daemonOf(req).pool->commit();
+    fuse_reply_err(req, 0);
+  } catch (const std::exception& e) {
+    fuse_reply_err(req, errnoOf(e));
+  }
+}
+
+void opFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void opFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) {
+  Daemon& d = daemonOf(req);
+  uint64_t devSize;
+  if (!deviceSize(d, ino, devSize)) return (void)fuse_reply_err(req, ENOENT);
+  bool punch = (mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_KEEP_SIZE);
+  bool zero = mode & FALLOC_FL_ZERO_RANGE;
+  if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE) return (void)fuse_reply_err(req, 0);  // space is thin
+  if (!punch && !zero) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  if (uint64_t(off) >= devSize) return (void)fuse_reply_err(req, 0);
+  uint64_t n = std::min<uint64_t>(uint64_t(len), devSize - uint64_t(off));
+  try {
+    d.pool->discard(ino - 2, uint64_t(off), n);
+    fuse_reply_err(req, 0);
+  } catch (const std::exception& e) {
+    fuse_reply_err(req, errnoOf(e));
+  }
+}
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops o{};
+  o.init = opInit;
+  o.lookup = opLookup;
+  o.getattr = opGetattr;
+  o.readdir = opReaddir;
+  o.open = opOpen;
+  o.release = opRelease;
+  o.read = opRead;
+  o.write = opWrite;
+  o.fsync = opFsync;
+  o.flush = opFlush;
+  o.fallocate = opFallocate;
+  return o;
+}();
+
+}  // namespace
+
+void fuseMount(Daemon& d) {
+  const char* argv[] = {"strata-poold", "-o", "fsname=strata-pool,subtype=strata-pool,max_read=1048576"};
+  fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+  d.session = fuse_session_new(&args, &kOps, sizeof kOps, &d);
+  if (!d.session) throw PoolError(EIO, "cannot create the FUSE session");
+  if (fuse_session_mount(d.session, d.mountPoint.c_str()) != 0)
+    throw PoolError(EIO, "cannot mount FUSE at \"" + d.mountPoint + "\"");
+}
+
+int fuseServe(Daemon& d) {
+  fuse_loop_config cfg{};
+  cfg.clone_fd = 0;
+  cfg.max_idle_threads = 16;
+  return fuse_session_loop_mt(d.session, &cfg);
+}
+
+}  // namespace tp

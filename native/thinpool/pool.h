@@ -1,0 +1,122 @@
+// The pool engine: thin devices mapping virtual blocks to data blocks with
+// reference counts, copy-on-write, discard, and crash-safe commits of the
+// whole state into dm-thin format metadata. See README.md, "Theory of operation".
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "btree.h"
+
+namespace tp {
+
+/** A failure with an errno meant for the caller (ENOSPC, EEXIST, ...). */
+struct PoolError : std::runtime_error {
+  int err;
+  PoolError(int e, const std::string& msg) : std::runtime_error(msg), err(e) {}
+};
+
+/** One virtual block's mapping. */
+struct Mapping {
+  uint64_t block;  // data block
+  uint32_t time;   // pool time when the mapping was made (24 bits)
+};
+
+/** A thin device: its details row and its mapping. */
+struct ThinDevice {
+  uint64_t transaction = 0;
+  uint32_t creationTime = 0, snapTime = 0;
+  std::map<uint64_t, Mapping> map;
+  // Committed subtree blocks while the mapping is unchanged since the last
+  // commit (reused as-is); cleared when the mapping changes.
+  bool mappingDirty = true;
+  std::vector<uint64_t> committedNodes;
+  uint64_t committedRoot = 0;
+};
+
+/** Figures for the status line and the control socket's `info`. */
+struct PoolStatus {
+  uint64_t transaction, usedMeta, nrMeta, usedData, nrData;
+  uint32_t time, dataBlockSectors;
+  bool outOfDataSpace, needsCheck;
+};
+
+class Pool {
+ public:
+  /** Writes fresh, empty metadata (the file must exist; its size sets the metadata capacity). */
+  static void format(const std::string& metaPath, const std::string& dataPath, uint32_t blockBytes,
+                     uint64_t dataBytes);
+  /** Opens a pool: reads the committed metadata into memory. */
+  Pool(const std::string& metaPath, const std::string& dataPath);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Messages of the thin-pool target; each commits before returning.
+  void createThin(uint64_t id);
+  void createSnap(uint64_t id, uint64_t origin);
+  void deleteDevice(uint64_t id);
+  void setTransactionId(uint64_t oldId, uint64_t newId);
+  /** Grows the data file to `nrBlocks` data blocks. */
+  void grow(uint64_t nrBlocks);
+
+  // The data path. Offsets and lengths in bytes within device `id`.
+  void read(uint64_t id, uint64_t off, uint8_t* buf, size_t len);
+  void write(uint64_t id, uint64_t off, const uint8_t* buf, size_t len);
+  /** Unmaps whole blocks in the range, zeroes partial ones. */
+  void discard(uint64_t id, uint64_t off, uint64_t len);
+  /** Makes everything written so far durable (data, then metadata). No-op when nothing changed. */
+  void commit();
+  bool dirty() const { return dirty_.load(); }
+
+  bool hasDevice(uint64_t id);
+  uint32_t blockBytes() const { return blockBytes_; }
+  PoolStatus status();
+  /** The kernel thin-pool status line. */
+  std::string statusLine();
+  /** A JSON object describing the pool and its devices. */
+  std::string infoJson();
+
+ private:
+  Pool() = default;  // for format()
+  void load();
+  void writeBlocks(uint64_t id, uint64_t off, const uint8_t* buf, size_t len);
+  void commitLocked();           // with mu_ held
+  uint64_t allocateData();        // with mu_ held; throws ENOSPC
+  void decRef(uint64_t b);        // with mu_ held
+  ThinDevice& device(uint64_t id);  // with mu_ held; throws ENODEV
+  std::mutex& stripe(uint64_t id, uint64_t vb) { return stripes_[(id * 2654435761u + vb) % stripes_.size()]; }
+  void unmapBlock(uint64_t id, uint64_t vb);
+  void zeroRange(uint64_t id, uint64_t off, size_t len);
+
+  int metaFd_ = -1, dataFd_ = -1;
+  int dataDirectFd_ = -1;  // O_DIRECT, for whole-block writes; -1 when unsupported
+  uint32_t blockBytes_ = 0;
+  uint64_t nrMeta_ = 0, nrData_ = 0;
+  uint64_t transaction_ = 0;
+  uint32_t time_ = 0;
+  std::map<uint64_t, ThinDevice> devices_;
+  std::vector<uint32_t> ref_;          // data block reference counts
+  std::vector<uint8_t> pendingFree_;   // freed since the last commit: not reusable yet
+  std::vector<uint64_t> freedList_;    // same blocks, to punch after the commit
+  uint64_t usedData_ = 0, dataCursor_ = 0;
+  std::vector<uint8_t> metaCommitted_;  // blocks of the committed metadata
+  uint64_t usedMeta_ = 0;
+  bool outOfDataSpace_ = false;
+  std::atomic<bool> dirty_{false};
+  std::atomic<uint64_t> dataGen_{0};  // bumped after every data write
+  uint64_t syncedGen_ = 0;            // dataGen_ as of the last data sync
+  std::atomic<uint64_t> cowGen_{0};   // bumped when a copied block is mapped
+
+  std::mutex mu_;             // all in-memory state
+  std::mutex commitMu_;       // one commit at a time
+  std::shared_mutex gate_;    // data I/O shared; snapshot/delete exclusive (quiesce)
+  std::array<std::mutex, 1024> stripes_;  // one writer per virtual block
+};
+
+}  // namespace tp
