@@ -33,7 +33,9 @@ export function request(socketPath: string, line: string, timeoutMs = 120_000): 
       if (answer.startsWith("ok ")) return finish(null, answer.slice(3));
       const m = /^err (\S+) (.*)$/.exec(answer);
       finish(
-        m ? poolErrorFromErrno(m[1], m[2], line) : new PoolError("ERR_POOL_DAEMON", `Cannot ${line}: bad answer "${answer}"`),
+        m
+          ? poolErrorFromErrno(m[1], m[2], line)
+          : new PoolError("ERR_POOL_DAEMON", `Cannot ${line}: bad answer "${answer}"`),
       );
     });
     sock.on("error", (err) => finish(err));

@@ -58,7 +58,8 @@ export function runDaemonTool(args: string[]): Promise<void> {
       if (code === 0) return res();
       const line = err.trim().split("\n").pop() ?? "";
       const m = /^strata-poold: (E[A-Z0-9]+): (.*)$/.exec(line);
-      const code2 = m?.[1] === "EINVAL" ? "ERR_POOL_INVALID" : m?.[1] === "ENOSPC" ? "ERR_POOL_NO_SPACE" : "ERR_POOL_DAEMON";
+      const code2 =
+        m?.[1] === "EINVAL" ? "ERR_POOL_INVALID" : m?.[1] === "ENOSPC" ? "ERR_POOL_NO_SPACE" : "ERR_POOL_DAEMON";
       rej(new PoolError(code2, `Cannot ${args[0]} the pool: ${m?.[2] ?? line}`, m?.[1]));
     });
   });

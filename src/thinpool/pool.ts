@@ -93,12 +93,16 @@ export class ThinPool {
     const layout = poolLayout(opts.dir, opts.dataFile, opts.metadataFile);
     const blockSize = opts.blockSize ?? 65536;
     if (!Number.isSafeInteger(blockSize) || blockSize < 65536 || blockSize % 65536)
-      throw new PoolError("ERR_POOL_INVALID", `Cannot create the pool: block size ${blockSize} is not a multiple of 64 KiB`);
+      throw new PoolError(
+        "ERR_POOL_INVALID",
+        `Cannot create the pool: block size ${blockSize} is not a multiple of 64 KiB`,
+      );
     if (!Number.isSafeInteger(opts.dataSize) || opts.dataSize < blockSize)
       throw new PoolError("ERR_POOL_INVALID", `Cannot create the pool: data size ${opts.dataSize} is below one block`);
     await mkdir(layout.dir, { recursive: true });
     const configPath = join(layout.dir, "pool.json");
-    if (existsSync(configPath)) throw new PoolError("ERR_POOL_EXISTS", `Cannot create the pool: "${layout.dir}" has one`);
+    if (existsSync(configPath))
+      throw new PoolError("ERR_POOL_EXISTS", `Cannot create the pool: "${layout.dir}" has one`);
     const meta = await open(layout.metadataFile, "a");
     await meta.truncate(opts.metadataSize ?? 128 << 20);
     await meta.close();

@@ -58,7 +58,9 @@ export interface DumpedDevice {
 }
 
 /** Runs `thin_dump` and parses its XML into devices and mappings. */
-export async function thinDump(metadataFile: string): Promise<{ transaction: number; time: number; devices: DumpedDevice[] }> {
+export async function thinDump(
+  metadataFile: string,
+): Promise<{ transaction: number; time: number; devices: DumpedDevice[] }> {
   const { stdout } = await run("thin_dump", [metadataFile], { maxBuffer: 256 << 20 });
   const sb = /<superblock [^>]*time="(\d+)" transaction="(\d+)"/.exec(stdout);
   const devices: DumpedDevice[] = [];

@@ -75,8 +75,14 @@ test("create_thin, writes, create_snap and copy-on-write match thin_dump, thin_l
   const [d0, d1] = dump.devices;
   t.deepEqual([d0.id, d0.mappedBlocks, d0.creationTime, d0.snapTime], [0, 4, 0, 1]);
   t.deepEqual([d1.id, d1.mappedBlocks, d1.creationTime, d1.snapTime], [1, 5, 1, 1]);
-  t.deepEqual([...d0.map.keys()].sort((a, b) => a - b), [0, 1, 2, 10]);
-  t.deepEqual([...d1.map.keys()].sort((a, b) => a - b), [0, 1, 2, 10, 20]);
+  t.deepEqual(
+    [...d0.map.keys()].sort((a, b) => a - b),
+    [0, 1, 2, 10],
+  );
+  t.deepEqual(
+    [...d1.map.keys()].sort((a, b) => a - b),
+    [0, 1, 2, 10, 20],
+  );
   t.is(d0.map.get(0), d1.map.get(0), "untouched blocks stay shared");
   t.is(d0.map.get(10), d1.map.get(10));
   t.not(d0.map.get(1), d1.map.get(1), "written blocks are copied");
@@ -128,7 +134,10 @@ test("discard unmaps blocks, returns them to the pool and punches holes in the d
   await pool.commit();
   t.is((await pool.status()).usedDataBlocks, 128);
   const after = (await run("du", ["-B1", pool.layout.dataFile])).stdout;
-  t.true(parseInt(after, 10) <= parseInt(before, 10) - (8 << 20), `data file shrank: ${before.trim()} -> ${after.trim()}`);
+  t.true(
+    parseInt(after, 10) <= parseInt(before, 10) - (8 << 20),
+    `data file shrank: ${before.trim()} -> ${after.trim()}`,
+  );
   const fh = await open(dev, "r");
   const buf = Buffer.alloc(8 << 20);
   await fh.read(buf, 0, buf.length, 4 << 20);

@@ -24,11 +24,11 @@ import { C, mount, umount2 } from "../../native.js";
 import { BaseDevice } from "./base-device.js";
 import { discard, freeze, growFs, mountOptions, probeFs } from "./filesystem.js";
 import { DeviceLocks, GlobalLock } from "./locks.js";
-import { type DeviceInfo, MAX_DEVICE_ID, MetadataStore } from "./metadata.js";
+import { type DeviceInfo, fileOf, MAX_DEVICE_ID, MetadataStore } from "./metadata.js";
 import type { DmConfig } from "./options.js";
 import { isBusy, isExists, type PoolSpec, type PoolTarget } from "./pool.js";
 import { Transactions } from "./transactions.js";
-import { mountedAt } from "./mountinfo.js";
+import { mountedAt, mountPointSet } from "./mountinfo.js";
 
 /** Docker's default base device size: 10 GiB. */
 export const DEFAULT_BASE_SIZE = 10 * 1024 ** 3;
@@ -139,7 +139,7 @@ export class DeviceSet {
 
   /** Thin device name: `<prefix>-<hash>`, `<prefix>-base` for the base device. */
   nameOf(hash: string): string {
-    return `${this.prefix}-${hash === "" ? "base" : hash}`;
+    return `${this.prefix}-${fileOf(hash)}`;
   }
 
   /** Takes the next free 24-bit id after `next_device_id` (wrapping), and persists the new cursor. */
@@ -238,7 +238,8 @@ export class DeviceSet {
   async #snapshot(hash: string, origin: DeviceInfo, size: number): Promise<DeviceInfo> {
     const originName = this.nameOf(origin.hash);
     const active = await this.target.activeDevice(originName, origin.device_id);
-    const mp = active ? await mountedAt(join(this.paths.mntDir, origin.hash || "base")) : null;
+    // The base device is never mounted under mnt/ (only briefly, to grow it).
+    const mp = active && origin.hash ? await mountedAt(join(this.paths.mntDir, origin.hash)) : null;
     // The kernel's suspend freezes the filesystem itself; the userspace target only flushes.
     if (mp && this.target.kind === "userspace") await freeze(mp, true);
     try {
@@ -410,19 +411,24 @@ export class DeviceSet {
   }
 
   /**
-   * Docker's Shutdown: save the DeviceSet metadata first, unmount and
-   * deactivate every device mounted under `mnt/`, deactivate the base, close
-   * the pool (kept when strata did not create it or a device is still active).
-   * @param mounted the mount points this process made (others' stay)
+   * Docker's Shutdown, for one process: saves the DeviceSet metadata first,
+   * deactivates every device that is active but not mounted (a mounted one is
+   * in use: the layer store's holds, such as `strata mount`, outlive the
+   * process), the base included, and closes the pool when strata created it
+   * and nothing of it stays active.
    */
-  async shutdown(mounted: Iterable<[string, string]>): Promise<void> {
+  async close(): Promise<void> {
     if (this.#deletionTimer) clearInterval(this.#deletionTimer);
     this.#deletionTimer = undefined;
-    for (const [hash, mp] of mounted) await this.unmountDevice(hash, mp).catch(() => {});
     await this.global.with(async () => {
       await this.md.saveDeviceSet(await this.md.deviceSet());
-      const base = await this.md.device("");
-      if (base) await this.target.deactivate(this.nameOf(""), base.device_id, { deferred: false }).catch(() => {});
+      const table = await mountPointSet();
+      for (const d of await this.md.devices()) {
+        if (d.hash && table.has(join(this.paths.mntDir, d.hash))) continue;
+        if (await this.target.activeDevice(this.nameOf(d.hash), d.device_id)) {
+          await this.target.deactivate(this.nameOf(d.hash), d.device_id, { deferred: this.deferredRemoval });
+        }
+      }
       await this.target.close({ removePool: this.config.thinPoolDev === "" });
     });
   }

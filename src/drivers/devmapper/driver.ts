@@ -27,7 +27,7 @@ import { mountPointSet } from "./mountinfo.js";
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 function assertValidId(id: string): void {
-  if (!ID_RE.test(id) || id === "base" || id.includes("..")) {
+  if (!ID_RE.test(id) || id.includes("..")) {
     throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
   }
 }
@@ -51,8 +51,6 @@ export class DevmapperDriver implements Driver {
   readonly home: string;
   readonly capabilities: Capabilities = Object.freeze({ initInImage: true, nativeDiff: false, mountless: false });
   readonly deviceSet: DeviceSet;
-  /** Mount points this instance mounted and has not put. */
-  readonly #mounted = new Map<string, string>();
   #closed = false;
 
   constructor(home: string, deviceSet: DeviceSet) {
@@ -82,15 +80,12 @@ export class DevmapperDriver implements Driver {
   async get(id: string): Promise<string> {
     assertValidId(id);
     const mp = this.#mp(id);
-    const rootfs = await this.deviceSet.mountDevice(id, mp);
-    this.#mounted.set(id, mp);
-    return rootfs;
+    return this.deviceSet.mountDevice(id, mp);
   }
 
   async put(id: string): Promise<void> {
     assertValidId(id);
     await this.deviceSet.unmountDevice(id, this.#mp(id));
-    this.#mounted.delete(id);
   }
 
   async exists(id: string): Promise<boolean> {
@@ -161,16 +156,21 @@ export class DevmapperDriver implements Driver {
   }
 
   /**
-   * Releases what this process holds: unmounts and deactivates every device
-   * this driver mounted, deactivates the base, stops the deletion worker and
-   * closes the pool (its daemon, for the userspace target) when no device of
-   * it stays active. Safe to call twice.
+   * Releases what this process holds: deactivates every device that is not
+   * mounted, stops the deferred-deletion worker and closes the pool (its
+   * daemon, for the userspace target) when no device of it stays active.
+   * Mounted devices stay: they are in use, and the layer store's persisted
+   * holds (`strata mount`) outlive the process. {@link shutdown} unmounts
+   * those too. Safe to call twice.
    */
-  async cleanup(): Promise<void> {
+  cleanup(): Promise<void> {
+    return this.#close();
+  }
+
+  async #close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.deviceSet.shutdown([...this.#mounted]);
-    this.#mounted.clear();
+    await this.deviceSet.close();
   }
 
   /**
@@ -181,10 +181,9 @@ export class DevmapperDriver implements Driver {
     const table = await mountPointSet();
     for (const id of await readdir(this.deviceSet.paths.mntDir).catch(() => [] as string[])) {
       const mp = this.#mp(id);
-      if (table.has(mp)) this.#mounted.set(id, mp);
+      if (table.has(mp)) await this.deviceSet.unmountDevice(id, mp);
     }
-    this.#closed = false;
-    await this.cleanup();
+    await this.#close();
   }
 
   diff(id: string, parent: string, mounts: MountAccess): Promise<Readable> {

@@ -43,9 +43,18 @@ export interface TransactionMeta {
 
 const SPECIAL = new Set(["deviceset-metadata", "transaction-metadata"]);
 
-/** File name of a device's metadata: its hash, or "base". */
+/**
+ * File name of a device's metadata: its hash, or "base" for the base device
+ * (Docker's names). A layer that is itself called "base" is stored as "+base"
+ * ('+' is not allowed in layer ids).
+ */
 export function fileOf(hash: string): string {
-  return hash === "" ? "base" : hash;
+  return hash === "" ? "base" : hash === "base" ? "+base" : hash;
+}
+
+/** The hash a metadata file name stands for (inverse of {@link fileOf}). */
+export function hashOf(file: string): string {
+  return file === "base" ? "" : file === "+base" ? "base" : file;
 }
 
 /** Reads and writes the metadata directory. Callers hold the DeviceSet lock. */
@@ -94,7 +103,7 @@ export class MetadataStore {
     const out: DeviceInfo[] = [];
     for (const name of await readdir(this.dir)) {
       if (name.startsWith(".") || name.endsWith(".migrated") || SPECIAL.has(name)) continue;
-      const hash = name === "base" ? "" : name;
+      const hash = hashOf(name);
       const d = await this.device(hash);
       if (d) out.push(d);
     }
