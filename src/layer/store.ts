@@ -212,6 +212,16 @@ export class LayerStore {
       });
       tar.on("error", (err) => hashing.destroy(err));
       const size = await this.driver.applyDiff(cacheID, parentCache, tar.pipe(hashing), this.mounts.access());
+      if (this.driver.capabilities.initInImage) {
+        // devmapper: the init content goes into each image device, so a container is one
+        // snapshot of it and the container's changes are measured against image + init.
+        const path = await this.mounts.acquire(cacheID);
+        try {
+          await setupInitLayer(path);
+        } finally {
+          await this.mounts.release(cacheID);
+        }
+      }
       const diffID: Digest = `sha256:${hash.digest("hex")}`;
       const chainID = makeChainID(parent, diffID);
       return await this.lock.with(async () => {
