@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { builtinDrivers } from "../../src/drivers/index.js";
 import { NotSupportedError } from "../../src/errors.js";
+import type { Driver } from "../../src/graphdriver/driver.js";
 
 /** devmapper: a 2 GiB sparse pool and a 512 MiB ext4 base (xfs needs ≥ 300 MiB and is slower to make). */
 const TEST_OPTIONS: Record<string, Record<string, string>> = {
@@ -28,6 +29,15 @@ export function driverTestOptions(name: string): Record<string, string> {
 /** The same options as CLI arguments (`--storage-opt k=v` …). */
 export function driverTestArgs(name: string): string[] {
   return Object.entries(driverTestOptions(name)).flatMap(([k, v]) => ["--storage-opt", `${k}=${v}`]);
+}
+
+/**
+ * Releases a driver at the end of a test: its full shutdown where it has one
+ * (devmapper: also unmounts what a failing test left mounted), else cleanup.
+ */
+export async function teardownDriver(driver: Driver): Promise<void> {
+  const full = (driver as Driver & { shutdown?: () => Promise<void> }).shutdown;
+  await (full ? full.call(driver) : driver.cleanup());
 }
 
 export async function supportedDrivers(): Promise<string[]> {
