@@ -13,7 +13,7 @@ import { FailedPreconditionError, InvalidArgumentError } from "../../errors.js";
 import { C, mount, umount2 } from "../../native.js";
 import type { DeviceSet } from "./device-set.js";
 import { DEFAULT_BASE_SIZE } from "./device-set.js";
-import { defaultFs, fsUUID, growFs, makeFs, mountOptions, probeFs } from "./filesystem.js";
+import { defaultFs, fsUUID, growFs, growsOnline, makeFs, mountOptions, probeFs } from "./filesystem.js";
 import type { DeviceInfo } from "./metadata.js";
 import { isMissing } from "./pool.js";
 
@@ -117,6 +117,7 @@ export class BaseDevice {
   /** Mounts the (already larger) base device and grows its filesystem. */
   async #grow(dev: string, fs: string): Promise<void> {
     const mp = join(this.#ds.paths.home, "grow-mnt");
+    if (!growsOnline(fs)) return growFs(fs, dev, mp);
     await mkdir(mp, { recursive: true });
     await mount(dev, mp, fs, 0, mountOptions(fs, this.#ds.config.mountOpts) || null);
     try {

@@ -22,7 +22,7 @@ import {
 } from "../../errors.js";
 import { C, mount, umount2 } from "../../native.js";
 import { BaseDevice } from "./base-device.js";
-import { discard, freeze, growFs, mountOptions, probeFs } from "./filesystem.js";
+import { discard, freeze, growFs, growsOnline, mountOptions, probeFs } from "./filesystem.js";
 import { DeviceLocks, GlobalLock } from "./locks.js";
 import { type DeviceInfo, fileOf, MAX_DEVICE_ID, MetadataStore } from "./metadata.js";
 import type { DmConfig } from "./options.js";
@@ -97,30 +97,42 @@ export class DeviceSet {
     const ds = new DeviceSet(config, target, paths, await devicePrefix(home));
     await ds.global.with(async () => {
       await target.open(ds.#spec());
-      ds.udevSync = await target.udevSyncSupported();
-      if (!ds.udevSync && !config.overrideUdevSyncCheck) {
-        throw new NotSupportedError(
-          "ERR_NOT_SUPPORTED",
-          "Cannot start devmapper: udev sync is not supported; set dm.override_udev_sync_check=true to run anyway",
-        );
+      try {
+        await ds.#start();
+      } catch (err) {
+        // Nothing half open: stop the pool again (it stays when a device of it is in use).
+        await target.close({ removePool: config.thinPoolDev === "" }).catch(() => {});
+        throw err;
       }
-      const deferredOk = await target.deferredRemovalSupported();
-      if (config.deferredRemoval === true && !deferredOk) {
-        throw new InvalidArgumentError(
-          "ERR_INVALID_OPTION",
-          "Cannot start devmapper: dm.use_deferred_removal is not supported by the target",
-        );
-      }
-      ds.deferredRemoval = config.deferredRemoval ?? deferredOk;
-      ds.deferredDeletion = ds.deferredRemoval && (config.deferredDeletion ?? deferredOk);
-      await ds.tx.recover();
-      await ds.base.setup();
     });
     if (ds.deferredDeletion) {
       ds.#deletionTimer = setInterval(() => void ds.cleanupDeleted().catch(() => {}), 30_000);
       ds.#deletionTimer.unref();
     }
     return ds;
+  }
+
+  /** Start-up checks under the global lock: udev sync, deferred removal/deletion, rollback, base device. */
+  async #start(): Promise<void> {
+    const { target, config } = this;
+    this.udevSync = await target.udevSyncSupported();
+    if (!this.udevSync && !config.overrideUdevSyncCheck) {
+      throw new NotSupportedError(
+        "ERR_NOT_SUPPORTED",
+        "Cannot start devmapper: udev sync is not supported; set dm.override_udev_sync_check=true to run anyway",
+      );
+    }
+    const deferredOk = await target.deferredRemovalSupported();
+    if (config.deferredRemoval === true && !deferredOk) {
+      throw new InvalidArgumentError(
+        "ERR_INVALID_OPTION",
+        "Cannot start devmapper: dm.use_deferred_removal is not supported by the target",
+      );
+    }
+    this.deferredRemoval = config.deferredRemoval ?? deferredOk;
+    this.deferredDeletion = this.deferredRemoval && (config.deferredDeletion ?? deferredOk);
+    await this.tx.recover();
+    await this.base.setup();
   }
 
   #spec(): PoolSpec {
@@ -264,6 +276,10 @@ export class DeviceSet {
     await mkdir(mp, { recursive: true });
     const fs = await probeFs(dev);
     try {
+      if (!growsOnline(fs)) {
+        await growFs(fs, dev, mp);
+        return;
+      }
       await mount(dev, mp, fs, 0, mountOptions(fs, this.config.mountOpts) || null);
       try {
         await growFs(fs, dev, mp);

@@ -77,10 +77,24 @@ export function mountOptions(fs: string, extra: string): string {
   return [fs === "xfs" ? "nouuid" : "", extra].filter(Boolean).join(",");
 }
 
-/** Grows the filesystem to fill its (larger) device; `mountPoint` is where it is mounted (xfs grows online). */
+/**
+ * Grows the filesystem to fill its (larger) device. xfs grows online at
+ * `mountPoint`; ext4 grows offline (e2fsck -f, then resize2fs) before
+ * mounting, because online resize needs CAP_SYS_RESOURCE, which containers
+ * often lack.
+ */
 export async function growFs(fs: string, dev: string, mountPoint: string): Promise<void> {
-  if (fs === "xfs") await run("xfs_growfs", [mountPoint]);
-  else await run("resize2fs", [dev]);
+  if (fs === "xfs") {
+    await run("xfs_growfs", [mountPoint]);
+    return;
+  }
+  await run("e2fsck", ["-f", "-y", dev]);
+  await run("resize2fs", [dev]);
+}
+
+/** Whether {@link growFs} needs the filesystem mounted (xfs) or unmounted (ext4). */
+export function growsOnline(fs: string): boolean {
+  return fs === "xfs";
 }
 
 /** BLKDISCARD over the whole device (returns its blocks to the pool). */
