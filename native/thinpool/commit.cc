@@ -21,7 +21,7 @@ namespace {
 // and collects the new block images.
 class CommitSink : public BlockSink {
  public:
-  CommitSink(const std::vector<uint8_t>& committed, std::vector<uint8_t>& used) : committed_(committed), used_(used) {}
+  CommitSink(const std::vector<uint8_t>& committed, std::vector<uint32_t>& used) : committed_(committed), used_(used) {}
   uint64_t allocate() override {
     for (; cursor_ < used_.size(); cursor_++) {
       if (!committed_[cursor_] && !used_[cursor_]) {
@@ -50,7 +50,7 @@ class CommitSink : public BlockSink {
 
  private:
   const std::vector<uint8_t>& committed_;
-  std::vector<uint8_t>& used_;
+  std::vector<uint32_t>& used_;
   uint64_t cursor_ = 1;  // block 0 is the superblock
   std::vector<std::pair<uint64_t, MetaBlock>> blocks_;
 };
@@ -85,22 +85,34 @@ void syncFd(int fd, const char* what) {
 
 }  // namespace
 
+// Data before metadata: the data file is synced (without blocking writers)
+// before the mappings that reference it are committed. A block copied for
+// copy-on-write and mapped while that sync ran is synced again under the
+// lock, since its mapping replaces one whose data was durable; a fresh
+// block mapped meanwhile may read back as zeros after a crash, which is
+// what an unflushed write may do.
 void Pool::commit() {
   std::lock_guard c(commitMu_);
-  if (!dirty_) return;
-  syncFd(dataFd_, "data file");  // the bulk of the data, without blocking writers
+  uint64_t gen = dataGen_, cow = cowGen_;
+  if (!dirty_ && gen == syncedGen_) return;
+  if (gen != syncedGen_) syncFd(dataFd_, "data file");
   std::lock_guard l(mu_);
-  commitLocked();
+  if (cowGen_ != cow) syncFd(dataFd_, "data file");
+  syncedGen_ = gen;
+  if (dirty_) commitLocked();
 }
 
 void Pool::commitLocked() {
-  // Data first: every mapping about to be committed points at written data.
-  syncFd(dataFd_, "data file");
-  std::vector<uint8_t> used(nrMeta_, 0);
+  // Metadata reference counts: 1 per node, plus one per extra device whose
+  // subtree root is shared (snapshots share their origin's committed tree).
+  std::vector<uint32_t> used(nrMeta_, 0);
   used[0] = 1;
-  for (auto& [id, d] : devices_)
-    if (!d.mappingDirty)
-      for (uint64_t b : d.committedNodes) used[b] = 1;
+  for (auto& [id, d] : devices_) {
+    if (d.mappingDirty) continue;
+    for (uint64_t b : d.committedNodes)
+      if (b != d.committedRoot) used[b] = 1;
+    used[d.committedRoot]++;
+  }
   CommitSink sink(metaCommitted_, used);
 
   // Device mapping subtrees, the top-level mapping tree, the details tree.
@@ -170,10 +182,21 @@ void Pool::commitLocked() {
   uint64_t metaIndex = sink.allocate();
   std::vector<uint64_t> metaBitmaps;
   for (uint64_t i = 0; i < nMetaBitmaps; i++) metaBitmaps.push_back(sink.allocate());
-  uint64_t metaRefRoot = writeBtree(sink, nullptr, nullptr, 0, 4);
+  // Counts of 3 and more live in the refcount tree; new blocks all count 1.
+  keys.clear();
+  values.clear();
+  for (uint64_t b = 0; b < nrMeta_; b++) {
+    if (used[b] >= 3) {
+      keys.push_back(b);
+      uint8_t v[4];
+      put32(v, used[b]);
+      values.insert(values.end(), v, v + 4);
+    }
+  }
+  uint64_t metaRefRoot = writeBtree(sink, keys.data(), values.data(), keys.size(), 4);
   MetaBlock index{};
   put64(index.data() + 8, metaIndex);
-  auto metaCount = [&](uint64_t b) { return uint32_t(used[b]); };
+  auto metaCount = [&](uint64_t b) { return used[b]; };
   for (uint64_t i = 0; i < nMetaBitmaps; i++) {
     uint32_t nrFree, noneFreeBefore;
     fillBitmap(blk, metaBitmaps[i], i * kEntriesPerBitmap, nrMeta_, metaCount, nrFree, noneFreeBefore);
@@ -185,7 +208,7 @@ void Pool::commitLocked() {
   }
   sealBlock(index.data(), kIndexXor);
   sink.emit(metaIndex, index);
-  uint64_t usedMeta = uint64_t(std::count(used.begin(), used.end(), 1));
+  uint64_t usedMeta = uint64_t(std::count_if(used.begin(), used.end(), [](uint32_t c) { return c > 0; }));
 
   sink.flush(metaFd_);
   syncFd(metaFd_, "metadata");
@@ -215,7 +238,7 @@ void Pool::commitLocked() {
   syncFd(metaFd_, "metadata");
 
   // The commit is durable: adopt it.
-  metaCommitted_.swap(used);
+  for (uint64_t b = 0; b < nrMeta_; b++) metaCommitted_[b] = used[b] > 0;
   usedMeta_ = usedMeta;
   size_t i = 0;
   for (auto& [id, d] : devices_) {

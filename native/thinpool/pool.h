@@ -70,7 +70,7 @@ class Pool {
   void write(uint64_t id, uint64_t off, const uint8_t* buf, size_t len);
   /** Unmaps whole blocks in the range, zeroes partial ones. */
   void discard(uint64_t id, uint64_t off, uint64_t len);
-  /** Makes everything written so far durable (data, then metadata). No-op when clean. */
+  /** Makes everything written so far durable (data, then metadata). No-op when nothing changed. */
   void commit();
   bool dirty() const { return dirty_.load(); }
 
@@ -95,6 +95,7 @@ class Pool {
   void zeroRange(uint64_t id, uint64_t off, size_t len);
 
   int metaFd_ = -1, dataFd_ = -1;
+  int dataDirectFd_ = -1;  // O_DIRECT, for whole-block writes; -1 when unsupported
   uint32_t blockBytes_ = 0;
   uint64_t nrMeta_ = 0, nrData_ = 0;
   uint64_t transaction_ = 0;
@@ -108,6 +109,9 @@ class Pool {
   uint64_t usedMeta_ = 0;
   bool outOfDataSpace_ = false;
   std::atomic<bool> dirty_{false};
+  std::atomic<uint64_t> dataGen_{0};  // bumped after every data write
+  uint64_t syncedGen_ = 0;            // dataGen_ as of the last data sync
+  std::atomic<uint64_t> cowGen_{0};   // bumped when a copied block is mapped
 
   std::mutex mu_;             // all in-memory state
   std::mutex commitMu_;       // one commit at a time

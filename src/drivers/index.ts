@@ -5,11 +5,13 @@
  */
 import { DriverRegistry } from "../graphdriver/registry.js";
 import { createDevmapper } from "./devmapper/index.js";
+import { createOverlay } from "./overlay/index.js";
 import { createVfs } from "./vfs/index.js";
 
 /** A registry holding every built-in driver, highest priority first. */
 export function builtinDrivers(): DriverRegistry {
   const r = new DriverRegistry();
+  r.register({ name: "overlay", factory: createOverlay });
   r.register({ name: "devmapper", factory: createDevmapper });
   r.register({ name: "vfs", factory: createVfs });
   return r;

@@ -157,7 +157,7 @@ export async function ensureDaemon(layout: PoolLayout): Promise<number> {
   await writeFile(layout.pidFile, `${pid}\n`);
   for (let i = 0; i < 400; i++) {
     if (existsSync(layout.socket) && (await alive(layout))) return pid;
-    if (exited !== null) {
+    if (exited !== null || !(await stillRunning(pid))) {
       const lines = (await readFile(layout.log, "utf8")).trim().split("\n");
       const last = lines[lines.length - 1] ?? "";
       const m = /^strata-poold: (E[A-Z0-9]+): (.*)$/.exec(last);
@@ -166,6 +166,12 @@ export async function ensureDaemon(layout: PoolLayout): Promise<number> {
     await sleep(25);
   }
   throw new PoolError("ERR_POOL_DAEMON", `Cannot start the pool daemon for "${layout.dir}": no answer in 10 s`);
+}
+
+/** True while `pid` exists and is not a zombie. */
+async function stillRunning(pid: number): Promise<boolean> {
+  const st = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  return st !== "" && !/\) Z /.test(st);
 }
 
 async function cmdlineIsDaemon(pid: number): Promise<boolean> {

@@ -2,7 +2,7 @@
  * Crash safety: `strata layer apply` and `strata commit` are SIGKILLed at
  * random moments; afterwards `strata check` (whose store open runs the
  * automatic recovery) must report a consistent store, and no partial layer
- * may ever be listed. Runs: STRATA_CRASH_RUNS (default 60, half each).
+ * may ever be listed. Runs: STRATA_CRASH_RUNS (default 50, half each).
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -16,7 +16,7 @@ import { driverTestArgs, driverTestOptions, supportedDrivers } from "../helpers/
 import { makeTar, type Spec } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
 
-const ALL_RUNS = Number(process.env.STRATA_CRASH_RUNS ?? 60);
+const ALL_RUNS = Number(process.env.STRATA_CRASH_RUNS ?? 50);
 /** devmapper: each CLI start opens the pool and checks the base device (~1 s), so fewer runs by default. */
 const DEVMAPPER_RUNS = Number(process.env.STRATA_CRASH_RUNS ?? 10);
 const drivers = await supportedDrivers();

@@ -175,3 +175,44 @@ test("a full pool fails writes with ENOSPC, stays consistent, and grows", async 
   await thinCheck(meta);
   t.deepEqual(await readFile(file).catch((e: NodeJS.ErrnoException) => e.code), "ENOENT");
 });
+
+test("snapshots share their origin's committed tree across a reopen, and copy-on-write still splits them", async (t) => {
+  const { pool, dir } = await makePool(t);
+  await pool.createThin(0);
+  const dev0 = await pool.activate(0, 64 << 20);
+  const fill = Buffer.alloc(600 * BLOCK);
+  for (let vb = 0; vb < 600; vb++) fill.fill(vb & 0xff, vb * BLOCK, (vb + 1) * BLOCK);
+  await writeBlock(dev0, 0, fill);
+  await pool.deactivate(0);
+  await pool.createSnap(1, 0);
+  await pool.createSnap(2, 0); // three devices on one subtree: metadata count 3
+  await pool.commit();
+  await thinCheck(pool.layout.metadataFile);
+  await stopPool(pool);
+  await thinCheck(pool.layout.metadataFile);
+
+  const { ThinPool } = await import("../../src/thinpool/index.js");
+  const again = await ThinPool.open(dir);
+  t.teardown(() => stopPool(again));
+  t.deepEqual(
+    (await again.info()).devices.map((d) => [d.id, d.mappedBlocks, d.exclusiveBlocks]),
+    [
+      [0, 600, 0],
+      [1, 600, 0],
+      [2, 600, 0],
+    ],
+  );
+  const dev1 = await again.activate(1, 64 << 20);
+  await writeBlock(dev1, 7, pattern(0xee));
+  t.deepEqual(await readBlock(dev1, 7), pattern(0xee));
+  t.deepEqual(await readBlock(dev1, 8), pattern(8));
+  await again.deactivate(1);
+  const dev2 = await again.activate(2, 64 << 20);
+  t.deepEqual(await readBlock(dev2, 7), pattern(7));
+  await again.deactivate(2);
+  await stopPool(again);
+  await thinCheck(again.layout.metadataFile);
+  const dump = await thinDump(again.layout.metadataFile);
+  t.is(dump.devices[0].map.get(7), dump.devices[2].map.get(7));
+  t.not(dump.devices[0].map.get(7), dump.devices[1].map.get(7));
+});
