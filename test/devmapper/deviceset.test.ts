@@ -26,7 +26,7 @@ test.serial("dm.basesize grows an existing base (resize2fs) and refuses to shrin
   await driver.create("small", "");
   const before = await fsBytes(await driver.get("small"));
   await driver.put("small");
-  await driver.shutdown();
+  await driver.cleanup();
 
   const grown = (await openDevmapper(t, { "dm.basesize": "768M" }, root)).driver;
   t.is(Number((await grown.metadata("small")).DeviceSize), 512 * MiB, "existing layers keep their size");
@@ -36,7 +36,7 @@ test.serial("dm.basesize grows an existing base (resize2fs) and refuses to shrin
   await grown.put("big");
   t.true(after > before * 1.4, `filesystem grew from ${before} to ${after}`);
   t.is((await grown.status()).find(([k]) => k === "Base Device Size")?.[1], "805.3MB");
-  await grown.shutdown();
+  await grown.cleanup();
 
   const { createDevmapper } = await import("../../src/drivers/devmapper/index.js");
   const { driverTestOptions } = await import("../helpers/drivers.js");
@@ -49,7 +49,7 @@ test.serial("dm.basesize grows an existing base (resize2fs) and refuses to shrin
 
 test.serial("a base device whose UUID changed is refused (a different pool)", async (t) => {
   const { root, driver } = await openDevmapper(t);
-  await driver.shutdown();
+  await driver.cleanup();
   const metaPath = join(root, "devmapper", "metadata", "deviceset-metadata");
   const meta = JSON.parse(await readFile(metaPath, "utf8")) as { BaseDeviceUUID: string };
   t.regex(meta.BaseDeviceUUID, /^[0-9a-f-]{36}$/);
@@ -79,7 +79,7 @@ test.serial("an open transaction left by a crash is rolled back on start", async
     initialized: false,
     deleted: false,
   });
-  await driver.shutdown();
+  await driver.cleanup();
   t.true((await thinLs(metadataFile(root))).includes(id), "the half-made device is in the pool");
 
   const again = (await openDevmapper(t, {}, root)).driver;
@@ -87,7 +87,7 @@ test.serial("an open transaction left by a crash is rolled back on start", async
   t.true(await again.exists("kept"));
   t.is(await again.deviceSet.md.transaction(), null);
   const ids = (await again.deviceSet.md.devices()).map((d) => d.device_id).sort((a, b) => a - b);
-  await again.shutdown();
+  await again.cleanup();
   t.false((await thinLs(metadataFile(root))).includes(id), "rolled back in the pool");
   t.deepEqual(await thinLs(metadataFile(root)), ids);
 });

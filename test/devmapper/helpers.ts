@@ -21,7 +21,7 @@ export async function openDevmapper(
     root: r,
     options: { ...driverTestOptions("devmapper"), ...extra },
   })) as DevmapperDriver;
-  t.teardown(() => driver.shutdown());
+  t.teardown(() => driver.cleanup());
   return { root: r, driver };
 }
 

@@ -60,7 +60,7 @@ test.serial("strata info shows every status field; used space grows with a layer
     const { createDevmapper } = await import("../../src/drivers/devmapper/index.js");
     const { driverTestOptions } = await import("../helpers/drivers.js");
     const d = await createDevmapper({ root: join(dir, "root"), options: driverTestOptions("devmapper") });
-    await (d as unknown as { shutdown(): Promise<void> }).shutdown();
+    await d.cleanup();
   });
   const info = async () => {
     const r = await strata([...g, "--json", "info"]);
@@ -162,7 +162,7 @@ test.serial(
     t.is(layerIds.length, strataIds.length - 1, "every device but the base is a layer");
     t.is(layerIds.length, (await store.layers()).length + (await store.containers()).length);
     await store.close();
-    await driver.shutdown();
+    await driver.cleanup();
     const meta = metadataFile(root);
     await t.notThrowsAsync(run("thin_check", [meta]), "thin_check passes");
     t.deepEqual(await thinLs(meta), strataIds, "thin_ls lists exactly strata's devices");

@@ -31,13 +31,9 @@ export function driverTestArgs(name: string): string[] {
   return Object.entries(driverTestOptions(name)).flatMap(([k, v]) => ["--storage-opt", `${k}=${v}`]);
 }
 
-/**
- * Releases a driver at the end of a test: its full shutdown where it has one
- * (devmapper: also unmounts what a failing test left mounted), else cleanup.
- */
+/** Releases a driver at the end of a test: its full cleanup (unmounts what a failing test left mounted). */
 export async function teardownDriver(driver: Driver): Promise<void> {
-  const full = (driver as Driver & { shutdown?: () => Promise<void> }).shutdown;
-  await (full ? full.call(driver) : driver.cleanup());
+  await driver.cleanup();
 }
 
 export async function supportedDrivers(): Promise<string[]> {

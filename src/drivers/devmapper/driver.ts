@@ -156,34 +156,31 @@ export class DevmapperDriver implements Driver {
   }
 
   /**
-   * Releases what this process holds: deactivates every device that is not
-   * mounted, stops the deferred-deletion worker and closes the pool (its
-   * daemon, for the userspace target) when no device of it stays active.
-   * Mounted devices stay: they are in use, and the layer store's persisted
-   * holds (`strata mount`) outlive the process. {@link shutdown} unmounts
-   * those too. Safe to call twice.
+   * Releases what this process holds and leaves mounts as they are (what
+   * ends a CLI command): deactivates every device that is not mounted, stops
+   * the deferred-deletion worker and closes the pool (its daemon, for the
+   * userspace target) when no device of it stays active. Mounted devices stay:
+   * the layer store's persisted holds (`strata mount`) outlive the process.
+   * Safe to call twice.
    */
-  cleanup(): Promise<void> {
-    return this.#close();
-  }
-
-  async #close(): Promise<void> {
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.deviceSet.close();
   }
 
   /**
-   * Docker's full Shutdown: unmounts and deactivates every device mounted
-   * under `<home>/mnt` (whoever mounted it), then {@link cleanup}.
+   * Docker's Shutdown: unmounts and deactivates every device mounted under
+   * `<home>/mnt` (whoever mounted it), then {@link close}, which deactivates
+   * the base and closes the pool. Safe to call twice.
    */
-  async shutdown(): Promise<void> {
+  async cleanup(): Promise<void> {
     const table = await mountPointSet();
     for (const id of await readdir(this.deviceSet.paths.mntDir).catch(() => [] as string[])) {
       const mp = this.#mp(id);
       if (table.has(mp)) await this.deviceSet.unmountDevice(id, mp);
     }
-    await this.#close();
+    await this.close();
   }
 
   diff(id: string, parent: string, mounts: MountAccess): Promise<Readable> {
