@@ -44,7 +44,7 @@ export async function chooseTarget(config: DmConfig): Promise<PoolTarget> {
   const want = config.target;
   if (want !== "userspace") {
     const k = await kernelTargetAvailable();
-    if (k.ok) return new KernelTarget();
+    if (k.ok) return new KernelTarget(undefined, config.logLevel);
     if (want === "kernel")
       throw new NotSupportedError("ERR_NOT_SUPPORTED", `Cannot start devmapper: dm.target=kernel: ${k.reason}`);
   }

@@ -44,6 +44,17 @@ test("dmsetup argument lists: create, message, remove with --deferred or --retry
   t.deepEqual(removeArgs("dev", false), ["remove", "--retry", "dev"]);
 });
 
+test("dm.libdm_log_level above notice makes every dmsetup call verbose", async (t) => {
+  const calls: string[][] = [];
+  const record = async (args: string[]) => {
+    calls.push(args);
+    return "Library version:   1.02.185 (2022-05-18)\nDriver version:    4.48.0\n";
+  };
+  await new KernelTarget(record, 7).libraryVersion();
+  await new KernelTarget(record, 2).libraryVersion();
+  t.deepEqual(calls, [["-v", "-v", "-v", "version"], ["version"]]);
+});
+
 test("parsePoolStatus() reads transaction, metadata and data blocks of a dmsetup status line", (t) => {
   const s = parsePoolStatus(
     "0 209715200 thin-pool 12 1289/524288 21937/1638400 - rw discard_passdown queue_if_no_space - 1024\n",

@@ -135,8 +135,14 @@ export class KernelTarget implements PoolTarget {
   #blockSectors = 128;
   #loops: { data: string; metadata: string; dataFile: string; metadataFile: string } | undefined;
 
-  constructor(run: Dmsetup = dmsetup) {
-    this.#run = run;
+  /**
+   * @param run how dmsetup is run
+   * @param logLevel dm.libdm_log_level (2 fatal … 7 debug): levels above 4 (notice) add
+   *   one `-v` each to every dmsetup call, so libdm logs that much more to stderr
+   */
+  constructor(run: Dmsetup = dmsetup, logLevel = 2) {
+    const verbose = Array.from({ length: Math.max(0, logLevel - 4) }, () => "-v");
+    this.#run = verbose.length ? (args) => run([...verbose, ...args]) : run;
   }
 
   get #pool(): string {
