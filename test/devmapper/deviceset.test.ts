@@ -170,3 +170,22 @@ test.serial("unknown and LVM options fail through the CLI with one line and a st
   t.not(lvm.code, 0);
   t.regex(lvm.stderr, /dm\.directlvm_device.*LVM/);
 });
+
+test.serial("dm.thinpooldev uses a user's (userspace) pool: empty required, never closed by strata", async (t) => {
+  const { ThinPool } = await import("../../src/thinpool/index.js");
+  const { stopPool } = await import("../thinpool/helpers.js");
+  const poolDir = await tempDir(t, "strata-userpool-");
+  const pool = await ThinPool.create({ dir: poolDir, dataSize: 1 << 30, metadataSize: 32 << 20 });
+  t.teardown(() => stopPool(pool));
+  const opts = { "dm.thinpooldev": poolDir, "dm.target": "userspace" };
+  const { driver } = await openDevmapper(t, opts);
+  const st = new Map(await driver.status());
+  t.is(st.get("Pool Name"), poolDir);
+  t.false(st.has("Data loop file"), "no loop files of strata's own");
+  await driver.create("l", "");
+  await driver.cleanup();
+  t.is((await pool.info()).devices.length, 2, "base and layer stay in the user's pool, which still answers");
+
+  const err = await t.throwsAsync(openDevmapper(t, opts), { code: "ERR_DM_POOL_NOT_EMPTY" });
+  t.regex(err!.message, /not empty/);
+});
