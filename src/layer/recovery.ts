@@ -12,6 +12,7 @@
  * @module
  */
 import { rm } from "node:fs/promises";
+import { join } from "node:path";
 import { hasCode } from "../errors.js";
 import { isAlive } from "./process.js";
 import type { LayerStore } from "./store.js";
@@ -23,6 +24,7 @@ async function removeDriverLayer(store: LayerStore, id: string): Promise<void> {
     if (!hasCode(err, "ERR_LAYER_NOT_FOUND", "ENOENT", "EINVAL")) throw err;
   }
   await store.driver.remove(id);
+  await rm(join(store.db.dir, "init-originals", id), { recursive: true, force: true });
 }
 
 /** What `recover` did, for logs and tests. */

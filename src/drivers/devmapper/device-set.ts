@@ -9,12 +9,11 @@
  *
  * @module
  */
-import { mkdir, rmdir, stat, writeFile, readFile } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
   AlreadyExistsError,
   FailedPreconditionError,
-  hasCode,
   InvalidArgumentError,
   NotFoundError,
   NotSupportedError,
@@ -22,6 +21,7 @@ import {
 } from "../../errors.js";
 import { C, mount, umount2 } from "../../native.js";
 import { BaseDevice } from "./base-device.js";
+import { DeviceMounts } from "./device-mounts.js";
 import { discard, freeze, growFs, growsOnline, mountOptions, probeFs } from "./filesystem.js";
 import { DeviceLocks, GlobalLock } from "./locks.js";
 import { type DeviceInfo, fileOf, MAX_DEVICE_ID, MetadataStore } from "./metadata.js";
@@ -62,6 +62,8 @@ export class DeviceSet {
   readonly global: GlobalLock;
   readonly deviceLocks = new DeviceLocks();
   readonly base: BaseDevice;
+  /** get/put: activation with mount, unmount with deactivation. */
+  readonly mounts: DeviceMounts;
   /** Resolved at open: dm.use_deferred_removal / dm.use_deferred_deletion (auto = supported). */
   deferredRemoval = false;
   deferredDeletion = false;
@@ -78,6 +80,7 @@ export class DeviceSet {
     this.tx = new Transactions(this.md, target);
     this.global = new GlobalLock(join(paths.home, "lock"));
     this.base = new BaseDevice(this);
+    this.mounts = new DeviceMounts(this);
   }
 
   /**
@@ -347,78 +350,6 @@ export class DeviceSet {
       );
     }
     return (await this.md.devices()).filter((d) => d.deleted).length;
-  }
-
-  /** Activates `hash` if needed and mounts it at `mp`; makes `rootfs/` and the `id` file. */
-  async mountDevice(hash: string, mp: string): Promise<string> {
-    return this.deviceLocks.with([hash], () =>
-      this.global.with(async () => {
-        const info = await this.lookup(hash);
-        await mkdir(mp, { recursive: true, mode: 0o755 });
-        if (!(await mountedAt(mp))) {
-          const dev = await this.target.activate(this.nameOf(hash), info.device_id, info.size);
-          const fs = (await probeFs(dev)) || (await this.md.deviceSet()).BaseDeviceFilesystem;
-          try {
-            await mount(dev, mp, fs, 0, mountOptions(fs, this.config.mountOpts) || null);
-          } catch (err) {
-            await this.target.deactivate(this.nameOf(hash), info.device_id, { deferred: false }).catch(() => {});
-            throw new StrataError("ERR_DM_MOUNT", `Cannot mount device ${dev} on "${mp}": ${(err as Error).message}`, {
-              cause: err,
-            });
-          }
-          if (fs === "xfs" && this.config.xfsNospaceMaxRetries !== undefined) await this.#xfsNospace(dev);
-        }
-        const rootfs = join(mp, "rootfs");
-        await mkdir(rootfs, { recursive: true, mode: 0o755 });
-        const idFile = join(mp, "id");
-        if ((await readFile(idFile, "utf8").catch(() => "")) !== hash) await writeFile(idFile, hash);
-        return rootfs;
-      }),
-    );
-  }
-
-  /** dm.xfs_nospace_max_retries → /sys/fs/xfs/<dev>/error/metadata/ENOSPC/max_retries. */
-  async #xfsNospace(dev: string): Promise<void> {
-    const { realpath } = await import("node:fs/promises");
-    const name = (await realpath(dev)).split("/").pop()!;
-    const file = `/sys/fs/xfs/${name}/error/metadata/ENOSPC/max_retries`;
-    try {
-      await writeFile(file, this.config.xfsNospaceMaxRetries!);
-    } catch (err) {
-      throw new StrataError(
-        "ERR_DM_MOUNT",
-        `Cannot set dm.xfs_nospace_max_retries: "${file}": ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-  }
-
-  /** Lazily unmounts `mp`, removes the directory and deactivates the device. */
-  async unmountDevice(hash: string, mp: string): Promise<void> {
-    await this.deviceLocks.with([hash], () =>
-      this.global.with(async () => {
-        if (await mountedAt(mp)) await umount2(mp, C.MNT_DETACH);
-        await rmdir(mp).catch((err) => {
-          if (!hasCode(err, "ENOENT", "ENOTEMPTY", "EBUSY")) throw err;
-        });
-        const info = await this.md.device(hash);
-        if (info) await this.deactivate(info);
-      }),
-    );
-  }
-
-  /** Deactivates a device: deferred when enabled, else retried while busy (Docker: 200 × 100 ms). */
-  async deactivate(info: DeviceInfo): Promise<void> {
-    const name = this.nameOf(info.hash);
-    for (let i = 0; ; i++) {
-      try {
-        await this.target.deactivate(name, info.device_id, { deferred: this.deferredRemoval });
-        return;
-      } catch (err) {
-        if (!isBusy(err) || i >= 20) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
   }
 
   /** Number of devices marked for deferred deletion. */

@@ -80,12 +80,12 @@ export class DevmapperDriver implements Driver {
   async get(id: string): Promise<string> {
     assertValidId(id);
     const mp = this.#mp(id);
-    return this.deviceSet.mountDevice(id, mp);
+    return this.deviceSet.mounts.mount(id, mp);
   }
 
   async put(id: string): Promise<void> {
     assertValidId(id);
-    await this.deviceSet.unmountDevice(id, this.#mp(id));
+    await this.deviceSet.mounts.unmount(id, this.#mp(id));
   }
 
   async exists(id: string): Promise<boolean> {
@@ -178,7 +178,7 @@ export class DevmapperDriver implements Driver {
     const table = await mountPointSet();
     for (const id of await readdir(this.deviceSet.paths.mntDir).catch(() => [] as string[])) {
       const mp = this.#mp(id);
-      if (table.has(mp)) await this.deviceSet.unmountDevice(id, mp);
+      if (table.has(mp)) await this.deviceSet.mounts.unmount(id, mp);
     }
     await this.close();
   }
