@@ -131,12 +131,16 @@ console.log(
   `layer ${LAYER} (${mb((await stat(LAYER)).size)}), ${RUNS} latency runs, ${CONTAINERS} containers, under ${BASE}`,
 );
 const results: Result[] = [];
+const ratio = (a: number, b: number | undefined) => (b ? ` (${(a / b).toFixed(2)}x vfs)` : "");
 for (const name of DRIVERS) {
   const r = await bench(name);
-  if (r) results.push(r);
+  if (!r) continue;
+  results.push(r);
+  console.log(
+    `${r.driver}: apply ${r.applyMs.toFixed(0)} ms, create+mount+unmount median ${r.latencyMs.toFixed(2)} ms`,
+  );
 }
 const ref = results.find((r) => r.driver === "vfs");
-const ratio = (a: number, b: number | undefined) => (b ? ` (${(a / b).toFixed(2)}x vfs)` : "");
 for (const r of results) {
   console.log(`${r.driver}:`);
   console.log(`  apply of the layer:              ${r.applyMs.toFixed(0)} ms${ratio(r.applyMs, ref?.applyMs)}`);
