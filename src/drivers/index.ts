@@ -4,6 +4,7 @@
  * @module
  */
 import { DriverRegistry } from "../graphdriver/registry.js";
+import { createDevmapper } from "./devmapper/index.js";
 import { createOverlay } from "./overlay/index.js";
 import { createVfs } from "./vfs/index.js";
 
@@ -11,6 +12,9 @@ import { createVfs } from "./vfs/index.js";
 export function builtinDrivers(): DriverRegistry {
   const r = new DriverRegistry();
   r.register({ name: "overlay", factory: createOverlay });
+  // Deprecated as in Docker v23+: chosen by name or by existing state, never by the priority walk
+  // (a default pool is a 100G sparse file and a 10G formatted base device).
+  r.register({ name: "devmapper", factory: createDevmapper, deprecated: true });
   r.register({ name: "vfs", factory: createVfs });
   return r;
 }

@@ -8,7 +8,7 @@
  *    wins (its errors are fatal: its layers would "disappear"); two such
  *    homes are an error asking the user to choose;
  * 3. otherwise the first driver in priority order that does not report
- *    "not supported".
+ *    "not supported", skipping deprecated ones (Docker v23+).
  *
  * @module
  */
@@ -20,6 +20,11 @@ import type { Driver, DriverFactory, DriverOptions } from "./driver.js";
 export interface DriverEntry {
   name: string;
   factory: DriverFactory;
+  /**
+   * Deprecated drivers (devmapper, as in Docker v23+) are used when named or
+   * when their home holds state, but skipped by the priority walk.
+   */
+  deprecated?: boolean;
 }
 
 /** A registry: names are unique; order is priority order. */
@@ -79,6 +84,10 @@ export class DriverRegistry {
     if (prior.length === 1) return this.get(prior[0]!).factory(opts);
     const reasons: string[] = [];
     for (const e of this.#entries) {
+      if (e.deprecated) {
+        reasons.push(`${e.name}: deprecated, used only when named`);
+        continue;
+      }
       try {
         return await e.factory(opts);
       } catch (err) {

@@ -12,6 +12,7 @@
  * @module
  */
 import { rm } from "node:fs/promises";
+import { join } from "node:path";
 import { hasCode } from "../errors.js";
 import { isAlive } from "./process.js";
 import type { LayerStore } from "./store.js";
@@ -23,6 +24,7 @@ async function removeDriverLayer(store: LayerStore, id: string): Promise<void> {
     if (!hasCode(err, "ERR_LAYER_NOT_FOUND", "ENOENT", "EINVAL")) throw err;
   }
   await store.driver.remove(id);
+  await rm(join(store.db.dir, "init-originals", id), { recursive: true, force: true });
 }
 
 /** What `recover` did, for logs and tests. */
@@ -39,11 +41,13 @@ export async function recover(store: LayerStore): Promise<RecoveryReport> {
   await db.clearTmp();
   for (const { id, intent } of await db.listIntents()) {
     if (await isAlive(intent.owner)) continue; // still running in another process
-    for (const d of intent.driverIDs) await removeDriverLayer(store, d);
-    if (intent.kind === "create" && intent.container) {
-      const rec = await db.readContainer(intent.container);
-      if (rec && rec.state !== "ready") await db.deleteContainer(intent.container);
-    }
+    // A process killed after committing but before dropping its intent: the driver
+    // layers now belong to a stored layer or a ready container and must stay.
+    const committed = new Set((await db.listLayers()).map((l) => l.cacheID));
+    const rec = intent.kind === "create" && intent.container ? await db.readContainer(intent.container) : null;
+    if (rec?.state === "ready") for (const d of [rec.mountID, rec.initID]) if (d) committed.add(d);
+    for (const d of intent.driverIDs) if (!committed.has(d)) await removeDriverLayer(store, d);
+    if (rec && rec.state !== "ready") await db.deleteContainer(intent.container!);
     await db.deleteIntent(id);
     report.rolledBack.push(id);
   }

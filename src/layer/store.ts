@@ -24,18 +24,26 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { createReadStream } from "node:fs";
+import { readdir, rm } from "node:fs/promises";
+import { join, relative } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { assembleTar, openInLayer, TarSplitRecorder } from "../archive/tar-split.js";
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { cleanEntryPath } from "../archive/paths.js";
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  hasCode,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../errors.js";
 import type { Change, CreateOpts, Driver } from "../graphdriver/driver.js";
 import { chainID as makeChainID, type Digest, randomID } from "./ids.js";
 import { type ContainerRecord, LayerDB, type LayerRecord } from "./layerdb.js";
 import { StoreLock } from "./lock.js";
 import { Mounts } from "./mounts.js";
 import { currentProcess } from "./process.js";
-import { setupInitLayer } from "./init-layer.js";
+import { saveInitOriginals, setupInitLayer } from "./init-layer.js";
 import { recover } from "./recovery.js";
 
 /** Docker's limit: room is left for `-init` and the container layer within overlay's 128 lowers. */
@@ -80,6 +88,11 @@ export class LayerStore {
   async close(): Promise<void> {
     await this.mounts.close();
     await this.lock.close();
+  }
+
+  /** Where the originals of init-replaced files of an initInImage layer are kept. */
+  #initOriginals(cacheID: string): string {
+    return join(this.db.dir, "init-originals", cacheID);
   }
 
   // ---- read-only layers ----
@@ -169,6 +182,7 @@ export class LayerStore {
       }
       const removing = await this.db.markRemoving(id);
       await this.driver.remove(rec.cacheID);
+      await rm(this.#initOriginals(rec.cacheID), { recursive: true, force: true });
       await rm(removing, { recursive: true, force: true });
       deleted.push(id);
       id = rec.parent;
@@ -217,12 +231,25 @@ export class LayerStore {
         recorder,
       });
       const tarSplit = await recorder.finish();
+      if (this.driver.capabilities.initInImage) {
+        // devmapper: the init content goes into each image device, so a container is one
+        // snapshot of it and the container's changes are measured against image + init.
+        const path = await this.mounts.acquire(cacheID);
+        try {
+          // Pristine export needs the bytes the tar gave the files init replaces.
+          await saveInitOriginals(path, this.#initOriginals(cacheID));
+          await setupInitLayer(path);
+        } finally {
+          await this.mounts.release(cacheID);
+        }
+      }
       const diffID: Digest = `sha256:${hash.digest("hex")}`;
       const chainID = makeChainID(parent, diffID);
       return await this.lock.with(async () => {
         const existing = await this.db.readLayer(chainID);
         if (existing) {
           await this.driver.remove(cacheID);
+          await rm(this.#initOriginals(cacheID), { recursive: true, force: true });
         } else {
           if (parent && !(await this.db.readLayer(parent))) {
             throw new NotFoundError(
@@ -241,6 +268,7 @@ export class LayerStore {
     } finally {
       if (!committed) {
         await this.driver.remove(cacheID).catch(() => {});
+        await rm(this.#initOriginals(cacheID), { recursive: true, force: true });
         await this.db.deleteIntent(cacheID);
       }
     }
@@ -268,7 +296,14 @@ export class LayerStore {
       await this.mounts.release(rec.cacheID);
       throw err;
     }
-    const assembled = assembleTar(index, files.open, { digest: rec.diffID });
+    const originals = this.#initOriginals(rec.cacheID);
+    const saved = this.driver.capabilities.initInImage ? new Set(await readdirRecursive(originals)) : new Set();
+    // initInImage layers: files the init content replaced are read from their saved originals.
+    const open: typeof files.open = (name, size) =>
+      saved.has(cleanEntryPath(name))
+        ? Promise.resolve(createReadStream(join(originals, cleanEntryPath(name))))
+        : files.open(name, size);
+    const assembled = assembleTar(index, open, { digest: rec.diffID });
     const release = async () => {
       await files.close();
       await this.mounts.release(rec.cacheID);
@@ -430,5 +465,16 @@ export class LayerStore {
   async commit(name: string, opts: { ref?: string } = {}): Promise<LayerInfo> {
     const rec = await this.container(name);
     return this.register(await this.diffTar(name), rec.parent, opts);
+  }
+}
+
+/** Relative paths of the regular files under `dir` ([] when it does not exist). */
+async function readdirRecursive(dir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+    return entries.filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath, e.name)));
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) return [];
+    throw err;
   }
 }

@@ -5,7 +5,7 @@ import test from "ava";
 import { readTar } from "../../src/archive/tar-reader.js";
 import { strata } from "../helpers/cli.js";
 import { makeTar } from "../helpers/tar.js";
-import { supportedDrivers } from "../helpers/drivers.js";
+import { driverTestArgs, supportedDrivers } from "../helpers/drivers.js";
 import { tempDir } from "../helpers/tmp.js";
 import { createReadStream } from "node:fs";
 
@@ -14,7 +14,7 @@ const drivers = await supportedDrivers();
 for (const driver of drivers)
   test(`${driver}: layer apply, create, mount, diff, commit -o, rm, check through the CLI`, async (t) => {
     const dir = await tempDir(t, "strata-cli-");
-    const g = ["--root", join(dir, "root"), "--driver", driver];
+    const g = ["--root", join(dir, "root"), "--driver", driver, ...driverTestArgs(driver)];
     await writeFile(join(dir, "l.tar"), await makeTar([{ name: "etc/" }, { name: "etc/a", content: "a" }]));
     const apply = await strata([...g, "layer", "apply", join(dir, "l.tar")]);
     t.is(apply.code, 0, apply.stderr);

@@ -7,7 +7,7 @@
 import { chmod, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import test, { type ExecutionContext } from "ava";
+import avaTest, { type ExecutionContext } from "ava";
 import { applyLayer } from "../../src/diff/index.js";
 import type { Driver, DriverFactory } from "../../src/graphdriver/driver.js";
 import { countedMounts } from "../helpers/mounts.js";
@@ -22,6 +22,8 @@ export interface ConformanceOptions {
   base?: string;
   /** Depth of the deep-chain case; 128 unless a driver documents a lower limit. */
   deepChain?: number;
+  /** Run the cases one at a time (drivers whose every case builds a pool and a filesystem). */
+  serial?: boolean;
 }
 
 async function openDriver(t: ExecutionContext, factory: DriverFactory, o: ConformanceOptions): Promise<Driver> {
@@ -70,6 +72,7 @@ const baseFiles: Spec[] = [
 
 /** Registers the conformance cases for one driver (and option set). */
 export function driverConformance(name: string, factory: DriverFactory, o: ConformanceOptions = {}): void {
+  const test = o.serial ? avaTest.serial : avaTest;
   const title = (s: string) =>
     `${name}${o.options && Object.keys(o.options).length ? ` ${JSON.stringify(o.options)}` : ""}: ${s}`;
 

@@ -16,7 +16,7 @@ import test from "ava";
 import { applyLayer } from "../../src/diff/index.js";
 import { strata } from "../helpers/cli.js";
 import { BASE_IMAGE, dockerPeer, savedLayers } from "../helpers/docker.js";
-import { supportedDrivers } from "../helpers/drivers.js";
+import { driverTestArgs, supportedDrivers } from "../helpers/drivers.js";
 import { tempDir } from "../helpers/tmp.js";
 import { manifest } from "../helpers/tree.js";
 
@@ -51,7 +51,7 @@ for (const name of drivers) {
     if ("reason" in peer) return;
     const { docker } = peer;
     const work = await tempDir(t, "strata-dockereq-", "/var/tmp");
-    const g = ["--root", join(work, "root"), "--driver", name];
+    const g = ["--root", join(work, "root"), "--driver", name, ...driverTestArgs(name)];
     await mkdir(join(work, "base"));
     const layers = await savedLayers(join(work, "base"), BASE_IMAGE);
     let parent = "";

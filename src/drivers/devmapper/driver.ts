@@ -1,0 +1,198 @@
+/**
+ * The devmapper driver: the graphdriver contract over a {@link DeviceSet}.
+ * A layer's device is mounted at `<home>/mnt/<id>`; its tree is `rootfs/`
+ * inside the device's filesystem, beside an `id` file naming the layer.
+ * get/put mount and unmount (activating and deactivating the device with
+ * them) and count nothing: the layer store's Mounts does.
+ *
+ * @module
+ */
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { InvalidArgumentError } from "../../errors.js";
+import type {
+  ApplyDiffOptions,
+  Capabilities,
+  Change,
+  CreateOpts,
+  Driver,
+  MountAccess,
+} from "../../graphdriver/driver.js";
+import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
+import type { DeviceSet } from "./device-set.js";
+import { humanSize, parseSize } from "./options.js";
+import { mountPointSet } from "./mountinfo.js";
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+function assertValidId(id: string): void {
+  if (!ID_RE.test(id) || id.includes("..")) {
+    throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
+  }
+}
+
+/** The per-layer storage options devmapper accepts: `size` only (≥ the base device size). */
+function sizeOpt(opts?: CreateOpts): number | undefined {
+  const so = opts?.storageOpt ?? {};
+  let size: number | undefined;
+  for (const [k, v] of Object.entries(so)) {
+    if (k.toLowerCase() !== "size") {
+      throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", `Cannot create layer: unknown storage option "${k}"`);
+    }
+    size = parseSize(v, "size");
+  }
+  return size;
+}
+
+/** The devmapper graphdriver. */
+export class DevmapperDriver implements Driver {
+  readonly name = "devmapper";
+  readonly home: string;
+  readonly capabilities: Capabilities = Object.freeze({ initInImage: true, nativeDiff: false, mountless: false });
+  readonly deviceSet: DeviceSet;
+  #closed = false;
+
+  constructor(home: string, deviceSet: DeviceSet) {
+    this.home = home;
+    this.deviceSet = deviceSet;
+  }
+
+  #mp(id: string): string {
+    return join(this.deviceSet.paths.mntDir, id);
+  }
+
+  async create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
+    assertValidId(id);
+    if (parent) assertValidId(parent);
+    await this.deviceSet.addDevice(id, parent, sizeOpt(opts));
+  }
+
+  createReadWrite(id: string, parent: string, opts?: CreateOpts): Promise<void> {
+    return this.create(id, parent, opts);
+  }
+
+  async remove(id: string): Promise<void> {
+    assertValidId(id);
+    await this.deviceSet.deleteDevice(id);
+  }
+
+  async get(id: string): Promise<string> {
+    assertValidId(id);
+    const mp = this.#mp(id);
+    return this.deviceSet.mounts.mount(id, mp);
+  }
+
+  async put(id: string): Promise<void> {
+    assertValidId(id);
+    await this.deviceSet.mounts.unmount(id, this.#mp(id));
+  }
+
+  async exists(id: string): Promise<boolean> {
+    assertValidId(id);
+    const d = await this.deviceSet.md.device(id);
+    return d !== null && !d.deleted;
+  }
+
+  async list(): Promise<string[]> {
+    return (await this.deviceSet.md.devices()).filter((d) => d.hash !== "" && !d.deleted).map((d) => d.hash);
+  }
+
+  /** Docker's status pairs, in Docker's order, with go-units human sizes. */
+  async status(): Promise<Array<[string, string]>> {
+    const ds = this.deviceSet;
+    const [s, files, meta, deleted, lib, freeBacking] = await Promise.all([
+      ds.target.status(),
+      ds.target.files(),
+      ds.md.deviceSet(),
+      ds.deletedCount(),
+      ds.target.libraryVersion(),
+      ds.target.backingFree(),
+    ]);
+    const base = await ds.md.device("");
+    const dataUsed = s.usedDataBlocks * s.dataBlockSize;
+    const dataTotal = s.totalDataBlocks * s.dataBlockSize;
+    const metaUsed = s.usedMetadataBlocks * 4096;
+    const metaTotal = s.totalMetadataBlocks * 4096;
+    let dataAvail = dataTotal - dataUsed;
+    let metaAvail = metaTotal - metaUsed;
+    if (freeBacking !== null && files.dataLoopFile) {
+      dataAvail = Math.min(dataAvail, freeBacking);
+      metaAvail = Math.min(metaAvail, freeBacking);
+    }
+    const minFree = Math.floor((s.totalDataBlocks * ds.config.minFreeSpacePercent) / 100) * s.dataBlockSize;
+    const out: Array<[string, string]> = [
+      ["Pool Name", ds.poolName],
+      ["Pool Blocksize", humanSize(s.dataBlockSize)],
+      ["Base Device Size", humanSize(base?.size ?? 0)],
+      ["Backing Filesystem", meta.BaseDeviceFilesystem],
+      ["Udev Sync Supported", String(ds.udevSync)],
+    ];
+    if (files.dataDevice) out.push(["Data file", files.dataDevice]);
+    if (files.metadataDevice) out.push(["Metadata file", files.metadataDevice]);
+    if (files.dataLoopFile) out.push(["Data loop file", files.dataLoopFile]);
+    if (files.metadataLoopFile) out.push(["Metadata loop file", files.metadataLoopFile]);
+    out.push(
+      ["Data Space Used", humanSize(dataUsed)],
+      ["Data Space Total", humanSize(dataTotal)],
+      ["Data Space Available", humanSize(dataAvail)],
+      ["Metadata Space Used", humanSize(metaUsed)],
+      ["Metadata Space Total", humanSize(metaTotal)],
+      ["Metadata Space Available", humanSize(metaAvail)],
+      ["Thin Pool Minimum Free Space", humanSize(minFree)],
+      ["Deferred Removal Enabled", String(ds.deferredRemoval)],
+      ["Deferred Deletion Enabled", String(ds.deferredDeletion)],
+      ["Deferred Deleted Device Count", String(deleted)],
+      ["Library Version", lib],
+    );
+    return out;
+  }
+
+  /** Docker's GetMetadata: DeviceId, DeviceSize, DeviceName. @throws ERR_LAYER_NOT_FOUND */
+  async metadata(id: string): Promise<Record<string, string>> {
+    assertValidId(id);
+    const d = await this.deviceSet.lookup(id);
+    return { DeviceId: String(d.device_id), DeviceSize: String(d.size), DeviceName: this.deviceSet.nameOf(id) };
+  }
+
+  /**
+   * Releases what this process holds and leaves mounts as they are (what
+   * ends a CLI command): deactivates every device that is not mounted, stops
+   * the deferred-deletion worker and closes the pool (its daemon, for the
+   * userspace target) when no device of it stays active. Mounted devices stay:
+   * the layer store's persisted holds (`strata mount`) outlive the process.
+   * Safe to call twice.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.deviceSet.close();
+  }
+
+  /**
+   * Docker's Shutdown: unmounts and deactivates every device mounted under
+   * `<home>/mnt` (whoever mounted it), then {@link close}, which deactivates
+   * the base and closes the pool. Safe to call twice.
+   */
+  async cleanup(): Promise<void> {
+    const table = await mountPointSet();
+    for (const id of await readdir(this.deviceSet.paths.mntDir).catch(() => [] as string[])) {
+      const mp = this.#mp(id);
+      if (table.has(mp)) await this.deviceSet.mounts.unmount(id, mp);
+    }
+    await this.close();
+  }
+
+  diff(id: string, parent: string, mounts: MountAccess): Promise<Readable> {
+    return naiveDiff(id, parent, mounts);
+  }
+  changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]> {
+    return naiveChanges(id, parent, mounts);
+  }
+  applyDiff(id: string, _parent: string, tar: Readable, mounts: MountAccess, opts?: ApplyDiffOptions): Promise<number> {
+    return naiveApplyDiff(id, tar, mounts, { recorder: opts?.recorder });
+  }
+  diffSize(id: string, parent: string, mounts: MountAccess): Promise<number> {
+    return naiveDiffSize(id, parent, mounts);
+  }
+}
