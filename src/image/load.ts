@@ -22,16 +22,18 @@ export interface LoadOptions extends ImportOptions {
   tag?: string;
   /** For OCI indexes: the platform to take. @default the host */
   platform?: Platform;
+  /** For OCI layouts: load only the image whose ref.name is this (`DIR:TAG`). */
+  refName?: string;
 }
 
 /**
  * Reads the images of an archive or layout without importing them.
  * @throws ERR_BAD_ARCHIVE when `path` is neither format; ERR_ARCHIVE_TRUNCATED
  */
-export async function readArchive(path: string, platform?: Platform): Promise<ArchiveImage[]> {
+export async function readArchive(path: string, platform?: Platform, refName?: string): Promise<ArchiveImage[]> {
   const src = await openSource(path);
   if (await isDockerArchive(src)) return readDockerArchive(src);
-  if (await isOciLayout(src)) return readOciLayout(src, platform);
+  if (await isOciLayout(src)) return readOciLayout(src, platform, refName);
   throw new InvalidArgumentError(
     "ERR_BAD_ARCHIVE",
     `Cannot load: neither a docker-archive (manifest.json) nor an OCI layout (oci-layout, index.json) "${path}"`,
@@ -50,7 +52,7 @@ export async function loadImages(
   store: ImageStore,
   opts: LoadOptions = {},
 ): Promise<ImageRecord[]> {
-  const images = await readArchive(path, opts.platform);
+  const images = await readArchive(path, opts.platform, opts.refName);
   if (opts.tag && images.length !== 1) {
     throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", `Cannot tag the load: the archive holds ${images.length} images`);
   }

@@ -13,7 +13,7 @@ import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
-import { hasCode, InvalidArgumentError, NotSupportedError } from "../errors.js";
+import { hasCode, InvalidArgumentError, NotFoundError, NotSupportedError } from "../errors.js";
 import { writeFileAtomic } from "./atomic.js";
 import { assertDigest, DigestStream, digestHex, sha256 } from "./digest.js";
 import type { ArchiveImage } from "./docker-archive.js";
@@ -95,10 +95,14 @@ export function assertLayerType(mt: string): void {
 }
 
 /**
- * Reads the images of an OCI layout: every index.json entry, nested indexes
- * resolved to `platform` (default the host).
+ * Reads the images of an OCI layout: every index.json entry (or only the one
+ * whose ref.name is `refName`), nested indexes resolved to `platform`.
  */
-export async function readOciLayout(src: FileSource, platform: Platform = hostPlatform()): Promise<ArchiveImage[]> {
+export async function readOciLayout(
+  src: FileSource,
+  platform: Platform = hostPlatform(),
+  refName?: string,
+): Promise<ArchiveImage[]> {
   let index: ImageIndex;
   try {
     index = JSON.parse((await src.read("index.json")).toString("utf8")) as ImageIndex;
@@ -108,9 +112,15 @@ export async function readOciLayout(src: FileSource, platform: Platform = hostPl
   }
   if (!Array.isArray(index.manifests) || index.manifests.length === 0) throw bad(src, "index.json lists no manifests");
   const out: ArchiveImage[] = [];
-  for (const top of index.manifests) {
-    const name = top.annotations?.[IMAGE_NAME] ?? top.annotations?.[REF_NAME];
-    const tags = name ? [name.includes(":") || name.includes("/") ? name : `${name}`] : [];
+  const wanted = refName ? index.manifests.filter((m) => m.annotations?.[REF_NAME] === refName) : index.manifests;
+  if (wanted.length === 0) {
+    throw new NotFoundError("ERR_IMAGE_NOT_FOUND", `Cannot load the OCI layout: no image named "${refName}" in "${src.path}"`);
+  }
+  for (const top of wanted) {
+    // A bare ref.name ("v1") is only a tag inside this layout; a full reference names the image.
+    const refName = top.annotations?.[REF_NAME];
+    const name = top.annotations?.[IMAGE_NAME] ?? (refName && /[:/]/.test(refName) ? refName : undefined);
+    const tags = name ? [name] : [];
     let d = top;
     for (let depth = 0; isIndex(d.mediaType); depth++) {
       if (depth > 8) throw bad(src, "indexes nested too deep");

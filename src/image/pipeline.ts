@@ -132,6 +132,8 @@ export async function importLayers(sink: LayerSink, layers: LayerSource[], opts:
         const count = new Counter((n) => (tarBytes += n));
         verified.on("error", (e) => count.destroy(e));
         const tar = verified.pipe(count);
+        // Errors surface where the tar is consumed; until then (waiting for the parent) they must not go unhandled.
+        for (const st of [blob, stream, verified, tar]) st.on("error", () => {});
         const toSink = async (input: Readable) => {
           await prev;
           abort.signal.throwIfAborted();
