@@ -61,11 +61,13 @@ export async function readDockerArchive(src: FileSource): Promise<ArchiveImage[]
   if (!Array.isArray(entries) || entries.length === 0) throw bad(src, "manifest.json lists no images");
   const out: ArchiveImage[] = [];
   for (const e of entries) {
-    if (typeof e?.Config !== "string" || !Array.isArray(e.Layers)) throw bad(src, "manifest.json entry without Config/Layers");
+    if (typeof e?.Config !== "string" || !Array.isArray(e.Layers))
+      throw bad(src, "manifest.json entry without Config/Layers");
     const cfgHex = /([a-f0-9]{64})(\.json)?$/.exec(e.Config)?.[1];
     const config = cfgHex ? await readVerifiedSmall(src, e.Config, `sha256:${cfgHex}`) : await src.read(e.Config);
     const diffIDs = parseConfig(config).rootfs.diff_ids;
-    if (diffIDs.length !== e.Layers.length) throw bad(src, `${e.Config} has ${diffIDs.length} diff_ids for ${e.Layers.length} layers`);
+    if (diffIDs.length !== e.Layers.length)
+      throw bad(src, `${e.Config} has ${diffIDs.length} diff_ids for ${e.Layers.length} layers`);
     diffIDs.forEach((d) => assertDigest(d, "a diff_id"));
     const layers: LayerSource[] = e.Layers.map((name, i) => {
       const blobHex = BLOB_RE.exec(name)?.[1];
@@ -104,7 +106,8 @@ async function layerBody(
     s.on("error", (e) => check.destroy(e));
     return s.pipe(check);
   };
-  if (l.tarSize !== undefined) return { size: l.tarSize, body: async () => verified(await sink.tarStream(l.chainID), l.tarSize) };
+  if (l.tarSize !== undefined)
+    return { size: l.tarSize, body: async () => verified(await sink.tarStream(l.chainID), l.tarSize) };
   const file = join(spool, digestHex(l.diffID));
   await pipeline(await verified(await sink.tarStream(l.chainID)), createWriteStream(file));
   const { size } = await stat(file);
@@ -116,7 +119,12 @@ async function layerBody(
  * `<diffID hex>/layer.tar`, `<config hex>.json`, `manifest.json`, `repositories`.
  * The file appears whole or not at all (temp name, then rename).
  */
-export async function saveDockerArchive(store: ImageStore, sink: LayerSink, refs: string[], outFile: string): Promise<void> {
+export async function saveDockerArchive(
+  store: ImageStore,
+  sink: LayerSink,
+  refs: string[],
+  outFile: string,
+): Promise<void> {
   const images = await Promise.all(refs.map((r) => store.resolve(r)));
   const spool = await mkdtemp(join(tmpdir(), "strata-save-"));
   const tmp = `${outFile}.tmp-${process.pid}`;

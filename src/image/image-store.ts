@@ -190,7 +190,8 @@ export class ImageStore {
     const hex = ref.replace(/^sha256:/, "");
     if (/^[a-f0-9]{4,64}$/.test(hex)) {
       const ids = (await this.ids()).filter((id) => id.slice(7).startsWith(hex));
-      if (ids.length > 1) throw new InvalidArgumentError("ERR_AMBIGUOUS_ID", `Cannot resolve the image: ambiguous id "${ref}"`);
+      if (ids.length > 1)
+        throw new InvalidArgumentError("ERR_AMBIGUOUS_ID", `Cannot resolve the image: ambiguous id "${ref}"`);
       if (ids.length === 1) return (await this.#readRecord(ids[0])) as ImageRecord;
     }
     let key: string;

@@ -54,7 +54,10 @@ export async function loadImages(
 ): Promise<ImageRecord[]> {
   const images = await readArchive(path, opts.platform, opts.refName);
   if (opts.tag && images.length !== 1) {
-    throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", `Cannot tag the load: the archive holds ${images.length} images`);
+    throw new InvalidArgumentError(
+      "ERR_INVALID_ARGUMENT",
+      `Cannot tag the load: the archive holds ${images.length} images`,
+    );
   }
   const done: Array<{ image: ArchiveImage; result: ImportResult }> = [];
   try {
@@ -65,7 +68,10 @@ export async function loadImages(
     }
     return out;
   } catch (err) {
-    await releaseAll(sink, done.map((d) => d.result));
+    await releaseAll(
+      sink,
+      done.map((d) => d.result),
+    );
     throw err;
   }
 }
@@ -73,5 +79,6 @@ export async function loadImages(
 /** Releases, newest first, the layers that imports registered (when the sink can release). */
 export async function releaseAll(sink: LayerSink, results: ImportResult[]): Promise<void> {
   if (!sink.release) return;
-  for (const r of [...results].reverse()) for (const c of [...r.registered].reverse()) await sink.release(c).catch(() => {});
+  for (const r of [...results].reverse())
+    for (const c of [...r.registered].reverse()) await sink.release(c).catch(() => {});
 }

@@ -59,16 +59,13 @@ const isManifest = (mt: string | undefined) => mt === MT.ociManifest || mt === M
  * Turns a verified manifest into an importable image.
  * @throws ERR_UNSUPPORTED_MEDIA_TYPE for a layer type strata cannot apply
  */
-export async function manifestImage(
-  src: FileSource,
-  manifest: ImageManifest,
-  tags: string[],
-): Promise<ArchiveImage> {
+export async function manifestImage(src: FileSource, manifest: ImageManifest, tags: string[]): Promise<ArchiveImage> {
   if (!manifest.config || !Array.isArray(manifest.layers)) throw bad(src, "manifest without config/layers");
   assertDigest(manifest.config.digest, "the config digest");
   const config = await readVerified(src, blobPath(manifest.config.digest), manifest.config.digest);
   const diffIDs = parseConfig(config).rootfs.diff_ids;
-  if (diffIDs.length !== manifest.layers.length) throw bad(src, `${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
+  if (diffIDs.length !== manifest.layers.length)
+    throw bad(src, `${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
   const layers = manifest.layers.map((d, i) => {
     assertDigest(d.digest, "a layer digest");
     assertDigest(diffIDs[i], "a diff_id");
@@ -114,7 +111,10 @@ export async function readOciLayout(
   const out: ArchiveImage[] = [];
   const wanted = refName ? index.manifests.filter((m) => m.annotations?.[REF_NAME] === refName) : index.manifests;
   if (wanted.length === 0) {
-    throw new NotFoundError("ERR_IMAGE_NOT_FOUND", `Cannot load the OCI layout: no image named "${refName}" in "${src.path}"`);
+    throw new NotFoundError(
+      "ERR_IMAGE_NOT_FOUND",
+      `Cannot load the OCI layout: no image named "${refName}" in "${src.path}"`,
+    );
   }
   for (const top of wanted) {
     // A bare ref.name ("v1") is only a tag inside this layout; a full reference names the image.
@@ -128,7 +128,10 @@ export async function readOciLayout(
       d = selectPlatform(inner.manifests ?? [], platform, `index ${d.digest}`);
     }
     if (!isManifest(d.mediaType)) {
-      throw new NotSupportedError("ERR_UNSUPPORTED_MEDIA_TYPE", `Cannot load the manifest: unsupported media type "${d.mediaType}"`);
+      throw new NotSupportedError(
+        "ERR_UNSUPPORTED_MEDIA_TYPE",
+        `Cannot load the manifest: unsupported media type "${d.mediaType}"`,
+      );
     }
     out.push(await manifestImage(src, await readJson<ImageManifest>(src, d), tags.filter(validTag)));
   }
@@ -182,7 +185,8 @@ export async function saveOciLayout(
     const cfg = parseConfig(config);
     await putBlob(config);
     const layers: Descriptor[] = [];
-    for (const l of rec.layers) layers.push(await writeLayerBlob(sink, l.chainID, l.diffID, blobs, opts.compression ?? "none"));
+    for (const l of rec.layers)
+      layers.push(await writeLayerBlob(sink, l.chainID, l.diffID, blobs, opts.compression ?? "none"));
     const manifest: ImageManifest = {
       schemaVersion: 2,
       mediaType: MT.ociManifest,
@@ -236,7 +240,8 @@ async function writeLayerBlob(
     const tar = await sink.tarStream(chainID);
     const checkTar = new DigestStream(`layer ${diffID}`, { digest: diffID });
     const blobHash = new DigestStream("blob");
-    if (compression === "gzip") await pipeline(tar, checkTar, createGzip({ chunkSize: 1 << 20 }), blobHash, createWriteStream(tmp));
+    if (compression === "gzip")
+      await pipeline(tar, checkTar, createGzip({ chunkSize: 1 << 20 }), blobHash, createWriteStream(tmp));
     else await pipeline(tar, checkTar, blobHash, createWriteStream(tmp));
     await rename(tmp, join(blobs, digestHex(blobHash.digest)));
     return {

@@ -71,17 +71,22 @@ class Counter extends Transform {
 }
 
 /** Settles when `p` does, never rejecting. */
-const settled = (p: Promise<unknown>) => p.then(
-  () => undefined,
-  () => undefined,
-);
+const settled = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    () => undefined,
+  );
 
 /**
  * Imports the layers of one image, bottom first.
  * @returns one record per layer, in order, and the chainIDs it registered
  * @throws ERR_DIGEST_MISMATCH when a blob or a tar is not what was promised; whatever a source throws
  */
-export async function importLayers(sink: LayerSink, layers: LayerSource[], opts: ImportOptions = {}): Promise<ImportResult> {
+export async function importLayers(
+  sink: LayerSink,
+  layers: LayerSource[],
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
   const chains = chainIDs(layers.map((l) => l.diffID));
   const progress = opts.progress ?? (() => {});
   const records: LayerRecord[] = layers.map((l, i) => ({
@@ -140,7 +145,8 @@ export async function importLayers(sink: LayerSink, layers: LayerSource[], opts:
           progress({ layer: i, id: src.label, status: "applying", current, total: src.blob?.size });
           const res = await sink.register(input, parent);
           registeredByUs.push(res.chainID);
-          if (res.chainID !== chains[i]) throw new Error(`layer store returned chainID ${res.chainID}, want ${chains[i]}`);
+          if (res.chainID !== chains[i])
+            throw new Error(`layer store returned chainID ${res.chainID}, want ${chains[i]}`);
           records[i].size = res.size;
         };
         if (prevDone()) {

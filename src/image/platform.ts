@@ -7,7 +7,14 @@ import { arch } from "node:process";
 import { InvalidArgumentError, NotFoundError } from "../errors.js";
 import type { Descriptor, Platform } from "./types.js";
 
-const GOARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x" };
+const GOARCH: Record<string, string> = {
+  x64: "amd64",
+  arm64: "arm64",
+  arm: "arm",
+  ia32: "386",
+  ppc64: "ppc64le",
+  s390x: "s390x",
+};
 
 /** The host's platform in OCI terms (linux/amd64, linux/arm64/v8…). */
 export function hostPlatform(): Platform {
@@ -19,7 +26,10 @@ export function hostPlatform(): Platform {
 export function parsePlatform(s: string): Platform {
   const [os, architecture, variant, extra] = s.split("/");
   if (!os || !architecture || extra !== undefined) {
-    throw new InvalidArgumentError("ERR_INVALID_PLATFORM", `Cannot parse the platform: expected os/arch[/variant] "${s}"`);
+    throw new InvalidArgumentError(
+      "ERR_INVALID_PLATFORM",
+      `Cannot parse the platform: expected os/arch[/variant] "${s}"`,
+    );
   }
   return { os, architecture, ...(variant ? { variant } : {}) };
 }

@@ -8,15 +8,7 @@ import cliProgress from "cli-progress";
 
 /** What happens to one layer. */
 export type LayerStatus =
-  | "waiting"
-  | "exists"
-  | "downloading"
-  | "spooling"
-  | "applying"
-  | "pushing"
-  | "mounted"
-  | "done"
-  | "failed";
+  "waiting" | "exists" | "downloading" | "spooling" | "applying" | "pushing" | "mounted" | "done" | "failed";
 
 /** One progress event. `current`/`total` are bytes of the blob when known. */
 export interface ProgressEvent {

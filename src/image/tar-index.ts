@@ -25,7 +25,11 @@ function truncated(file: string, why: string): InvalidArgumentError {
 
 /** Normalises a member name: no leading "./" or "/", no trailing "/". */
 export function memberName(name: string): string {
-  const n = posix.normalize(name).replace(/^(\.\/)+/, "").replace(/^\/+/, "").replace(/\/+$/, "");
+  const n = posix
+    .normalize(name)
+    .replace(/^(\.\/)+/, "")
+    .replace(/^\/+/, "")
+    .replace(/\/+$/, "");
   return n === "." ? "" : n;
 }
 
@@ -77,7 +81,8 @@ export class TarIndex {
           const name = memberName(paxPath ?? longName ?? h.name);
           paxPath = undefined;
           longName = undefined;
-          if (h.flag === "0" || h.flag === "\0" || h.flag === "7") idx.#members.set(name, { offset: off, size: h.size });
+          if (h.flag === "0" || h.flag === "\0" || h.flag === "7")
+            idx.#members.set(name, { offset: off, size: h.size });
           else if (h.flag === "1") links.push([name, memberName(h.linkname)]);
         }
         off = bodyEnd;
@@ -104,7 +109,11 @@ export class TarIndex {
 
   #get(name: string): TarMember {
     const m = this.#members.get(memberName(name));
-    if (!m) throw new NotFoundError("ERR_ARCHIVE_MEMBER_MISSING", `Cannot read the archive: no member "${name}" in "${this.file}"`);
+    if (!m)
+      throw new NotFoundError(
+        "ERR_ARCHIVE_MEMBER_MISSING",
+        `Cannot read the archive: no member "${name}" in "${this.file}"`,
+      );
     return m;
   }
 

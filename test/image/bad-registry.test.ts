@@ -28,7 +28,9 @@ const code = (err: unknown) => (err as { code?: string }).code;
 
 test("a blob with a flipped byte fails with ERR_DIGEST_MISMATCH and stores nothing", async (t) => {
   const { reg, blobs } = await setup(t);
-  const proxy = await startProxy(t, reg.addr, (req): Action => (isBlob(req.url, blobs[1]) ? { kind: "corrupt", at: 100 } : { kind: "forward" }));
+  const proxy = await startProxy(t, reg.addr, (req): Action =>
+    isBlob(req.url, blobs[1]) ? { kind: "corrupt", at: 100 } : { kind: "forward" },
+  );
   const s = await stores(t);
   const err = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
   t.is(code(err), "ERR_DIGEST_MISMATCH");
@@ -72,7 +74,9 @@ test("5xx answers are retried with backoff", async (t) => {
 test("a missing blob fails with ERR_BLOB_NOT_FOUND and stores nothing", async (t) => {
   const { reg, blobs } = await setup(t);
   const proxy = await startProxy(t, reg.addr, (req): Action =>
-    isBlob(req.url, blobs[2]) ? { kind: "respond", status: 404, body: '{"errors":[{"code":"BLOB_UNKNOWN"}]}' } : { kind: "forward" },
+    isBlob(req.url, blobs[2])
+      ? { kind: "respond", status: 404, body: '{"errors":[{"code":"BLOB_UNKNOWN"}]}' }
+      : { kind: "forward" },
   );
   const s = await stores(t);
   const err = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
@@ -115,7 +119,9 @@ test("bearer-token auth: the challenge is answered with a token fetched with bas
       return {
         kind: "respond",
         status: 401,
-        headers: { "www-authenticate": `Bearer realm="http://${proxyAddr}/token",service="test-registry",scope="repository:test/img:pull"` },
+        headers: {
+          "www-authenticate": `Bearer realm="http://${proxyAddr}/token",service="test-registry",scope="repository:test/img:pull"`,
+        },
         body: "{}",
       };
     }
@@ -125,7 +131,10 @@ test("bearer-token auth: the challenge is answered with a token fetched with bas
   const s = await stores(t);
   const denied = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
   t.is(code(denied), "ERR_REGISTRY_AUTH");
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, { ...fast, credentials: { username: "alice", password: "s3cret" } });
+  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+    ...fast,
+    credentials: { username: "alice", password: "s3cret" },
+  });
   t.is(rec.id, fx.configDigest);
   const good = tokenRequests.filter((r) => r.auth);
   t.true(good.length >= 1);
@@ -137,7 +146,9 @@ test("bearer-token auth: the challenge is answered with a token fetched with bas
 test("a registry that dies mid-pull fails with a registry error and stores nothing", async (t) => {
   const { reg, blobs } = await setup(t);
   const proxy = await startProxy(t, reg.addr, (req): Action =>
-    isBlob(req.url, blobs[0]) && req.method === "GET" ? { kind: "cut", after: 200_000, then: () => reg.stop(true) } : { kind: "forward" },
+    isBlob(req.url, blobs[0]) && req.method === "GET"
+      ? { kind: "cut", after: 200_000, then: () => reg.stop(true) }
+      : { kind: "forward" },
   );
   const s = await stores(t);
   const err = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));

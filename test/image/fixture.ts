@@ -81,7 +81,11 @@ export async function writeFixtureLayout(dir: string, tag = "v1", seed = 1, laye
   const layerDescs = [];
   for (const t of tars) {
     const gz = gzipSync(t);
-    layerDescs.push({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: await put(gz), size: gz.length });
+    layerDescs.push({
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+      digest: await put(gz),
+      size: gz.length,
+    });
   }
   const config = Buffer.from(
     JSON.stringify({

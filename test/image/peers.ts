@@ -108,3 +108,28 @@ export async function skopeo(...args: string[]): Promise<string> {
   const { stdout } = await run("skopeo", ["--insecure-policy", ...args], { maxBuffer: 1 << 26 });
   return stdout;
 }
+
+/** The peer dockerd (overlay2) from /work/shared/peers, or a reason it is not available. */
+export async function peerDocker(
+  t: ExecutionContext,
+): Promise<{ docker: (...a: string[]) => Promise<string> } | string> {
+  const script = "/work/shared/peers/start-dockerd.sh";
+  const { existsSync } = await import("node:fs");
+  if (!existsSync("/usr/sbin/dockerd") || !existsSync("/usr/bin/docker")) {
+    return "no dockerd on this machine (/work/shared/peers/install.sh installs docker.io)";
+  }
+  if (!existsSync(script)) return `no ${script}`;
+  const { stdout } = await run("bash", [script], { maxBuffer: 1 << 24 });
+  if (/ready in/.test(stdout)) {
+    // This test started it: stop it by its pid when the test ends.
+    const { readFile } = await import("node:fs/promises");
+    const pid = Number((await readFile("/tmp/peer-lab/run/dockerd-overlay2.pid", "utf8")).trim());
+    t.teardown(() => {
+      if (pid > 0) process.kill(pid, "SIGTERM");
+    });
+  }
+  return {
+    docker: async (...a: string[]) =>
+      (await run("/usr/bin/docker", ["-H", "unix:///run/peer-docker.sock", ...a], { maxBuffer: 1 << 26 })).stdout,
+  };
+}

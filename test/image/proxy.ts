@@ -3,7 +3,13 @@
  * purpose: it can answer a request itself, corrupt a body, or cut a
  * response mid-way, as a hook decides per request.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { ExecutionContext } from "ava";
 
 /** What to do with one request. */

@@ -19,7 +19,10 @@ test("pull of an image skopeo pushed gives umoci's tree, and a second pull fetch
   await skopeo("copy", `oci:${fx.dir}:v1`, `docker://${reg.addr}/test/img:v1`, "--dest-tls-verify=false");
   const s = await stores(t);
   const events: ProgressEvent[] = [];
-  const rec = await pullImage(`${reg.addr}/test/img:v1`, s.sink, s.store, { progress: (e) => events.push(e), concurrency: 3 });
+  const rec = await pullImage(`${reg.addr}/test/img:v1`, s.sink, s.store, {
+    progress: (e) => events.push(e),
+    concurrency: 3,
+  });
   t.is(rec.id, fx.configDigest);
   t.deepEqual(
     rec.layers.map((l) => l.diffID),
@@ -60,18 +63,30 @@ test("push by strata (monolithic, chunked, mounted) is read back by skopeo with 
   const fresh = await stores(t);
   const { loadImages } = await import("../../src/image/load.js");
   await loadImages(fx.dir, fresh.sink, fresh.store, { tag: "local/img:v1" });
-  const s1 = await pushImage(fresh.store, fresh.sink, "local/img:v1", `${reg.addr}/pushed/chunked:v1`, { chunkSize: 64 << 10 });
+  const s1 = await pushImage(fresh.store, fresh.sink, "local/img:v1", `${reg.addr}/pushed/chunked:v1`, {
+    chunkSize: 64 << 10,
+  });
   t.deepEqual(s1.layers, ["pushed", "pushed", "pushed"]);
   const s2 = await pushImage(fresh.store, fresh.sink, "local/img:v1", `${reg.addr}/pushed/mono:v1`);
   t.deepEqual(s2.layers, ["pushed", "pushed", "pushed"]);
 
   for (const repo of ["copy/img", "pushed/chunked", "pushed/mono"]) {
-    const cfg = JSON.parse(await skopeo("inspect", "--tls-verify=false", "--config", `docker://${reg.addr}/${repo}:v1`));
+    const cfg = JSON.parse(
+      await skopeo("inspect", "--tls-verify=false", "--config", `docker://${reg.addr}/${repo}:v1`),
+    );
     t.deepEqual(cfg.rootfs.diff_ids, fx.diffIDs, repo);
     const out = join(await tempDir(t), "oci");
     await skopeo("copy", "--src-tls-verify=false", `docker://${reg.addr}/${repo}:v1`, `oci:${out}:v1`);
     t.deepEqual(await tree(await umociRootfs(t, out, "v1")), await tree(await umociRootfs(t, fx.dir, "v1")), repo);
   }
-  const digest = (await run("skopeo", ["inspect", "--tls-verify=false", "--format", "{{.Digest}}", `docker://${reg.addr}/pushed/mono:v1`])).stdout.trim();
+  const digest = (
+    await run("skopeo", [
+      "inspect",
+      "--tls-verify=false",
+      "--format",
+      "{{.Digest}}",
+      `docker://${reg.addr}/pushed/mono:v1`,
+    ])
+  ).stdout.trim();
   t.is(digest, s2.digest);
 });

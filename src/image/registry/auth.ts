@@ -31,7 +31,8 @@ export function parseChallenge(header: string): Challenge | undefined {
   const re = /([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?\s*/gy;
   const rest = m[2];
   re.lastIndex = 0;
-  for (let r = re.exec(rest); r; r = re.exec(rest)) params[r[1].toLowerCase()] = r[2] !== undefined ? r[2].replace(/\\(.)/g, "$1") : r[3];
+  for (let r = re.exec(rest); r; r = re.exec(rest))
+    params[r[1].toLowerCase()] = r[2] !== undefined ? r[2].replace(/\\(.)/g, "$1") : r[3];
   return { scheme: m[1].toLowerCase(), params };
 }
 
@@ -56,10 +57,15 @@ export async function fetchToken(challenge: Challenge, scopes: string[], creds?:
   try {
     res = await fetch(url, { headers });
   } catch (err) {
-    throw new StrataError("ERR_REGISTRY_AUTH", `Cannot authenticate: token server unreachable "${url.origin}"`, { cause: err });
+    throw new StrataError("ERR_REGISTRY_AUTH", `Cannot authenticate: token server unreachable "${url.origin}"`, {
+      cause: err,
+    });
   }
   if (!res.ok) {
-    throw new StrataError("ERR_REGISTRY_AUTH", `Cannot authenticate: token server answered ${res.status} "${url.origin}"`);
+    throw new StrataError(
+      "ERR_REGISTRY_AUTH",
+      `Cannot authenticate: token server answered ${res.status} "${url.origin}"`,
+    );
   }
   const body = (await res.json()) as { token?: string; access_token?: string };
   const token = body.token ?? body.access_token;

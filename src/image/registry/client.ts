@@ -83,7 +83,8 @@ export class RegistryClient {
 
   #authHeader(scopes: string[]): string | undefined {
     if (!this.#challenge) return undefined;
-    if (this.#challenge.scheme === "basic") return this.#opts.credentials ? basicAuth(this.#opts.credentials) : undefined;
+    if (this.#challenge.scheme === "basic")
+      return this.#opts.credentials ? basicAuth(this.#opts.credentials) : undefined;
     const t = this.#tokens.get(scopes.join(" "));
     return t ? `Bearer ${t}` : undefined;
   }
@@ -115,7 +116,14 @@ export class RegistryClient {
           const headers: Record<string, string> = { ...o.headers };
           const auth = this.#authHeader(o.scopes);
           if (auth) headers.authorization = auth;
-          const init = { method: o.method ?? "GET", headers, body: o.body, signal: o.signal, duplex: "half", redirect: "follow" };
+          const init = {
+            method: o.method ?? "GET",
+            headers,
+            body: o.body,
+            signal: o.signal,
+            duplex: "half",
+            redirect: "follow",
+          };
           const res = await fetch(url, init as RequestInit);
           if (res.status === 401 && !authed && (o.body === undefined || Buffer.isBuffer(o.body))) {
             authed = true;
@@ -146,12 +154,16 @@ export class RegistryClient {
       scopes: [`repository:${repo}:pull`],
     });
     if (res.status === 404) {
-      throw new NotFoundError("ERR_MANIFEST_NOT_FOUND", `Cannot pull: manifest unknown "${this.registry}/${repo}:${ref}"`);
+      throw new NotFoundError(
+        "ERR_MANIFEST_NOT_FOUND",
+        `Cannot pull: manifest unknown "${this.registry}/${repo}:${ref}"`,
+      );
     }
     const bytes = Buffer.from(await res.arrayBuffer());
     const digest = sha256(bytes);
     const want = ref.startsWith("sha256:") ? ref : res.headers.get("docker-content-digest");
-    if (want && want.startsWith("sha256:") && want !== digest) throw new DigestMismatchError(`manifest ${repo}:${ref}`, want, digest);
+    if (want && want.startsWith("sha256:") && want !== digest)
+      throw new DigestMismatchError(`manifest ${repo}:${ref}`, want, digest);
     const mediaType = (res.headers.get("content-type") ?? "").split(";")[0].trim();
     return { bytes, mediaType, digest };
   }
@@ -169,17 +181,30 @@ export class RegistryClient {
    * request (or skip what was already received when the server ignores Range).
    * @throws ERR_BLOB_NOT_FOUND; ERR_DIGEST_MISMATCH (through the stream)
    */
-  blobStream(repo: string, digest: string, size?: number, signal?: AbortSignal, onBytes?: (n: number) => void): Readable {
+  blobStream(
+    repo: string,
+    digest: string,
+    size?: number,
+    signal?: AbortSignal,
+    onBytes?: (n: number) => void,
+  ): Readable {
     const check = new DigestStream(`blob ${digest}`, { digest, ...(size !== undefined ? { size } : {}) });
     const self = this;
     async function* chunks(): AsyncGenerator<Buffer> {
       let offset = 0;
       const attempts = self.#opts.attempts ?? 5;
-      for (let failures = 0; ; ) {
+      for (let failures = 0; ;) {
         const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-        const res = await self.request(`/v2/${repo}/blobs/${digest}`, { headers, scopes: [`repository:${repo}:pull`], signal });
+        const res = await self.request(`/v2/${repo}/blobs/${digest}`, {
+          headers,
+          scopes: [`repository:${repo}:pull`],
+          signal,
+        });
         if (res.status === 404) {
-          throw new NotFoundError("ERR_BLOB_NOT_FOUND", `Cannot pull: blob unknown "${self.registry}/${repo}@${digest}"`);
+          throw new NotFoundError(
+            "ERR_BLOB_NOT_FOUND",
+            `Cannot pull: blob unknown "${self.registry}/${repo}@${digest}"`,
+          );
         }
         let skip = offset > 0 && res.status !== 206 ? offset : 0;
         try {
@@ -198,7 +223,8 @@ export class RegistryClient {
           }
           return;
         } catch (err) {
-          if (signal?.aborted || ++failures >= attempts) throw wrapNetwork(err, `${self.base}/v2/${repo}/blobs/${digest}`);
+          if (signal?.aborted || ++failures >= attempts)
+            throw wrapNetwork(err, `${self.base}/v2/${repo}/blobs/${digest}`);
           await sleep((self.#opts.backoffMs ?? 200) * 2 ** (failures - 1));
         }
       }

@@ -69,15 +69,28 @@ export async function resolveManifest(
  * @example
  * await pullImage("127.0.0.1:5000/peer/base:1", sink, store, { concurrency: 4 });
  */
-export async function pullImage(ref: string, sink: LayerSink, store: ImageStore, opts: PullOptions = {}): Promise<ImageRecord> {
+export async function pullImage(
+  ref: string,
+  sink: LayerSink,
+  store: ImageStore,
+  opts: PullOptions = {},
+): Promise<ImageRecord> {
   const r = parseReference(ref);
   const client = new RegistryClient(r.registry, opts);
-  const { manifest, topDigest } = await resolveManifest(client, r.repository, r.digest ?? (r.tag as string), opts.platform ?? hostPlatform());
+  const { manifest, topDigest } = await resolveManifest(
+    client,
+    r.repository,
+    r.digest ?? (r.tag as string),
+    opts.platform ?? hostPlatform(),
+  );
   assertDigest(manifest.config?.digest, "the config digest");
   const config = await client.blob(r.repository, manifest.config.digest);
   const diffIDs = parseConfig(config).rootfs.diff_ids;
   if (!Array.isArray(manifest.layers) || diffIDs.length !== manifest.layers.length) {
-    throw new NotSupportedError("ERR_BAD_MANIFEST", `Cannot pull: ${diffIDs.length} diff_ids for ${manifest.layers?.length} layers "${familiarName(r)}"`);
+    throw new NotSupportedError(
+      "ERR_BAD_MANIFEST",
+      `Cannot pull: ${diffIDs.length} diff_ids for ${manifest.layers?.length} layers "${familiarName(r)}"`,
+    );
   }
   const layers: LayerSource[] = manifest.layers.map((d, i) => {
     assertDigest(d.digest, "a layer digest");

@@ -50,7 +50,8 @@ async function startUpload(
   const res = await client.request(`/v2/${repo}/blobs/uploads/${q}`, { method: "POST", scopes });
   await res.body?.cancel();
   if (res.status === 201 && mount) return { mounted: true };
-  if (res.status !== 202) throw new StrataError("ERR_REGISTRY", `Cannot push: upload not started (HTTP ${res.status}) "${repo}"`);
+  if (res.status !== 202)
+    throw new StrataError("ERR_REGISTRY", `Cannot push: upload not started (HTTP ${res.status}) "${repo}"`);
   return { location: absolute(client, res.headers.get("location") ?? ""), mounted: false };
 }
 
@@ -81,7 +82,13 @@ async function pushSmallBlob(client: RegistryClient, repo: string, bytes: Buffer
 }
 
 /** Streams `data` into an upload session; returns the final location. */
-async function patchAll(client: RegistryClient, repo: string, location: string, data: Readable, chunkSize: number): Promise<string> {
+async function patchAll(
+  client: RegistryClient,
+  repo: string,
+  location: string,
+  data: Readable,
+  chunkSize: number,
+): Promise<string> {
   const scopes = [`repository:${repo}:pull,push`];
   const send = async (loc: string, body: Buffer | ReadableStream<Uint8Array>, range?: string) => {
     const headers: Record<string, string> = { "content-type": "application/octet-stream" };
@@ -140,9 +147,14 @@ async function pushLayer(
   gz.on("error", (e) => blob.destroy(e));
   const data = tar.pipe(checkTar).pipe(gz).pipe(blob);
   const last = await patchAll(client, repo, location as string, data, chunkSize);
-  const res = await client.request(withDigest(last, blob.digest), { method: "PUT", headers: { "content-length": "0" }, scopes });
+  const res = await client.request(withDigest(last, blob.digest), {
+    method: "PUT",
+    headers: { "content-length": "0" },
+    scopes,
+  });
   await res.body?.cancel();
-  if (res.status !== 201) throw new StrataError("ERR_REGISTRY", `Cannot push the layer: HTTP ${res.status} "${blob.digest}"`);
+  if (res.status !== 201)
+    throw new StrataError("ERR_REGISTRY", `Cannot push the layer: HTTP ${res.status} "${blob.digest}"`);
   return { desc: { mediaType: MT.dockerLayer, digest: blob.digest, size: blob.bytes }, how: "pushed" };
 }
 
@@ -188,6 +200,7 @@ export async function pushImage(
     scopes: [`repository:${repo}:pull,push`],
   });
   await res.body?.cancel();
-  if (res.status !== 201) throw new StrataError("ERR_REGISTRY", `Cannot push the manifest: HTTP ${res.status} "${familiarName(t)}"`);
+  if (res.status !== 201)
+    throw new StrataError("ERR_REGISTRY", `Cannot push the manifest: HTTP ${res.status} "${familiarName(t)}"`);
   return { digest: sha256(bytes), layers: how };
 }
