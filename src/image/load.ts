@@ -82,3 +82,20 @@ export async function releaseAll(sink: LayerSink, results: ImportResult[]): Prom
   for (const r of [...results].reverse())
     for (const c of [...r.registered].reverse()) await sink.release(c).catch(() => {});
 }
+
+/**
+ * Splits the CLI's `FILE|DIR[:TAG]`: when the whole argument exists it is the
+ * path; otherwise the part after the last ":" is the tag (an OCI ref.name).
+ */
+export async function parseLoadArg(arg: string): Promise<{ path: string; tag?: string }> {
+  const { stat } = await import("node:fs/promises");
+  const exists = (p: string) =>
+    stat(p).then(
+      () => true,
+      () => false,
+    );
+  if (await exists(arg)) return { path: arg };
+  const i = arg.lastIndexOf(":");
+  if (i > 0 && (await exists(arg.slice(0, i)))) return { path: arg.slice(0, i), tag: arg.slice(i + 1) };
+  return { path: arg };
+}
