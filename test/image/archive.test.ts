@@ -11,7 +11,7 @@ import { saveOciLayout } from "../../src/image/oci-layout.js";
 import { tempDir } from "../helpers/tmp.js";
 import { stores, tree, umociRootfs } from "./common.js";
 import { writeFixtureLayout } from "./fixture.js";
-import { ensurePackages, peerDocker, skopeo } from "./peers.js";
+import { ensurePackages, peerDocker, run, skopeo } from "./peers.js";
 
 test.before(() => ensurePackages());
 
@@ -154,4 +154,33 @@ test("docker load accepts strata's docker-archive and strata loads docker save (
   t.is(rec.id, fx.configDigest);
   t.deepEqual(rec.repoTags, [`docker.io/${name}`]);
   t.deepEqual(await tree(await again.sink.path(rec.layers[2].chainID)), await tree(await umociRootfs(t, fx.dir, "v1")));
+});
+
+test("a Docker 25+ archive (manifest.json inside an OCI layout) loads, and its blobs are verified by name", async (t) => {
+  const fx = await writeFixtureLayout(await tempDir(t), "v1");
+  const index = JSON.parse(await readFile(join(fx.dir, "index.json"), "utf8"));
+  const manifest = JSON.parse(
+    await readFile(join(fx.dir, "blobs", "sha256", index.manifests[0].digest.slice(7)), "utf8"),
+  );
+  const entry = {
+    Config: `blobs/sha256/${fx.configDigest.slice(7)}`,
+    RepoTags: ["new/style:1"],
+    Layers: manifest.layers.map((l: { digest: string }) => `blobs/sha256/${l.digest.slice(7)}`),
+  };
+  await writeFile(join(fx.dir, "manifest.json"), JSON.stringify([entry]));
+  const archive = join(await tempDir(t), "new-style.tar");
+  await run("tar", ["-cf", archive, "-C", fx.dir, "."]);
+  const s = await stores(t);
+  const [rec] = await loadImages(archive, s.sink, s.store);
+  t.is(rec.id, fx.configDigest);
+  t.deepEqual(rec.repoTags, ["docker.io/new/style:1"]);
+
+  const victim = join(fx.dir, entry.Layers[1]);
+  const bytes = await readFile(victim);
+  bytes[bytes.length >> 1] ^= 0xff;
+  await writeFile(victim, bytes);
+  const bad = await stores(t);
+  const err = await t.throwsAsync(loadImages(fx.dir, bad.sink, bad.store));
+  t.is((err as { code?: string }).code, "ERR_DIGEST_MISMATCH");
+  t.deepEqual(await bad.sink.chainIDs(), []);
 });

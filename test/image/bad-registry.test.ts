@@ -155,3 +155,20 @@ test("a registry that dies mid-pull fails with a registry error and stores nothi
   t.true(["ERR_REGISTRY", "ERR_REGISTRY_UNREACHABLE"].includes(code(err) ?? ""), String(code(err)));
   await assertEmpty(t, s);
 });
+
+test("basic auth: a Basic challenge is answered with the credentials", async (t) => {
+  const { reg, fx } = await setup(t);
+  const want = `Basic ${Buffer.from("bob:pw").toString("base64")}`;
+  const proxy = await startProxy(t, reg.addr, (req): Action =>
+    req.headers.authorization === want
+      ? { kind: "forward" }
+      : { kind: "respond", status: 401, headers: { "www-authenticate": 'Basic realm="test"' }, body: "{}" },
+  );
+  const s = await stores(t);
+  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+    ...fast,
+    credentials: { username: "bob", password: "pw" },
+  });
+  t.is(rec.id, fx.configDigest);
+  t.true(proxy.seen.some((r) => r.headers.authorization === want));
+});
