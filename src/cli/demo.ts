@@ -1,21 +1,22 @@
 /**
  * `strata demo`: the main job end to end on a built-in sample. Makes a small
- * layer tar, applies it into a store with the default driver, creates a
- * container layer on it, changes files, prints the diff and commits the
- * change to a layer tar.
+ * layer tar, registers it in a store with the default driver, creates a
+ * container layer on it (with the init layer), changes files through a
+ * mount, prints the diff, commits the change as a new layer and writes the
+ * layer tar.
  *
  * @module
  */
 import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm, symlink, writeFile, chmod } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { TarHeader } from "../archive/tar-header.js";
 import { tarStream } from "../archive/tar-writer.js";
 import { builtinDrivers } from "../drivers/index.js";
-import type { MountAccess } from "../graphdriver/driver.js";
+import { LayerStore } from "../layer/index.js";
 
 function file(name: string, content: string, mode = 0o644): { header: TarHeader; body: Buffer } {
   const body = Buffer.from(content);
@@ -60,37 +61,49 @@ export function sampleLayer(): Readable {
 }
 
 export interface DemoOptions {
+  /** Store root; default a new temporary directory, removed at the end. */
   root?: string;
   driver?: string;
-  out?: string;
+  /** Where the committed layer tar goes; default inside the (temporary) root's parent. */
+  output?: string;
 }
 
-/** Runs the demo and prints what happens; returns the path of the committed layer tar. */
+/** Runs the demo, printing each step; returns the path of the committed layer tar. */
 export async function runDemo(opts: DemoOptions, log: (s: string) => void): Promise<string> {
-  const root = opts.root ?? (await mkdtemp(join(tmpdir(), "strata-demo-")));
+  const work = await mkdtemp(join(tmpdir(), "strata-demo-"));
+  const root = opts.root ?? join(work, "root");
   const driver = await builtinDrivers().select(opts.driver, { root, options: {} });
-  const mounts: MountAccess = { acquire: (id) => driver.get(id), release: (id) => driver.put(id) };
+  const store = await LayerStore.open(root, driver);
+  const name = `demo-${process.pid}`;
   try {
-    log(`store: ${root} (driver ${driver.name})`);
-    await driver.create("base", "");
-    const size = await driver.applyDiff("base", "", sampleLayer(), mounts);
-    log(`applied the sample layer: ${size} bytes`);
-    await driver.createReadWrite("demo-container", "base");
-    const rw = await driver.get("demo-container");
+    log(`store ${root}, driver ${driver.name}`);
+    for (const [k, v] of await driver.status()) log(`  ${k}: ${v}`);
+    const base = await store.register(sampleLayer(), "", { ref: "image:strata-demo" });
+    log(`registered the sample layer ${base.chainID} (${base.size} bytes)`);
+    await store.createRWLayer(name, base.chainID);
+    const rw = await store.mount(name);
+    log(`created container ${name}, mounted at ${rw}`);
     await writeFile(join(rw, "etc/motd"), "Changed by the demo.\n");
     await rm(join(rw, "var/log/old.log"));
     await mkdir(join(rw, "srv/app"), { recursive: true });
     await writeFile(join(rw, "srv/app/config.json"), '{"demo":true}\n');
     await symlink("/srv/app/config.json", join(rw, "etc/app.json"));
     await chmod(join(rw, "bin/hello"), 0o700);
-    await driver.put("demo-container");
-    log("diff of the container:");
-    for (const c of await driver.changes("demo-container", "base", mounts)) log(`  ${c.kind} ${c.path}`);
-    const out = opts.out ?? join(root, "demo-commit.tar");
-    await pipeline(await driver.diff("demo-container", "base", mounts), createWriteStream(out));
-    log(`committed the change to ${out}`);
+    log(`diff of ${name} (init files are not shown):`);
+    for (const c of await store.changes(name)) log(`  ${c.kind} ${c.path}`);
+    const out = opts.output ?? join(work, "demo-commit.tar");
+    await pipeline(await store.diffTar(name), createWriteStream(out));
+    log(`wrote the change as a layer tar: ${out}`);
+    const committed = await store.commit(name, { ref: "image:strata-demo-committed" });
+    log(`committed it as layer ${committed.chainID} on ${committed.parent}`);
+    await store.unmount(name);
+    await store.releaseRWLayer(name);
+    await store.release(committed.chainID);
+    await store.release(base.chainID);
     return out;
   } finally {
+    await store.close();
     await driver.cleanup();
+    if (!opts.root) await rm(root, { recursive: true, force: true });
   }
 }

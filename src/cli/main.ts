@@ -1,24 +1,46 @@
 #!/usr/bin/env node
 /**
- * The `strata` command.
+ * The `strata` command: global options, sub-commands, and the one-line error.
  *
  * @module
  */
-import { Command } from "commander";
-import { StrataError } from "../errors.js";
+import { Command, Option } from "commander";
+import { InvalidArgumentError, StrataError } from "../errors.js";
+import { containerCommands } from "./commands/container.js";
+import { layerCommands } from "./commands/layer.js";
+import { storeCommands } from "./commands/store.js";
 import { runDemo } from "./demo.js";
 
 const program = new Command();
-program.name("strata").description("A layered container-image store").option("--debug", "show stack traces on errors");
+program
+  .name("strata")
+  .description("A layered container-image store")
+  .option("--root <dir>", "store root", process.env.STRATA_ROOT ?? "/var/lib/strata")
+  .addOption(new Option("--driver <name>", "storage driver (default: automatic)").env("STRATA_DRIVER"))
+  .option(
+    "--storage-opt <key=value>",
+    "driver option (repeatable)",
+    (v: string, acc: string[]) => [...acc, v],
+    [] as string[],
+  )
+  .option("--json", "machine-readable output for listings")
+  .option("--debug", "show stack traces on errors")
+  .showHelpAfterError();
+
+layerCommands(program);
+containerCommands(program);
+storeCommands(program);
 
 program
   .command("demo")
   .description("run the main job end to end on a built-in sample layer")
-  .option("--root <dir>", "store root (default: a new temporary directory)")
-  .option("--driver <name>", "storage driver (default: automatic)")
-  .option("-o, --out <file>", "where to write the committed layer tar")
-  .action(async (o: { root?: string; driver?: string; out?: string }) => {
-    await runDemo(o, (s) => console.log(s));
+  .option("-o, --output <file>", "where to write the committed layer tar")
+  .action(async (o: { output?: string }, cmd: Command) => {
+    const g = cmd.optsWithGlobals<{ root: string; driver?: string; storageOpt: string[] }>();
+    const explicitRoot = cmd.parent?.getOptionValueSource("root") !== "default";
+    await runDemo({ root: explicitRoot ? g.root : undefined, driver: g.driver, output: o.output }, (s) =>
+      console.log(s),
+    );
   });
 
 try {
@@ -26,7 +48,8 @@ try {
 } catch (err) {
   const debug = program.opts<{ debug?: boolean }>().debug;
   const code = err instanceof StrataError ? ` [${err.code}]` : "";
-  console.error(`strata: ${(err as Error).message}${code}`);
+  console.error(`strata: ${(err as Error).message.split("\n")[0]}${code}`);
   if (debug) console.error((err as Error).stack);
-  process.exit(1);
+  // 2 for bad usage or input, 1 for everything else.
+  process.exit(err instanceof InvalidArgumentError ? 2 : 1);
 }

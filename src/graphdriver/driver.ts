@@ -21,6 +21,7 @@
  * @module
  */
 import type { Readable } from "node:stream";
+import type { TarRecorder } from "../archive/tar-reader.js";
 
 /** One entry of a change list, as `docker diff` prints it. */
 export interface Change {
@@ -36,6 +37,12 @@ export interface CreateOpts {
   storageOpt?: Record<string, string>;
   /** SELinux label; unused by strata's drivers, kept for parity. */
   mountLabel?: string;
+}
+
+/** Options for applyDiff. */
+export interface ApplyDiffOptions {
+  /** Sees the tar's raw non-content bytes, for pristine re-assembly (tar-split). */
+  recorder?: TarRecorder;
 }
 
 /** What a driver can do beyond the contract; checked by flag, never by sniffing methods. */
@@ -90,6 +97,8 @@ export interface Driver {
   exists(id: string): Promise<boolean>;
   /** Ordered key/value pairs as `strata info` (and `docker info`) shows them. */
   status(): Promise<Array<[string, string]>>;
+  /** Every layer id the driver holds (for `strata check`: orphans, missing layers). */
+  list(): Promise<string[]>;
   /** Low-level facts about one layer (paths, device ids). */
   metadata(id: string): Promise<Record<string, string>>;
   /** Releases everything the driver holds (mounts, devices, daemons). Safe to call twice. */
@@ -107,7 +116,7 @@ export interface Driver {
    * `parent`. Returns the sum of entry sizes from the tar headers.
    * @throws ERR_BREAKOUT for entries that would leave the layer
    */
-  applyDiff(id: string, parent: string, tar: Readable, mounts: MountAccess): Promise<number>;
+  applyDiff(id: string, parent: string, tar: Readable, mounts: MountAccess, opts?: ApplyDiffOptions): Promise<number>;
   /** Bytes of the files `id` added or changed relative to `parent` (hardlinks counted once). */
   diffSize(id: string, parent: string, mounts: MountAccess): Promise<number>;
 }

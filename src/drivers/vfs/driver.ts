@@ -14,7 +14,14 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { promisify } from "node:util";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
-import type { Capabilities, Change, CreateOpts, Driver, MountAccess } from "../../graphdriver/driver.js";
+import type {
+  ApplyDiffOptions,
+  Capabilities,
+  Change,
+  CreateOpts,
+  Driver,
+  MountAccess,
+} from "../../graphdriver/driver.js";
 import { backingFs } from "../../graphdriver/fsmagic.js";
 import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
 
@@ -115,6 +122,10 @@ export class VfsDriver implements Driver {
     }
   }
 
+  async list(): Promise<string[]> {
+    return (await readdir(this.#dirs)).filter((n) => !n.includes(".tmp-"));
+  }
+
   async status(): Promise<Array<[string, string]>> {
     return [["Backing Filesystem", (await backingFs(this.home)).name]];
   }
@@ -131,8 +142,8 @@ export class VfsDriver implements Driver {
   changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]> {
     return naiveChanges(id, parent, mounts);
   }
-  applyDiff(id: string, _parent: string, tar: Readable, mounts: MountAccess): Promise<number> {
-    return naiveApplyDiff(id, tar, mounts);
+  applyDiff(id: string, _parent: string, tar: Readable, mounts: MountAccess, opts?: ApplyDiffOptions): Promise<number> {
+    return naiveApplyDiff(id, tar, mounts, { recorder: opts?.recorder });
   }
   diffSize(id: string, parent: string, mounts: MountAccess): Promise<number> {
     return naiveDiffSize(id, parent, mounts);

@@ -1,0 +1,69 @@
+/**
+ * The init layer: files every container expects, later bind-mounted by a
+ * runtime (Docker's initlayer.Setup). For each path, every component is
+ * first unlinked (an image's file or symlink at /etc/hosts or /etc gives way;
+ * directories survive), then the entry is created when missing: parents
+ * 0755 root-owned, directories 0755, files empty 0755, /etc/mtab a symlink.
+ *
+ * @module
+ */
+import { chown, lstat, mkdir, open, symlink, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { hasCode } from "../errors.js";
+
+/** The init entries, as Docker creates them. */
+export const INIT_ENTRIES: ReadonlyArray<readonly [string, "dir" | "file" | "symlink", string?]> = [
+  ["/dev/pts", "dir"],
+  ["/dev/shm", "dir"],
+  ["/proc", "dir"],
+  ["/sys", "dir"],
+  ["/.dockerenv", "file"],
+  ["/etc/resolv.conf", "file"],
+  ["/etc/hosts", "file"],
+  ["/etc/hostname", "file"],
+  ["/dev/console", "file"],
+  ["/etc/mtab", "symlink", "/proc/mounts"],
+];
+
+/** Paths (absolute in the layer) that the init layer creates, parents included. */
+export function initPaths(): Set<string> {
+  const out = new Set<string>();
+  for (const [p] of INIT_ENTRIES) {
+    for (let d = p; d !== "/"; d = dirname(d)) out.add(d);
+  }
+  return out;
+}
+
+/** Writes the init entries into the tree at `root`. */
+export async function setupInitLayer(root: string): Promise<void> {
+  for (const [p, kind, target] of INIT_ENTRIES) {
+    const parts = p.split("/").slice(1);
+    let prev = root;
+    for (const part of parts) {
+      prev = join(prev, part);
+      try {
+        await unlink(prev);
+      } catch (err) {
+        if (!hasCode(err, "ENOENT", "EISDIR", "EPERM", "ENOTDIR")) throw err;
+      }
+    }
+    const full = join(root, p);
+    try {
+      await lstat(full);
+      continue;
+    } catch (err) {
+      if (!hasCode(err, "ENOENT")) throw err;
+    }
+    const parent = dirname(full);
+    await mkdir(parent, { recursive: true, mode: 0o755 });
+    if (kind === "dir") {
+      await mkdir(full, { mode: 0o755 });
+    } else if (kind === "file") {
+      const fh = await open(full, "wx", 0o755);
+      await fh.close();
+    } else {
+      await symlink(target!, full);
+    }
+    await chown(full, 0, 0).catch(() => {});
+  }
+}

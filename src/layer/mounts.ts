@@ -1,0 +1,222 @@
+/**
+ * Mounts: the layer store's registry of mount holds, and the only caller of
+ * `driver.get` / `driver.put`. Counting lives here, not in the drivers.
+ *
+ * Every hold is persisted in `holds/<driver id>.json` with its holder:
+ * - a process hold (pid + start time, a count): taken by internal users such
+ *   as `changes`, `commit`, exports; it dies with its process;
+ * - a named hold (a count): taken by `strata mount`, released by `strata unmount`.
+ *
+ * So counts survive process exit, and after a crash the holds of dead
+ * processes are dropped and the mount state is reconciled with the mount
+ * table (`reconcile`). A per-id file lock serialises acquire/release.
+ *
+ * @module
+ */
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { FailedPreconditionError, hasCode } from "../errors.js";
+import type { Driver, MountAccess } from "../graphdriver/driver.js";
+import { writeJsonAtomic } from "../util/atomic.js";
+import { StoreLock } from "./lock.js";
+import { mountPoints } from "./mountinfo.js";
+import { currentProcess, isAlive, type ProcessIdentity } from "./process.js";
+
+type Holder = ({ kind: "process" } & ProcessIdentity & { n: number }) | { kind: "named"; name: string; n: number };
+
+interface HoldRecord {
+  path: string;
+  holders: Holder[];
+  /** Holds are void after a reboot: nothing is mounted any more. */
+  bootID?: string;
+}
+
+let bootID: string | undefined;
+async function currentBoot(): Promise<string> {
+  bootID ??= (await readFile("/proc/sys/kernel/random/boot_id", "utf8")).trim();
+  return bootID;
+}
+
+export interface HoldInfo {
+  id: string;
+  path: string;
+  count: number;
+  holders: Holder[];
+}
+
+export class Mounts {
+  readonly #driver: Driver;
+  readonly #dir: string;
+  #locks = new Map<string, StoreLock>();
+
+  constructor(driver: Driver, dir: string) {
+    this.#driver = driver;
+    this.#dir = dir;
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+  }
+
+  #lock(id: string): StoreLock {
+    let l = this.#locks.get(id);
+    if (!l) {
+      l = new StoreLock(join(this.#dir, `${id}.lock`));
+      this.#locks.set(id, l);
+    }
+    return l;
+  }
+
+  async #read(id: string): Promise<HoldRecord> {
+    try {
+      const rec = JSON.parse(await readFile(join(this.#dir, `${id}.json`), "utf8")) as HoldRecord;
+      if (rec.bootID !== (await currentBoot())) return { path: "", holders: [] };
+      return rec;
+    } catch (err) {
+      if (hasCode(err, "ENOENT")) return { path: "", holders: [] };
+      throw err;
+    }
+  }
+
+  async #write(id: string, rec: HoldRecord): Promise<void> {
+    if (rec.holders.length === 0) await rm(join(this.#dir, `${id}.json`), { force: true });
+    // Not fsync'd: holds only need to survive a process crash, and a reboot voids them.
+    else
+      await writeJsonAtomic(join(this.#dir, `${id}.json`), { ...rec, bootID: await currentBoot() }, { durable: false });
+  }
+
+  /** Drops holds of processes that are gone. */
+  static async #prune(rec: HoldRecord): Promise<boolean> {
+    const before = rec.holders.length;
+    const live: Holder[] = [];
+    for (const h of rec.holders) if (h.kind === "named" || (await isAlive(h))) live.push(h);
+    rec.holders = live;
+    return live.length !== before;
+  }
+
+  /** Whether the layer's tree is really mounted (always true for mountless drivers). */
+  async #mounted(path: string): Promise<boolean> {
+    if (this.#driver.capabilities.mountless) return true;
+    if (!path) return false;
+    const table = await mountPoints();
+    return table.has(path) || table.has(dirname(path));
+  }
+
+  /**
+   * Takes a hold on `id`, mounting it when it is the first.
+   * @param named a named (long-lived) holder, e.g. "user" for `strata mount`; default: this process
+   * @returns the path of the layer's tree
+   */
+  async acquire(id: string, named?: string): Promise<string> {
+    const me = await currentProcess();
+    return this.#lock(id).with(async () => {
+      const rec = await this.#read(id);
+      await Mounts.#prune(rec);
+      if (rec.holders.length === 0 || !(await this.#mounted(rec.path))) {
+        rec.path = await this.#driver.get(id);
+      }
+      const h = named
+        ? rec.holders.find((x) => x.kind === "named" && x.name === named)
+        : rec.holders.find((x) => x.kind === "process" && x.pid === me.pid && x.start === me.start);
+      if (h) h.n++;
+      else rec.holders.push(named ? { kind: "named", name: named, n: 1 } : { kind: "process", ...me, n: 1 });
+      try {
+        await this.#write(id, rec);
+      } catch (err) {
+        if (rec.holders.length === 1 && rec.holders[0]!.n === 1) await this.#driver.put(id);
+        throw err;
+      }
+      return rec.path;
+    });
+  }
+
+  /**
+   * Drops one hold; unmounts when none is left.
+   * @throws ERR_NOT_MOUNTED when the holder holds nothing
+   */
+  async release(id: string, named?: string): Promise<void> {
+    const me = await currentProcess();
+    await this.#lock(id).with(async () => {
+      const rec = await this.#read(id);
+      await Mounts.#prune(rec);
+      const i = rec.holders.findIndex((x) =>
+        named
+          ? x.kind === "named" && x.name === named
+          : x.kind === "process" && x.pid === me.pid && x.start === me.start,
+      );
+      if (i < 0) {
+        await this.#write(id, rec);
+        throw new FailedPreconditionError("ERR_NOT_MOUNTED", `Cannot unmount: not mounted by this holder "${id}"`);
+      }
+      const h = rec.holders[i]!;
+      if (--h.n === 0) rec.holders.splice(i, 1);
+      if (rec.holders.length === 0) await this.#driver.put(id);
+      await this.#write(id, rec);
+    });
+  }
+
+  /** Drops every hold on `id` and unmounts it (for `rm --force`). */
+  async releaseAll(id: string): Promise<void> {
+    await this.#lock(id).with(async () => {
+      await this.#driver.put(id);
+      await this.#write(id, { path: "", holders: [] });
+    });
+  }
+
+  /** Live holds on `id` (dead processes' holds are not counted). */
+  async count(id: string): Promise<number> {
+    const rec = await this.#read(id);
+    await Mounts.#prune(rec);
+    return rec.holders.reduce((s, h) => s + h.n, 0);
+  }
+
+  /** Every id with a holds record, with live counts. */
+  async list(): Promise<HoldInfo[]> {
+    const out: HoldInfo[] = [];
+    for (const f of await readdir(this.#dir)) {
+      if (!f.endsWith(".json")) continue;
+      const id = f.slice(0, -5);
+      const rec = await this.#read(id);
+      await Mounts.#prune(rec);
+      out.push({ id, path: rec.path, count: rec.holders.reduce((s, h) => s + h.n, 0), holders: rec.holders });
+    }
+    return out;
+  }
+
+  /**
+   * After a crash: drops holds of dead processes and unmounts what no live
+   * hold needs. Returns the ids it repaired.
+   */
+  async reconcile(): Promise<string[]> {
+    const repaired: string[] = [];
+    for (const f of await readdir(this.#dir).catch(() => [] as string[])) {
+      if (!f.endsWith(".json")) continue;
+      const id = f.slice(0, -5);
+      await this.#lock(id).with(async () => {
+        const rec = await this.#read(id);
+        if (!(await Mounts.#prune(rec))) return;
+        if (rec.holders.length === 0) {
+          try {
+            await stat(rec.path);
+            await this.#driver.put(id);
+          } catch (err) {
+            if (!hasCode(err, "ENOENT", "ERR_LAYER_NOT_FOUND")) throw err;
+          }
+        }
+        await this.#write(id, rec);
+        repaired.push(id);
+      });
+    }
+    return repaired;
+  }
+
+  /** A {@link MountAccess} for the naive diff adapter, holding as this process. */
+  access(): MountAccess {
+    return { acquire: (id) => this.acquire(id), release: (id) => this.release(id) };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#locks.values()].map((l) => l.close()));
+    this.#locks.clear();
+  }
+}
