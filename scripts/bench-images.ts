@@ -5,8 +5,8 @@
  *     with one appended file so dockerd cannot reuse a layer it already has;
  *   - "5-layer": that base plus the peer lab's c1 layer and three generated layers.
  * Each image is pushed (gzip, by skopeo) to a private docker-registry on a
- * free port; strata pulls it into a fresh store (vfs test sink until the
- * LayerStore lands) and the peer dockerd (overlay2) pulls it after `docker rmi`.
+ * free port; strata pulls it into a fresh LayerStore (driver: $DRIVER, default
+ * automatic selection) and the peer dockerd (overlay2) pulls it after `docker rmi`.
  * Then both load the same docker-archive. Prints medians of RUNS (default 3)
  * and the strata/docker ratio. The "no-apply" column runs the same pipeline
  * (fetch, verify, decompress, hash, order) into a sink that only hashes the
@@ -24,7 +24,9 @@ import { ImageStore } from "../src/image/image-store.js";
 import type { LayerSink } from "../src/image/layer-sink.js";
 import { loadImages } from "../src/image/load.js";
 import { pullImage } from "../src/image/registry/pull.js";
-import { VfsSink } from "../test/image/vfs-sink.js";
+import { builtinDrivers } from "../src/drivers/index.js";
+import { layerStoreSink } from "../src/image/layer-store-sink.js";
+import { LayerStore } from "../src/layer/index.js";
 
 const run = promisify(execFile);
 const ART = process.env.PEER_ARTIFACTS ?? "/tmp/peer-artifacts";
@@ -207,8 +209,11 @@ async function main(): Promise<void> {
       for (let r = 0; r < RUNS; r++) {
         for (const op of ["pull", "load"] as const) {
           const root = await mkdtemp(join(work, "store-"));
-          const sink = await VfsSink.open(join(root, "layers"));
+          const driver = await builtinDrivers().select(process.env.DRIVER, { root, options: {} });
+          const layers = await LayerStore.open(root, driver);
+          const sink = layerStoreSink(layers);
           const store = await ImageStore.open(join(root, "images"));
+          if (r === 0 && op === "pull") console.log(`  (${name}: strata driver ${driver.name})`);
           results[op].strata.push(
             await timed(() =>
               op === "pull"
@@ -216,6 +221,8 @@ async function main(): Promise<void> {
                 : loadImages(archive, sink, store, { concurrency: CONCURRENCY }),
             ),
           );
+          await layers.close();
+          await driver.cleanup();
           await rm(root, { recursive: true, force: true });
           const bareStore = await ImageStore.open(join(await mkdtemp(join(work, "bare-")), "images"));
           const bare = hashOnlySink();

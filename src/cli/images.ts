@@ -6,7 +6,12 @@
  * @module
  */
 import type { Command } from "commander";
+import { join } from "node:path";
 import { InvalidArgumentError } from "../errors.js";
+import { layerStoreSink } from "../image/layer-store-sink.js";
+import { ImageStore as ImageRecords } from "../image/image-store.js";
+import { LayerStore } from "../layer/index.js";
+import { type GlobalOptions, openDriver } from "./context.js";
 import {
   type Credentials,
   dockerConfigCredentials,
@@ -35,6 +40,32 @@ export interface ImageContext {
 
 /** Opens the stores for one command; `root`/`driver` come from the global options. */
 export type OpenImageContext = () => Promise<ImageContext>;
+
+/**
+ * Opens the LayerStore (as the sink) and the image records under
+ * `<root>/image`, from the program's global options (--root, --driver, --storage-opt).
+ */
+export function openFromGlobals(program: Command): OpenImageContext {
+  return async () => {
+    const g = program.opts<GlobalOptions>();
+    const driver = await openDriver(g);
+    try {
+      const layers = await LayerStore.open(g.root, driver);
+      const store = await ImageRecords.open(join(g.root, "image"));
+      return {
+        sink: layerStoreSink(layers),
+        store,
+        close: async () => {
+          await layers.close();
+          await driver.cleanup();
+        },
+      };
+    } catch (err) {
+      await driver.cleanup();
+      throw err;
+    }
+  };
+}
 
 interface ProgressOpts {
   quiet?: boolean;
@@ -100,13 +131,16 @@ export function registerImageCommands(
       .option("-u, --username <name>", "registry user name")
       .option("--password-stdin", "read the registry password from stdin")
       .option("--docker-config <file>", "Docker config.json with credentials");
-  const prog = (c: Command) =>
-    c.option("-q, --quiet", "no progress output").option("--json", "JSON progress events on stdout");
+  // --json may be a global option of the program already; then the subcommands read it from there.
+  const globalJson = program.options.some((o) => o.long === "--json");
+  const json = (c: Command, what: string) => (globalJson ? c : c.option("--json", what));
+  const prog = (c: Command) => json(c.option("-q, --quiet", "no progress output"), "JSON progress events on stdout");
 
   prog(auth(program.command("pull <ref>").description("pull an image from a registry")))
     .option("--platform <os/arch[/variant]>", "platform to pull from a manifest list (default: the host)")
     .option("--concurrency <n>", "layers fetched at once", int, 3)
-    .action(async (ref: string, o: AuthOpts & ProgressOpts & { platform?: string; concurrency: number }) => {
+    .action(async (ref: string, _o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<AuthOpts & ProgressOpts & { platform?: string; concurrency: number }>();
       const r = parseReference(ref);
       const credentials = await credentialsFor(r.registry, o);
       await withContext(open, async ({ sink, store }) => {
@@ -129,7 +163,8 @@ export function registerImageCommands(
 
   prog(auth(program.command("push <image> [target]").description("push a stored image to a registry")))
     .option("--chunk-size <bytes>", "upload in chunks of this size (0: one streamed request)", int, 0)
-    .action(async (image: string, target: string | undefined, o: AuthOpts & ProgressOpts & { chunkSize: number }) => {
+    .action(async (image: string, target: string | undefined, _o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<AuthOpts & ProgressOpts & { chunkSize: number }>();
       const r = parseReference(target ?? image);
       const credentials = await credentialsFor(r.registry, o);
       await withContext(open, async ({ sink, store }) => {
@@ -149,7 +184,8 @@ export function registerImageCommands(
     .option("-t, --tag <name>", "also tag the loaded image")
     .option("--platform <os/arch[/variant]>", "platform to take from an OCI index")
     .option("--concurrency <n>", "layers read at once", int, 3)
-    .action(async (arg: string, o: ProgressOpts & { tag?: string; platform?: string; concurrency: number }) => {
+    .action(async (arg: string, _o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<ProgressOpts & { tag?: string; platform?: string; concurrency: number }>();
       const { path, tag } = await parseLoadArg(arg);
       await withContext(open, async ({ sink, store }) => {
         const p = progressFor(o);
@@ -189,11 +225,9 @@ export function registerImageCommands(
       });
     });
 
-  program
-    .command("images")
-    .description("list stored images")
-    .option("--json", "print JSON")
-    .action(async (o: { json?: boolean }) => {
+  json(program.command("images").description("list stored images"), "print JSON").action(
+    async (_o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<{ json?: boolean }>();
       await withContext(open, async ({ store }) => {
         const list = await store.list();
         if (o.json) {
@@ -209,7 +243,8 @@ export function registerImageCommands(
           }
         }
       });
-    });
+    },
+  );
 
   program
     .command("rmi <images...>")

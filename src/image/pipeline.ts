@@ -57,6 +57,9 @@ export interface ImportOptions {
   spoolDir?: string;
 }
 
+/** Bytes between two "downloading" progress events of one layer. */
+const PROGRESS_STEP = 1 << 20;
+
 /** Counts bytes flowing through. */
 class Counter extends Transform {
   #fn: (n: number) => void;
@@ -124,8 +127,12 @@ export async function importLayers(
       const task = queue.add(async () => {
         abort.signal.throwIfAborted();
         let current = 0;
+        let reported = -Infinity;
         const onBytes = (n: number) => {
           current += n;
+          // One event per MiB (and the last one), not one per network chunk.
+          if (current - reported < PROGRESS_STEP && current !== src.blob?.size) return;
+          reported = current;
           progress({ layer: i, id: src.label, status: "downloading", current, total: src.blob?.size });
         };
         const blob = await src.open(abort.signal, onBytes);

@@ -29,9 +29,14 @@ function missing(path: string, name: string): NotFoundError {
   return new NotFoundError("ERR_ARCHIVE_MEMBER_MISSING", `Cannot read the archive: no member "${name}" in "${path}"`);
 }
 
-/** Opens a tar file or a directory as a {@link FileSource}. @throws ENOENT */
+/** Opens a tar file or a directory as a {@link FileSource}. @throws ERR_ARCHIVE_NOT_FOUND */
 export async function openSource(path: string): Promise<FileSource> {
-  const st = await stat(path);
+  const st = await stat(path).catch((err: unknown) => {
+    if (hasCode(err, "ENOENT", "ENOTDIR")) {
+      throw new NotFoundError("ERR_ARCHIVE_NOT_FOUND", `Cannot load: no such file or directory "${path}"`);
+    }
+    throw err;
+  });
   if (st.isDirectory()) return dirSource(path);
   const idx = await TarIndex.scan(path);
   return {
