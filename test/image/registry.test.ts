@@ -3,8 +3,11 @@
  * with skopeo as the peer on the other side.
  */
 import test from "ava";
+import { createHash } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { chainIDs } from "../../src/image/digest.js";
+import { parsePlatform } from "../../src/image/platform.js";
 import type { ProgressEvent } from "../../src/image/progress.js";
 import { pullImage } from "../../src/image/registry/pull.js";
 import { pushImage } from "../../src/image/registry/push.js";
@@ -89,4 +92,52 @@ test("push by strata (monolithic, chunked, mounted) is read back by skopeo with 
     ])
   ).stdout.trim();
   t.is(digest, s2.digest);
+});
+
+test("a manifest list pushed by skopeo --all is resolved to the host platform or the one asked for", async (t) => {
+  const reg = await startRegistry(t);
+  const dir = await tempDir(t);
+  const amd = await writeFixtureLayout(dir, "amd", 31);
+  const amdEntry = JSON.parse(await readFile(join(dir, "index.json"), "utf8")).manifests[0];
+  const arm = await writeFixtureLayout(dir, "arm", 32);
+  const armEntry = JSON.parse(await readFile(join(dir, "index.json"), "utf8")).manifests[0];
+  const list = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [
+        { ...amdEntry, annotations: undefined, platform: { os: "linux", architecture: "amd64" } },
+        { ...armEntry, annotations: undefined, platform: { os: "linux", architecture: "arm64", variant: "v8" } },
+      ],
+    }),
+  );
+  const d = createHash("sha256").update(list).digest("hex");
+  await writeFile(join(dir, "blobs", "sha256", d), list);
+  await writeFile(
+    join(dir, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: "application/vnd.oci.image.index.v1+json",
+          digest: `sha256:${d}`,
+          size: list.length,
+          annotations: { "org.opencontainers.image.ref.name": "multi" },
+        },
+      ],
+    }),
+  );
+  await skopeo("copy", "--all", `oci:${dir}:multi`, `docker://${reg.addr}/multi/img:1`, "--dest-tls-verify=false");
+  const s = await stores(t);
+  const host = await pullImage(`${reg.addr}/multi/img:1`, s.sink, s.store, {
+    platform: { os: "linux", architecture: "amd64" },
+  });
+  t.is(host.id, amd.configDigest);
+  const other = await pullImage(`${reg.addr}/multi/img:1`, s.sink, s.store, { platform: parsePlatform("linux/arm64") });
+  t.is(other.id, arm.configDigest);
+  t.is(other.repoDigests[0], host.repoDigests[0], "the repo digest is the list's");
+  const err = await t.throwsAsync(
+    pullImage(`${reg.addr}/multi/img:1`, s.sink, s.store, { platform: parsePlatform("linux/s390x") }),
+  );
+  t.is((err as { code?: string }).code, "ERR_PLATFORM_NOT_FOUND");
 });
