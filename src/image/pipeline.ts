@@ -16,7 +16,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Readable, Transform, type TransformCallback } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import PQueue from "p-queue";
 import { decompress } from "../archive/compression.js";
@@ -59,19 +59,6 @@ export interface ImportOptions {
 
 /** Bytes between two "downloading" progress events of one layer. */
 const PROGRESS_STEP = 1 << 20;
-
-/** Counts bytes flowing through. */
-class Counter extends Transform {
-  #fn: (n: number) => void;
-  constructor(fn: (n: number) => void) {
-    super({ highWaterMark: 1 << 20 });
-    this.#fn = fn;
-  }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.#fn(chunk.length);
-    cb(null, chunk);
-  }
-}
 
 /** Settles when `p` does, never rejecting. */
 const settled = (p: Promise<unknown>) =>
@@ -137,15 +124,11 @@ export async function importLayers(
         };
         const blob = await src.open(abort.signal, onBytes);
         const { stream } = await decompress(blob);
-        let tarBytes = 0;
         const check = new DigestStream(`layer ${src.label}`, { digest: src.diffID });
-        const verified = stream.pipe(check);
+        const tar = stream.pipe(check);
         stream.on("error", (e) => check.destroy(e));
-        const count = new Counter((n) => (tarBytes += n));
-        verified.on("error", (e) => count.destroy(e));
-        const tar = verified.pipe(count);
         // Errors surface where the tar is consumed; until then (waiting for the parent) they must not go unhandled.
-        for (const st of [blob, stream, verified, tar]) st.on("error", () => {});
+        for (const st of [blob, stream, tar]) st.on("error", () => {});
         const toSink = async (input: Readable) => {
           await prev;
           abort.signal.throwIfAborted();
@@ -166,7 +149,7 @@ export async function importLayers(
           await toSink(createReadStream(file, { highWaterMark: 1 << 20 }));
           await rm(file, { force: true });
         }
-        records[i].tarSize = tarBytes;
+        records[i].tarSize = check.bytes;
         done[i] = true;
         progress({ layer: i, id: src.label, status: "done", current, total: src.blob?.size });
       });
