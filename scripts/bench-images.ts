@@ -221,6 +221,7 @@ async function main(): Promise<void> {
                 : loadImages(archive, sink, store, { concurrency: CONCURRENCY }),
             ),
           );
+          await store.close();
           await layers.close();
           await driver.cleanup();
           await rm(root, { recursive: true, force: true });
@@ -233,6 +234,7 @@ async function main(): Promise<void> {
                 : loadImages(archive, bare, bareStore, { concurrency: CONCURRENCY }),
             ),
           );
+          await bareStore.close();
           const dname = op === "pull" ? ref : `bench/${name}:1`;
           await docker("rmi", "-f", dname).catch(() => undefined);
           results[op].docker.push(

@@ -56,6 +56,7 @@ export function openFromGlobals(program: Command): OpenImageContext {
         sink: layerStoreSink(layers),
         store,
         close: async () => {
+          await store.close();
           await layers.close();
           await driver.cleanup();
         },

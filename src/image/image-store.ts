@@ -14,6 +14,7 @@
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { hasCode, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { StoreLock } from "../layer/lock.js";
 import { writeFileAtomic } from "./atomic.js";
 import { chainIDs, DigestMismatchError, digestHex, sha256 } from "./digest.js";
 import { familiarName, parseReference, repoName } from "./reference.js";
@@ -82,13 +83,19 @@ export function tagKey(name: string): string {
   return `${repoName(r)}:${r.tag}`;
 }
 
-/** The image-record store. Not safe for concurrent writers in several processes. */
+/** The image-record store. Changes run under an flock on `<dir>/lock`, so processes can share it. */
 export class ImageStore {
   readonly dir: string;
-  #lock: Promise<unknown> = Promise.resolve();
+  #lock: StoreLock;
 
   private constructor(dir: string) {
     this.dir = dir;
+    this.#lock = new StoreLock(join(dir, "lock"));
+  }
+
+  /** Closes the lock file. */
+  close(): Promise<void> {
+    return this.#lock.close();
   }
 
   /** Opens (creating) the store under `dir`. */
@@ -99,9 +106,7 @@ export class ImageStore {
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#lock.then(fn, fn);
-    this.#lock = run.catch(() => {});
-    return run;
+    return this.#lock.with(fn);
   }
 
   async #tags(): Promise<Record<string, string>> {

@@ -16,7 +16,9 @@ export interface Stores {
 /** A fresh sink and image store under a temporary directory. */
 export async function stores(t: ExecutionContext): Promise<Stores> {
   const root = await tempDir(t, "strata-image-");
-  return { root, sink: await VfsSink.open(join(root, "layers")), store: await ImageStore.open(join(root, "images")) };
+  const store = await ImageStore.open(join(root, "images"));
+  t.teardown(() => store.close());
+  return { root, sink: await VfsSink.open(join(root, "layers")), store };
 }
 
 /** A tree listing for comparing image roots (no mtimes: tools differ on directory times). */

@@ -25,7 +25,9 @@ async function open(t: ExecutionContext) {
     await layers.close();
     await driver.cleanup();
   });
-  return { layers, sink: layerStoreSink(layers), store: await ImageStore.open(join(root, "image")) };
+  const store = await ImageStore.open(join(root, "image"));
+  t.teardown(() => store.close());
+  return { layers, sink: layerStoreSink(layers), store };
 }
 
 test("load, save and rmi over the LayerStore keep check clean and remove the layers at the end", async (t) => {
