@@ -88,7 +88,13 @@ export async function startRegistry(t: ExecutionContext): Promise<TestRegistry> 
       if (alive) child.kill(hard ? "SIGKILL" : "SIGTERM");
       await exited;
     };
-    t.teardown(() => stop());
+    // If the worker dies before teardown (an uncaught exception), the registry must not outlive it.
+    const onExit = () => child.kill("SIGKILL");
+    process.once("exit", onExit);
+    t.teardown(async () => {
+      await stop();
+      process.off("exit", onExit);
+    });
     for (let i = 0; i < 200 && alive; i++) {
       try {
         const res = await fetch(`http://${addr}/v2/`);
