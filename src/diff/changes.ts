@@ -77,10 +77,21 @@ function capsDiffer(o: Side, n: Side): boolean {
  * @example
  * for (const c of await changes("/merged", "/lower")) console.log(c.kind, c.path);
  */
-export async function changes(newDir: string, oldDir: string | null): Promise<Change[]> {
+export async function changes(newDir: string, oldDir: string | null, opts: ChangesOptions = {}): Promise<Change[]> {
   const out: Change[] = [];
-  await walk(out, "/", newDir, oldDir, true, true);
+  await walk(out, "/", newDir, oldDir, true, true, opts.descend);
   return out;
+}
+
+/** Options for {@link changes}. */
+export interface ChangesOptions {
+  /**
+   * Called for a directory present in both trees before walking into it
+   * (path absolute inside the layer); `false` skips it as unchanged below.
+   * Overlay passes "exists in the upper dir": anything changed below a
+   * directory copies that directory up.
+   */
+  descend?: (path: string) => Promise<boolean>;
 }
 
 /**
@@ -95,6 +106,7 @@ async function walk(
   oldPath: string | null,
   added: boolean,
   isRoot: boolean,
+  descend?: (path: string) => Promise<boolean>,
 ): Promise<void> {
   const sizeAtEntry = out.length;
   const scan = await scanPair(newPath, oldPath);
@@ -122,7 +134,8 @@ async function walk(
     }
     if (isDir(n)) {
       const oldChild = inOld && isDir(o) ? posix.join(oldPath!, name) : null;
-      await walk(out, childPath, posix.join(newPath, name), oldChild, childAdded, false);
+      if (oldChild !== null && descend && !(await descend(childPath))) continue;
+      await walk(out, childPath, posix.join(newPath, name), oldChild, childAdded, false, descend);
     }
   }
   for (const d of deleted) out.push({ path: d, kind: "D" });
