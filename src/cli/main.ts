@@ -9,6 +9,7 @@ import { InvalidArgumentError, StrataError } from "../errors.js";
 import { containerCommands } from "./commands/container.js";
 import { layerCommands } from "./commands/layer.js";
 import { storeCommands } from "./commands/store.js";
+import { openFromGlobals, registerImageCommands } from "./images.js";
 import { runDemo } from "./demo.js";
 
 const program = new Command();
@@ -30,6 +31,7 @@ program
 layerCommands(program);
 containerCommands(program);
 storeCommands(program);
+registerImageCommands(program, openFromGlobals(program));
 
 program
   .command("demo")

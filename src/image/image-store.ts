@@ -1,0 +1,314 @@
+/**
+ * The image-record store: image id (the config digest) → config JSON and the
+ * chain of layers, plus the tag table. Files under one directory:
+ *
+ *   configs/<hex>        the config bytes exactly as received (their sha256 is the id)
+ *   images/<hex>.json    the {@link ImageRecord}
+ *   repositories.json    { "docker.io/library/debian:12": "sha256:…" }
+ *
+ * Every write is atomic; a record is written after its config, and the tag
+ * table last, so a crash leaves at worst an untagged image.
+ *
+ * @module
+ */
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { hasCode, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { StoreLock } from "../layer/lock.js";
+import { writeFileAtomic } from "./atomic.js";
+import { chainIDs, DigestMismatchError, digestHex, sha256 } from "./digest.js";
+import { familiarName, parseReference, repoName } from "./reference.js";
+import type { ImageConfig } from "./types.js";
+
+/** One layer of a stored image. */
+export interface LayerRecord {
+  diffID: string;
+  chainID: string;
+  /** Bytes of the uncompressed layer tar (known when strata saw the tar). */
+  tarSize?: number;
+  /** Σ entry sizes as the layer store reports it. */
+  size?: number;
+  /** The compressed blob this layer came from, to skip uploads and mount across repositories. */
+  blob?: { digest: string; size: number; mediaType: string; registry?: string; repository?: string };
+}
+
+/** A stored image. */
+export interface ImageRecord {
+  id: string;
+  layers: LayerRecord[];
+  repoTags: string[];
+  repoDigests: string[];
+  /** When strata stored it (ISO time). */
+  stored: string;
+}
+
+/** What `strata inspect` prints. */
+export interface ImageInspect {
+  Id: string;
+  RepoTags: string[];
+  RepoDigests: string[];
+  Created?: string;
+  Architecture?: string;
+  Os?: string;
+  Config: ImageConfig;
+  Layers: Array<{ diffID: string; chainID: string; size?: number; tarSize?: number }>;
+}
+
+/** The result of removing a name or an image. */
+export interface RemoveResult {
+  untagged: string[];
+  deleted: string[];
+  /** ChainIDs no remaining image uses: the layer store may release them. */
+  unusedChainIDs: string[];
+}
+
+/** Parses and checks an image config: a JSON object with rootfs.diff_ids. */
+export function parseConfig(bytes: Buffer): ImageConfig {
+  let c: ImageConfig;
+  try {
+    c = JSON.parse(bytes.toString("utf8")) as ImageConfig;
+  } catch (err) {
+    throw new InvalidArgumentError("ERR_BAD_CONFIG", `Cannot parse the image config: ${(err as Error).message}`);
+  }
+  if (!c || typeof c !== "object" || !c.rootfs || !Array.isArray(c.rootfs.diff_ids)) {
+    throw new InvalidArgumentError("ERR_BAD_CONFIG", "Cannot parse the image config: no rootfs.diff_ids");
+  }
+  return c;
+}
+
+/** Normalises a user's name to the stored tag key: "debian" → "docker.io/library/debian:latest". */
+export function tagKey(name: string): string {
+  const r = parseReference(name);
+  if (r.digest && !r.tag) throw new InvalidArgumentError("ERR_INVALID_REFERENCE", `Cannot tag by digest "${name}"`);
+  return `${repoName(r)}:${r.tag}`;
+}
+
+/** The image-record store. Changes run under an flock on `<dir>/lock`, so processes can share it. */
+export class ImageStore {
+  readonly dir: string;
+  #lock: StoreLock;
+
+  private constructor(dir: string) {
+    this.dir = dir;
+    this.#lock = new StoreLock(join(dir, "lock"));
+  }
+
+  /** Closes the lock file. */
+  close(): Promise<void> {
+    return this.#lock.close();
+  }
+
+  /** Opens (creating) the store under `dir`. */
+  static async open(dir: string): Promise<ImageStore> {
+    await mkdir(join(dir, "configs"), { recursive: true });
+    await mkdir(join(dir, "images"), { recursive: true });
+    return new ImageStore(dir);
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#lock.with(fn);
+  }
+
+  async #tags(): Promise<Record<string, string>> {
+    try {
+      return JSON.parse(await readFile(join(this.dir, "repositories.json"), "utf8")) as Record<string, string>;
+    } catch (err) {
+      if (hasCode(err, "ENOENT")) return {};
+      throw err;
+    }
+  }
+
+  async #readRecord(id: string): Promise<ImageRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.dir, "images", `${digestHex(id)}.json`), "utf8")) as ImageRecord;
+    } catch (err) {
+      if (hasCode(err, "ENOENT")) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Stores an image whose layers are already in the layer store, then points
+   * `tags` at it (moving them from any other image).
+   * @throws ERR_DIGEST_MISMATCH when the layers' diffIDs differ from the config's
+   */
+  put(config: Buffer, layers: LayerRecord[], tags: string[] = [], repoDigest?: string): Promise<ImageRecord> {
+    return this.#serial(async () => {
+      const id = sha256(config);
+      const diffIDs = parseConfig(config).rootfs.diff_ids;
+      const chains = chainIDs(diffIDs);
+      if (diffIDs.length !== layers.length) {
+        throw new DigestMismatchError("the image layers", `${diffIDs.length} layers`, `${layers.length}`);
+      }
+      layers.forEach((l, i) => {
+        if (l.diffID !== diffIDs[i]) throw new DigestMismatchError(`layer ${i}`, diffIDs[i], l.diffID);
+        if (l.chainID !== chains[i]) throw new DigestMismatchError(`layer ${i} chain`, chains[i], l.chainID);
+      });
+      const old = await this.#readRecord(id);
+      const keys = tags.map(tagKey);
+      const rec: ImageRecord = {
+        id,
+        layers: layers.map((l, i) => ({ ...old?.layers[i], ...l })),
+        repoTags: old?.repoTags ?? [],
+        repoDigests: [...new Set([...(old?.repoDigests ?? []), ...(repoDigest ? [repoDigest] : [])])],
+        stored: old?.stored ?? new Date().toISOString(),
+      };
+      await writeFileAtomic(join(this.dir, "configs", digestHex(id)), config);
+      await this.#writeRecord(rec);
+      await this.#setTags(keys, id);
+      return (await this.#readRecord(id)) as ImageRecord;
+    });
+  }
+
+  async #writeRecord(rec: ImageRecord): Promise<void> {
+    await writeFileAtomic(join(this.dir, "images", `${digestHex(rec.id)}.json`), `${JSON.stringify(rec, null, 1)}\n`);
+  }
+
+  /** Points each tag key at `id`, updating the repoTags of the images involved. */
+  async #setTags(keys: string[], id: string): Promise<void> {
+    if (keys.length === 0) return;
+    const tags = await this.#tags();
+    const touched = new Set<string>([id]);
+    for (const k of keys) {
+      if (tags[k] && tags[k] !== id) touched.add(tags[k]);
+      tags[k] = id;
+    }
+    await writeFileAtomic(join(this.dir, "repositories.json"), `${JSON.stringify(tags, null, 1)}\n`);
+    for (const t of touched) await this.#syncRepoTags(t, tags);
+  }
+
+  async #syncRepoTags(id: string, tags: Record<string, string>): Promise<void> {
+    const rec = await this.#readRecord(id);
+    if (!rec) return;
+    rec.repoTags = Object.keys(tags)
+      .filter((k) => tags[k] === id)
+      .sort();
+    await this.#writeRecord(rec);
+  }
+
+  /**
+   * Resolves a name ("debian:12"), a full id, or an id prefix of at least 4 hex digits.
+   * @throws ERR_IMAGE_NOT_FOUND; ERR_AMBIGUOUS_ID for a prefix of several images
+   */
+  async resolve(ref: string): Promise<ImageRecord> {
+    const notFound = () => new NotFoundError("ERR_IMAGE_NOT_FOUND", `Cannot find the image: no such image "${ref}"`);
+    const hex = ref.replace(/^sha256:/, "");
+    if (/^[a-f0-9]{4,64}$/.test(hex)) {
+      const ids = (await this.ids()).filter((id) => id.slice(7).startsWith(hex));
+      if (ids.length > 1)
+        throw new InvalidArgumentError("ERR_AMBIGUOUS_ID", `Cannot resolve the image: ambiguous id "${ref}"`);
+      if (ids.length === 1) return (await this.#readRecord(ids[0])) as ImageRecord;
+    }
+    let key: string;
+    try {
+      const r = parseReference(ref);
+      if (r.digest) {
+        const want = `${repoName(r)}@${r.digest}`;
+        for (const id of await this.ids()) {
+          const rec = await this.#readRecord(id);
+          if (rec?.repoDigests.includes(want)) return rec;
+        }
+        throw notFound();
+      }
+      key = `${repoName(r)}:${r.tag}`;
+    } catch (err) {
+      if (hasCode(err, "ERR_INVALID_REFERENCE")) throw notFound();
+      throw err;
+    }
+    const id = (await this.#tags())[key];
+    const rec = id ? await this.#readRecord(id) : undefined;
+    if (!rec) throw notFound();
+    return rec;
+  }
+
+  /** Every image id, sorted. */
+  async ids(): Promise<string[]> {
+    const names = await readdir(join(this.dir, "images"));
+    return names
+      .filter((n) => /^[a-f0-9]{64}\.json$/.test(n))
+      .map((n) => `sha256:${n.slice(0, 64)}`)
+      .sort();
+  }
+
+  /** Every image record. */
+  async list(): Promise<ImageRecord[]> {
+    const out: ImageRecord[] = [];
+    for (const id of await this.ids()) {
+      const rec = await this.#readRecord(id);
+      if (rec) out.push(rec);
+    }
+    return out;
+  }
+
+  /** The config bytes of an image, exactly as stored. */
+  async config(id: string): Promise<Buffer> {
+    const bytes = await readFile(join(this.dir, "configs", digestHex(id)));
+    if (sha256(bytes) !== id) throw new DigestMismatchError("the stored image config", id, sha256(bytes));
+    return bytes;
+  }
+
+  /** `strata tag SOURCE TARGET`. */
+  async tag(source: string, target: string): Promise<void> {
+    const rec = await this.resolve(source);
+    await this.#serial(() => this.#setTags([tagKey(target)], rec.id));
+  }
+
+  /**
+   * `strata rmi`: a name that is one of several tags only loses the tag;
+   * otherwise the image record goes (refused while other tags point at it unless `force`).
+   */
+  async remove(ref: string, force = false): Promise<RemoveResult> {
+    const rec = await this.resolve(ref);
+    return this.#serial(async () => {
+      const tags = await this.#tags();
+      const res: RemoveResult = { untagged: [], deleted: [], unusedChainIDs: [] };
+      let byName: string | undefined;
+      try {
+        byName = tagKey(ref);
+      } catch {
+        byName = undefined;
+      }
+      const named = byName !== undefined && tags[byName] === rec.id;
+      if (named && rec.repoTags.length > 1) {
+        delete tags[byName as string];
+        await writeFileAtomic(join(this.dir, "repositories.json"), `${JSON.stringify(tags, null, 1)}\n`);
+        await this.#syncRepoTags(rec.id, tags);
+        res.untagged.push(familiarName(parseReference(byName as string)));
+        return res;
+      }
+      if (!named && rec.repoTags.length > 1 && !force) {
+        throw new InvalidArgumentError(
+          "ERR_IMAGE_IN_USE",
+          `Cannot remove the image: it is referenced by several names "${rec.repoTags.join(", ")}"`,
+        );
+      }
+      for (const k of rec.repoTags) {
+        delete tags[k];
+        res.untagged.push(familiarName(parseReference(k)));
+      }
+      await writeFileAtomic(join(this.dir, "repositories.json"), `${JSON.stringify(tags, null, 1)}\n`);
+      await rm(join(this.dir, "images", `${digestHex(rec.id)}.json`), { force: true });
+      await rm(join(this.dir, "configs", digestHex(rec.id)), { force: true });
+      res.deleted.push(rec.id);
+      const used = new Set((await this.list()).flatMap((r) => r.layers.map((l) => l.chainID)));
+      res.unusedChainIDs = rec.layers.map((l) => l.chainID).filter((c) => !used.has(c));
+      return res;
+    });
+  }
+
+  /** `strata inspect IMAGE`. */
+  async inspect(ref: string): Promise<ImageInspect> {
+    const rec = await this.resolve(ref);
+    const cfg = parseConfig(await this.config(rec.id));
+    return {
+      Id: rec.id,
+      RepoTags: rec.repoTags.map((k) => familiarName(parseReference(k))),
+      RepoDigests: rec.repoDigests,
+      ...(cfg.created ? { Created: cfg.created } : {}),
+      ...(cfg.architecture ? { Architecture: cfg.architecture } : {}),
+      ...(cfg.os ? { Os: cfg.os } : {}),
+      Config: cfg,
+      Layers: rec.layers.map((l) => ({ diffID: l.diffID, chainID: l.chainID, size: l.size, tarSize: l.tarSize })),
+    };
+  }
+}

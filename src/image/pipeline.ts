@@ -1,0 +1,177 @@
+/**
+ * The layer import pipeline shared by pull and load.
+ *
+ * Layers are fetched in parallel (p-queue). Each blob is verified against its
+ * digest, decompressed, hashed against the config's diffID and handed to the
+ * {@link LayerSink} as it streams in when its parent is already registered;
+ * otherwise the verified tar goes to a spool file and is registered in order
+ * once the parent is. A layer whose chainID the sink already has is not
+ * fetched. The verifying streams fail instead of ending on bad bytes, so the
+ * sink never stores a layer from bad data; on any failure the layers this
+ * import registered are released (when the sink can) and the error is thrown.
+ *
+ * @module
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import PQueue from "p-queue";
+import { decompress } from "../archive/compression.js";
+import { chainIDs, DigestStream } from "./digest.js";
+import type { LayerRecord } from "./image-store.js";
+import type { LayerSink } from "./layer-sink.js";
+import type { ProgressFn } from "./progress.js";
+
+/** One layer to import. */
+export interface LayerSource {
+  /** The diffID the image config promises for this layer. */
+  diffID: string;
+  /** The blob as stored (compressed or not), when it differs from the tar. */
+  blob?: LayerRecord["blob"];
+  /** Short name for progress ("a1b2c3d4e5f6"). */
+  label: string;
+  /**
+   * Opens the blob. The stream must fail (not end) when the bytes do not
+   * match the blob's digest; `onBytes` reports compressed bytes read.
+   */
+  open(signal: AbortSignal, onBytes: (n: number) => void): Promise<Readable>;
+}
+
+/** What {@link importLayers} did. */
+export interface ImportResult {
+  /** One record per layer, bottom first. */
+  layers: LayerRecord[];
+  /** ChainIDs this import registered (the others were already stored). */
+  registered: string[];
+}
+
+/** Options of {@link importLayers}. */
+export interface ImportOptions {
+  /** Layers fetched at once. @default 3 */
+  concurrency?: number;
+  progress?: ProgressFn;
+  /** Where spool files go. @default os.tmpdir() */
+  spoolDir?: string;
+}
+
+/** Bytes between two "downloading" progress events of one layer. */
+const PROGRESS_STEP = 1 << 20;
+
+/** Settles when `p` does, never rejecting. */
+const settled = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    () => undefined,
+  );
+
+/**
+ * Imports the layers of one image, bottom first.
+ * @returns one record per layer, in order, and the chainIDs it registered
+ * @throws ERR_DIGEST_MISMATCH when a blob or a tar is not what was promised; whatever a source throws
+ */
+export async function importLayers(
+  sink: LayerSink,
+  layers: LayerSource[],
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
+  const chains = chainIDs(layers.map((l) => l.diffID));
+  const progress = opts.progress ?? (() => {});
+  const records: LayerRecord[] = layers.map((l, i) => ({
+    diffID: l.diffID,
+    chainID: chains[i],
+    ...(l.blob ? { blob: l.blob } : {}),
+  }));
+  const abort = new AbortController();
+  const registeredByUs: string[] = [];
+  const spool = await mkdtemp(join(opts.spoolDir ?? tmpdir(), "strata-spool-"));
+  const queue = new PQueue({ concurrency: Math.max(1, opts.concurrency ?? 3) });
+
+  // registered[i] settles when layer i is in the sink; the chain enforces order.
+  const done: boolean[] = layers.map(() => false);
+  const registered: Array<Promise<void>> = [];
+  let firstError: unknown;
+  const fail = (err: unknown) => {
+    if (firstError === undefined) firstError = err;
+    abort.abort(err);
+  };
+
+  try {
+    for (let i = 0; i < layers.length; i++) {
+      const src = layers[i];
+      const parent = i === 0 ? "" : chains[i - 1];
+      if (await sink.has(chains[i])) {
+        done[i] = true;
+        registered.push(Promise.resolve());
+        progress({ layer: i, id: src.label, status: "exists" });
+        continue;
+      }
+      progress({ layer: i, id: src.label, status: "waiting", total: src.blob?.size });
+      const prev = i === 0 ? Promise.resolve() : registered[i - 1];
+      const prevDone = () => i === 0 || done[i - 1];
+      const task = queue.add(async () => {
+        abort.signal.throwIfAborted();
+        let current = 0;
+        let reported = -Infinity;
+        const onBytes = (n: number) => {
+          current += n;
+          // One event per MiB (and the last one), not one per network chunk.
+          if (current - reported < PROGRESS_STEP && current !== src.blob?.size) return;
+          reported = current;
+          progress({ layer: i, id: src.label, status: "downloading", current, total: src.blob?.size });
+        };
+        const blob = await src.open(abort.signal, onBytes);
+        const { stream } = await decompress(blob);
+        const check = new DigestStream(`layer ${src.label}`, { digest: src.diffID });
+        const tar = stream.pipe(check);
+        stream.on("error", (e) => check.destroy(e));
+        // Errors surface where the tar is consumed; until then (waiting for the parent) they must not go unhandled.
+        for (const st of [blob, stream, tar]) st.on("error", () => {});
+        const toSink = async (input: Readable) => {
+          await prev;
+          abort.signal.throwIfAborted();
+          progress({ layer: i, id: src.label, status: "applying", current, total: src.blob?.size });
+          const res = await sink.register(input, parent);
+          registeredByUs.push(res.chainID);
+          if (res.chainID !== chains[i])
+            throw new Error(`layer store returned chainID ${res.chainID}, want ${chains[i]}`);
+          records[i].size = res.size;
+        };
+        if (prevDone()) {
+          await toSink(tar);
+        } else {
+          progress({ layer: i, id: src.label, status: "spooling", current, total: src.blob?.size });
+          const file = join(spool, String(i));
+          await pipeline(tar, createWriteStream(file));
+          await prev;
+          await toSink(createReadStream(file, { highWaterMark: 1 << 20 }));
+          await rm(file, { force: true });
+        }
+        records[i].tarSize = check.bytes;
+        done[i] = true;
+        progress({ layer: i, id: src.label, status: "done", current, total: src.blob?.size });
+      });
+      const guarded = task.catch((err) => {
+        progress({ layer: i, id: src.label, status: "failed" });
+        fail(err);
+        throw err;
+      });
+      // A layer is "registered" only when its parent is too; a failure anywhere below fails it.
+      registered.push(Promise.all([prev, guarded]).then(() => undefined));
+    }
+    await Promise.all(registered.map(settled));
+    await queue.onIdle();
+    if (firstError !== undefined) throw firstError;
+    return { layers: records, registered: registeredByUs };
+  } catch (err) {
+    abort.abort(err);
+    queue.clear();
+    await queue.onIdle().catch(() => {});
+    if (sink.release) for (const c of registeredByUs.reverse()) await sink.release(c).catch(() => {});
+    throw err;
+  } finally {
+    await rm(spool, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Progress of an import or export, as events: a terminal renderer
+ * (cli-progress multibar), a JSON-lines writer for programs, or nothing.
+ *
+ * @module
+ */
+import cliProgress from "cli-progress";
+
+/** What happens to one layer. */
+export type LayerStatus =
+  "waiting" | "exists" | "downloading" | "spooling" | "applying" | "pushing" | "mounted" | "done" | "failed";
+
+/** One progress event. `current`/`total` are bytes of the blob when known. */
+export interface ProgressEvent {
+  layer: number;
+  id: string;
+  status: LayerStatus;
+  current?: number;
+  total?: number;
+}
+
+/** Receives progress events. */
+export type ProgressFn = (e: ProgressEvent) => void;
+
+/** A progress callback writing one JSON object per line to `out`. */
+export function jsonProgress(out: NodeJS.WritableStream = process.stdout): ProgressFn {
+  return (e) => {
+    out.write(`${JSON.stringify(e)}\n`);
+  };
+}
+
+/**
+ * A progress callback drawing one bar per layer on a terminal; call `stop()`
+ * at the end. Not a TTY: one line per status change instead.
+ */
+export function terminalProgress(out: NodeJS.WriteStream = process.stderr): { fn: ProgressFn; stop(): void } {
+  if (!out.isTTY) {
+    const last = new Map<number, string>();
+    return {
+      fn: (e) => {
+        if (last.get(e.layer) === e.status) return;
+        last.set(e.layer, e.status);
+        out.write(`${e.id}: ${e.status}\n`);
+      },
+      stop() {},
+    };
+  }
+  const multi = new cliProgress.MultiBar(
+    {
+      stream: out,
+      format: "{id}: {status} [{bar}] {value}/{total}",
+      hideCursor: true,
+      clearOnComplete: false,
+      formatValue: (v, _o, type) => (type === "value" || type === "total" ? human(v) : String(v)),
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const bars = new Map<number, cliProgress.SingleBar>();
+  return {
+    fn: (e) => {
+      let bar = bars.get(e.layer);
+      if (!bar) {
+        bar = multi.create(e.total ?? 0, 0, { id: e.id, status: e.status });
+        bars.set(e.layer, bar);
+      }
+      if (e.total !== undefined) bar.setTotal(e.total);
+      bar.update(e.current ?? (e.status === "done" || e.status === "exists" ? (e.total ?? 0) : 0), {
+        id: e.id,
+        status: e.status,
+      });
+    },
+    stop: () => multi.stop(),
+  };
+}
+
+function human(n: number): string {
+  if (n < 1024) return `${n}B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)}kB`;
+  if (n < 1 << 30) return `${(n / (1 << 20)).toFixed(1)}MB`;
+  return `${(n / (1 << 30)).toFixed(2)}GB`;
+}

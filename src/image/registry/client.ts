@@ -1,0 +1,250 @@
+/**
+ * A client of the Distribution HTTP API v2 (OCI distribution spec): one
+ * registry, several repositories. It answers 401 challenges (bearer tokens
+ * per scope, or basic auth), retries with exponential backoff on 5xx, 429
+ * and connection failures, resumes interrupted blob downloads with Range
+ * requests, and verifies every blob and manifest against its digest.
+ *
+ * Plain HTTP is used for localhost and 127.0.0.0/8, or everywhere with
+ * `insecure`; otherwise HTTPS.
+ *
+ * @module
+ */
+import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { NotFoundError, StrataError } from "../../errors.js";
+import { DigestMismatchError, DigestStream, sha256 } from "../digest.js";
+import { apiHost, isLocalRegistry } from "../reference.js";
+import { basicAuth, type Challenge, type Credentials, fetchToken, parseChallenge } from "./auth.js";
+
+/** Options of {@link RegistryClient}. */
+export interface ClientOptions {
+  /** Use plain HTTP. Always so for localhost/127.0.0.1. */
+  insecure?: boolean;
+  credentials?: Credentials;
+  /** Attempts per request on 5xx, 429 and connection errors. @default 5 */
+  attempts?: number;
+  /** First backoff delay in ms, doubled per attempt. @default 200 */
+  backoffMs?: number;
+}
+
+/** A fetched manifest: its exact bytes, media type and digest. */
+export interface FetchedManifest {
+  bytes: Buffer;
+  mediaType: string;
+  digest: string;
+}
+
+/** A registry error with the HTTP status. */
+export class RegistryError extends StrataError {
+  readonly status: number;
+  constructor(code: string, status: number, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.status = status;
+  }
+}
+
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+/** True for errors worth a retry: resets, refused connections, aborted sockets. */
+function transient(err: unknown): boolean {
+  if (err instanceof RegistryError) return RETRY_STATUS.has(err.status);
+  if (err instanceof StrataError) return false;
+  if (err instanceof Error && err.name === "AbortError") return false;
+  return err instanceof Error;
+}
+
+/** Request options of {@link RegistryClient.request}. */
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: Buffer | ReadableStream<Uint8Array>;
+  /** Auth scopes this request needs ("repository:x/y:pull"). */
+  scopes: string[];
+  signal?: AbortSignal;
+  /** Don't retry (streamed bodies cannot be replayed). */
+  once?: boolean;
+}
+
+/** A Distribution API client for one registry. */
+export class RegistryClient {
+  readonly registry: string;
+  readonly base: string;
+  #opts: ClientOptions;
+  #tokens = new Map<string, string>();
+  #challenge: Challenge | undefined;
+
+  constructor(registry: string, opts: ClientOptions = {}) {
+    this.registry = registry;
+    this.#opts = opts;
+    const scheme = opts.insecure || isLocalRegistry(registry) ? "http" : "https";
+    this.base = `${scheme}://${apiHost(registry)}`;
+  }
+
+  #authHeader(scopes: string[]): string | undefined {
+    if (!this.#challenge) return undefined;
+    if (this.#challenge.scheme === "basic")
+      return this.#opts.credentials ? basicAuth(this.#opts.credentials) : undefined;
+    const t = this.#tokens.get(scopes.join(" "));
+    return t ? `Bearer ${t}` : undefined;
+  }
+
+  async #authenticate(res: Response, scopes: string[]): Promise<boolean> {
+    const ch = parseChallenge(res.headers.get("www-authenticate") ?? "");
+    if (!ch) return false;
+    this.#challenge = ch;
+    if (ch.scheme === "basic") return this.#opts.credentials !== undefined;
+    if (ch.scheme !== "bearer") return false;
+    this.#tokens.set(scopes.join(" "), await fetchToken(ch, scopes, this.#opts.credentials));
+    return true;
+  }
+
+  /**
+   * One API request with auth and retries. Returns any response with a status
+   * below 400 (and 404, for the caller to interpret).
+   * @throws RegistryError: ERR_REGISTRY_AUTH (401/403), ERR_REGISTRY (others), ERR_REGISTRY_UNREACHABLE
+   */
+  async request(path: string, o: RequestOptions): Promise<Response> {
+    const url = path.startsWith("http") ? path : `${this.base}${path}`;
+    const attempts = o.once ? 1 : (this.#opts.attempts ?? 5);
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await sleep((this.#opts.backoffMs ?? 200) * 2 ** (attempt - 1), undefined, { signal: o.signal });
+      try {
+        let authed = false;
+        for (;;) {
+          const headers: Record<string, string> = { ...o.headers };
+          const auth = this.#authHeader(o.scopes);
+          if (auth) headers.authorization = auth;
+          const init = {
+            method: o.method ?? "GET",
+            headers,
+            body: o.body,
+            signal: o.signal,
+            duplex: "half",
+            redirect: "follow",
+          };
+          const res = await fetch(url, init as RequestInit);
+          if (res.status === 401 && !authed && (o.body === undefined || Buffer.isBuffer(o.body))) {
+            authed = true;
+            await res.body?.cancel();
+            if (await this.#authenticate(res, o.scopes)) continue;
+          }
+          if (res.status < 400 || res.status === 404) return res;
+          const text = (await res.text().catch(() => "")).slice(0, 300).replace(/\s+/g, " ");
+          const code = res.status === 401 || res.status === 403 ? "ERR_REGISTRY_AUTH" : "ERR_REGISTRY";
+          throw new RegistryError(code, res.status, `Cannot ${o.method ?? "GET"} ${url}: HTTP ${res.status} ${text}`);
+        }
+      } catch (err) {
+        lastErr = err;
+        if (!transient(err) || o.signal?.aborted) throw wrapNetwork(err, url);
+      }
+    }
+    throw wrapNetwork(lastErr, url);
+  }
+
+  /**
+   * Fetches a manifest by tag or digest, verified: against the digest when
+   * asked by digest, else against Docker-Content-Digest when the registry sends it.
+   * @throws ERR_MANIFEST_NOT_FOUND; ERR_DIGEST_MISMATCH
+   */
+  async manifest(repo: string, ref: string, accept: string[]): Promise<FetchedManifest> {
+    const res = await this.request(`/v2/${repo}/manifests/${ref}`, {
+      headers: { accept: accept.join(", ") },
+      scopes: [`repository:${repo}:pull`],
+    });
+    if (res.status === 404) {
+      throw new NotFoundError(
+        "ERR_MANIFEST_NOT_FOUND",
+        `Cannot pull: manifest unknown "${this.registry}/${repo}:${ref}"`,
+      );
+    }
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const digest = sha256(bytes);
+    const want = ref.startsWith("sha256:") ? ref : res.headers.get("docker-content-digest");
+    if (want && want.startsWith("sha256:") && want !== digest)
+      throw new DigestMismatchError(`manifest ${repo}:${ref}`, want, digest);
+    const mediaType = (res.headers.get("content-type") ?? "").split(";")[0].trim();
+    return { bytes, mediaType, digest };
+  }
+
+  /** A small blob (a config) read whole and verified. */
+  async blob(repo: string, digest: string, signal?: AbortSignal): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.blobStream(repo, digest, undefined, signal)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * A blob as a stream that fails (not ends) on a digest or size mismatch.
+   * Interrupted transfers resume from the last byte received with a Range
+   * request (or skip what was already received when the server ignores Range).
+   * @throws ERR_BLOB_NOT_FOUND; ERR_DIGEST_MISMATCH (through the stream)
+   */
+  blobStream(
+    repo: string,
+    digest: string,
+    size?: number,
+    signal?: AbortSignal,
+    onBytes?: (n: number) => void,
+  ): Readable {
+    const check = new DigestStream(`blob ${digest}`, { digest, ...(size !== undefined ? { size } : {}) });
+    const self = this;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let offset = 0;
+      const attempts = self.#opts.attempts ?? 5;
+      for (let failures = 0; ;) {
+        const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+        const res = await self.request(`/v2/${repo}/blobs/${digest}`, {
+          headers,
+          scopes: [`repository:${repo}:pull`],
+          signal,
+        });
+        if (res.status === 404) {
+          throw new NotFoundError(
+            "ERR_BLOB_NOT_FOUND",
+            `Cannot pull: blob unknown "${self.registry}/${repo}@${digest}"`,
+          );
+        }
+        let skip = offset > 0 && res.status !== 206 ? offset : 0;
+        try {
+          if (!res.body) return;
+          for await (const c of res.body as AsyncIterable<Uint8Array>) {
+            let b = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+            if (skip > 0) {
+              const n = Math.min(skip, b.length);
+              skip -= n;
+              b = b.subarray(n);
+              if (b.length === 0) continue;
+            }
+            offset += b.length;
+            onBytes?.(b.length);
+            yield b;
+          }
+          return;
+        } catch (err) {
+          if (signal?.aborted || ++failures >= attempts)
+            throw wrapNetwork(err, `${self.base}/v2/${repo}/blobs/${digest}`);
+          await sleep((self.#opts.backoffMs ?? 200) * 2 ** (failures - 1));
+        }
+      }
+    }
+    const src = Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 20 });
+    src.on("error", (e) => check.destroy(e));
+    return src.pipe(check);
+  }
+
+  /** The size of a blob when the repository has it, else undefined. */
+  async blobSize(repo: string, digest: string, scopes = [`repository:${repo}:pull`]): Promise<number | undefined> {
+    const res = await this.request(`/v2/${repo}/blobs/${digest}`, { method: "HEAD", scopes });
+    if (res.status === 404) return undefined;
+    return Number(res.headers.get("content-length") ?? -1);
+  }
+}
+
+function wrapNetwork(err: unknown, url: string): unknown {
+  if (err instanceof StrataError || (err instanceof Error && err.name === "AbortError")) return err;
+  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
+  const why = cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
+  return new RegistryError("ERR_REGISTRY_UNREACHABLE", 0, `Cannot reach the registry: ${why} "${url}"`, { cause: err });
+}

@@ -1,0 +1,174 @@
+/**
+ * Pulls through a misbehaving proxy in front of a real registry: wrong
+ * bytes, cut connections, 5xx, missing blobs, unsupported media types,
+ * bearer auth, a registry that dies mid-pull. Each failure is one clear
+ * error code and leaves the sink and the store empty.
+ */
+import test from "ava";
+import type { ExecutionContext } from "ava";
+import { pullImage } from "../../src/image/registry/pull.js";
+import { tempDir } from "../helpers/tmp.js";
+import { assertEmpty, stores } from "./common.js";
+import { type Fixture, writeFixtureLayout } from "./fixture.js";
+import { type Action, startProxy } from "./proxy.js";
+import { skopeo, startRegistry, type TestRegistry } from "./peers.js";
+
+const fast = { attempts: 3, backoffMs: 10 };
+
+async function setup(t: ExecutionContext): Promise<{ reg: TestRegistry; fx: Fixture; blobs: string[] }> {
+  const reg = await startRegistry(t);
+  const fx = await writeFixtureLayout(await tempDir(t), "v1", 3);
+  await skopeo("copy", `oci:${fx.dir}:v1`, `docker://${reg.addr}/test/img:v1`, "--dest-tls-verify=false");
+  const m = JSON.parse(await skopeo("inspect", "--tls-verify=false", "--raw", `docker://${reg.addr}/test/img:v1`));
+  return { reg, fx, blobs: m.layers.map((l: { digest: string }) => l.digest) };
+}
+
+const isBlob = (url: string | undefined, digest: string) => (url ?? "").endsWith(`/blobs/${digest}`);
+const code = (err: unknown) => (err as { code?: string }).code;
+
+test("a blob with a flipped byte fails with ERR_DIGEST_MISMATCH and stores nothing", async (t) => {
+  const { reg, blobs } = await setup(t);
+  const proxy = await startProxy(t, reg.addr, (req): Action =>
+    isBlob(req.url, blobs[1]) ? { kind: "corrupt", at: 100 } : { kind: "forward" },
+  );
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
+  t.is(code(err), "ERR_DIGEST_MISMATCH");
+  await assertEmpty(t, s);
+});
+
+test("a download cut mid-way resumes with a Range request and succeeds", async (t) => {
+  const { reg, fx, blobs } = await setup(t);
+  let cut = false;
+  const proxy = await startProxy(t, reg.addr, (req): Action => {
+    if (isBlob(req.url, blobs[0]) && !cut && req.method === "GET") {
+      cut = true;
+      return { kind: "cut", after: 300_000 };
+    }
+    return { kind: "forward" };
+  });
+  const s = await stores(t);
+  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
+  t.is(rec.id, fx.configDigest);
+  const ranged = proxy.seen.filter((r) => isBlob(r.url, blobs[0]) && r.headers.range);
+  t.is(ranged.length, 1);
+  t.regex(String(ranged[0].headers.range), /^bytes=\d+-$/);
+});
+
+test("5xx answers are retried with backoff", async (t) => {
+  const { reg, fx } = await setup(t);
+  let fails = 0;
+  const proxy = await startProxy(t, reg.addr, (req): Action => {
+    if ((req.url ?? "").includes("/manifests/") && fails < 2) {
+      fails++;
+      return { kind: "respond", status: 503, body: "busy" };
+    }
+    return { kind: "forward" };
+  });
+  const s = await stores(t);
+  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
+  t.is(rec.id, fx.configDigest);
+  t.is(fails, 2);
+});
+
+test("a missing blob fails with ERR_BLOB_NOT_FOUND and stores nothing", async (t) => {
+  const { reg, blobs } = await setup(t);
+  const proxy = await startProxy(t, reg.addr, (req): Action =>
+    isBlob(req.url, blobs[2])
+      ? { kind: "respond", status: 404, body: '{"errors":[{"code":"BLOB_UNKNOWN"}]}' }
+      : { kind: "forward" },
+  );
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
+  t.is(code(err), "ERR_BLOB_NOT_FOUND");
+  await assertEmpty(t, s);
+});
+
+test("a schema 1 manifest fails with ERR_UNSUPPORTED_MEDIA_TYPE", async (t) => {
+  const { reg } = await setup(t);
+  const proxy = await startProxy(t, reg.addr, (req): Action =>
+    (req.url ?? "").includes("/manifests/")
+      ? {
+          kind: "respond",
+          status: 200,
+          headers: { "content-type": "application/vnd.docker.distribution.manifest.v1+prettyjws" },
+          body: '{"schemaVersion":1,"fsLayers":[]}',
+        }
+      : { kind: "forward" },
+  );
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
+  t.is(code(err), "ERR_UNSUPPORTED_MEDIA_TYPE");
+  await assertEmpty(t, s);
+});
+
+test("bearer-token auth: the challenge is answered with a token fetched with basic credentials", async (t) => {
+  const { reg, fx } = await setup(t);
+  const tokenRequests: Array<{ url: string; auth?: string }> = [];
+  let proxyAddr = "";
+  const proxy = await startProxy(t, reg.addr, (req): Action => {
+    const url = req.url ?? "";
+    if (url.startsWith("/token")) {
+      tokenRequests.push({ url, auth: req.headers.authorization });
+      const ok = req.headers.authorization === `Basic ${Buffer.from("alice:s3cret").toString("base64")}`;
+      return ok
+        ? { kind: "respond", status: 200, headers: { "content-type": "application/json" }, body: '{"token":"tok-123"}' }
+        : { kind: "respond", status: 401, body: "bad credentials" };
+    }
+    if (req.headers.authorization !== "Bearer tok-123") {
+      return {
+        kind: "respond",
+        status: 401,
+        headers: {
+          "www-authenticate": `Bearer realm="http://${proxyAddr}/token",service="test-registry",scope="repository:test/img:pull"`,
+        },
+        body: "{}",
+      };
+    }
+    return { kind: "forward" };
+  });
+  proxyAddr = proxy.addr;
+  const s = await stores(t);
+  const denied = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
+  t.is(code(denied), "ERR_REGISTRY_AUTH");
+  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+    ...fast,
+    credentials: { username: "alice", password: "s3cret" },
+  });
+  t.is(rec.id, fx.configDigest);
+  const good = tokenRequests.filter((r) => r.auth);
+  t.true(good.length >= 1);
+  const u = new URL(good[0].url, "http://x");
+  t.is(u.searchParams.get("service"), "test-registry");
+  t.is(u.searchParams.get("scope"), "repository:test/img:pull");
+});
+
+test("a registry that dies mid-pull fails with a registry error and stores nothing", async (t) => {
+  const { reg, blobs } = await setup(t);
+  const proxy = await startProxy(t, reg.addr, (req): Action =>
+    isBlob(req.url, blobs[0]) && req.method === "GET"
+      ? { kind: "cut", after: 200_000, then: () => reg.stop(true) }
+      : { kind: "forward" },
+  );
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
+  t.true(["ERR_REGISTRY", "ERR_REGISTRY_UNREACHABLE"].includes(code(err) ?? ""), String(code(err)));
+  await assertEmpty(t, s);
+});
+
+test("basic auth: a Basic challenge is answered with the credentials", async (t) => {
+  const { reg, fx } = await setup(t);
+  const want = `Basic ${Buffer.from("bob:pw").toString("base64")}`;
+  const proxy = await startProxy(t, reg.addr, (req): Action =>
+    req.headers.authorization === want
+      ? { kind: "forward" }
+      : { kind: "respond", status: 401, headers: { "www-authenticate": 'Basic realm="test"' }, body: "{}" },
+  );
+  const s = await stores(t);
+  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+    ...fast,
+    credentials: { username: "bob", password: "pw" },
+  });
+  t.is(rec.id, fx.configDigest);
+  t.true(proxy.seen.some((r) => r.headers.authorization === want));
+});
