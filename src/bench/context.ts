@@ -25,6 +25,8 @@ export interface BenchContext {
   rec: Recorder;
   /** A line of progress (a log line, or the bar's label on a terminal). */
   log: (line: string) => void;
+  /** Bytes of each driver's home right after its store opened (the disk workload's zero). */
+  emptyHome: Map<string, number>;
 }
 
 /** The apply workloads and the tar(s) each applies, in order. */

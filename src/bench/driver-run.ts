@@ -11,8 +11,8 @@ import { builtinDrivers } from "../drivers/index.js";
 import { NotSupportedError } from "../errors.js";
 import { LayerStore } from "../layer/index.js";
 import type { BenchContext } from "./context.js";
-import { DRIVER_WORKLOADS } from "./driver-workloads.js";
-import { peakRss, resetPeakRss } from "./measure.js";
+import { DRIVER_WORKLOADS, registerImage, releaseChain } from "./driver-workloads.js";
+import { diskUsage, peakRss, resetPeakRss } from "./measure.js";
 
 /** A subject that could not run, and why. */
 export interface Skipped {
@@ -46,7 +46,11 @@ export async function runDriver(
     throw err;
   }
   const store = await LayerStore.open(root, driver);
+  let image: Awaited<ReturnType<typeof registerImage>> = [];
   try {
+    ctx.emptyHome.set(name, await diskUsage(driver.home));
+    step(`${name}: registering the ten-layer image`);
+    image = await registerImage(store, ctx);
     const memory = ctx.opts.families.includes("memory");
     const canReset = await resetPeakRss();
     for (let run = 1; run <= ctx.opts.runs; run++) {
@@ -54,12 +58,13 @@ export async function runDriver(
         if (family === "memory") continue;
         step(`${name} run ${run}/${ctx.opts.runs}: ${family}`);
         if (canReset) await resetPeakRss();
-        await DRIVER_WORKLOADS[family](store, ctx, run);
+        await DRIVER_WORKLOADS[family](store, ctx, run, image.at(-1)!);
         if (memory && canReset) ctx.rec.add(name, "driver", "memory", `memory/${family}`, "bytes", await peakRss());
       }
       if (memory && !canReset)
         ctx.rec.add(name, "driver", "memory", "memory/all", "bytes", await peakRss(), "VmHWM could not be reset");
     }
+    await releaseChain(store, image);
   } finally {
     await store.close();
     await driver.cleanup();

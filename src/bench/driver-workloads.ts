@@ -17,30 +17,30 @@ import { header } from "./corpus.js";
 import { diskUsage, timed } from "./measure.js";
 import type { Family } from "./options.js";
 
-type Workload = (store: LayerStore, ctx: BenchContext, run: number) => Promise<void>;
+/**
+ * One family's run. `image` is the ten-layer image, registered once per
+ * driver (untimed) and shared by the families that start containers from it.
+ */
+type Workload = (store: LayerStore, ctx: BenchContext, run: number, image: Digest) => Promise<void>;
 
 /** Registers tars as a chain (bottom first); each layer keeps the handle `register` took. */
-async function registerChain(store: LayerStore, tars: string[]): Promise<Digest[]> {
+export async function registerChain(store: LayerStore, tars: string[]): Promise<Digest[]> {
   const ids: Digest[] = [];
   for (const t of tars) ids.push((await store.register(createReadStream(t), ids.at(-1) ?? "")).chainID);
   return ids;
 }
 
 /** Drops the handles of a chain, top first, which deletes its layers. */
-async function releaseChain(store: LayerStore, ids: Digest[]): Promise<void> {
+export async function releaseChain(store: LayerStore, ids: Digest[]): Promise<void> {
   for (const id of [...ids].reverse()) await store.release(id);
 }
 
-async function withImage<T>(store: LayerStore, ctx: BenchContext, fn: (top: Digest) => Promise<T>): Promise<T> {
-  const ids = await registerChain(
+/** Registers the ten-layer image (bottom first); release it with {@link releaseChain}. */
+export function registerImage(store: LayerStore, ctx: BenchContext): Promise<Digest[]> {
+  return registerChain(
     store,
     ctx.corpus.image.map((t) => t.path),
   );
-  try {
-    return await fn(ids.at(-1)!);
-  } finally {
-    await releaseChain(store, ids);
-  }
 }
 
 const apply: Workload = async (store, ctx) => {
@@ -51,8 +51,8 @@ const apply: Workload = async (store, ctx) => {
   }
 };
 
-const container: Workload = async (store, ctx, run) => {
-  await withImage(store, ctx, async (top) => {
+const container: Workload = async (store, ctx, run, top) => {
+  {
     const t = { create: 0, mount: 0, unmount: 0 };
     const n = ctx.opts.latencyOps;
     for (let i = 0; i < n; i++) {
@@ -64,11 +64,11 @@ const container: Workload = async (store, ctx, run) => {
     }
     for (const [op, secs] of Object.entries(t))
       ctx.rec.add(store.driver.name, "driver", "container", `container/${op}`, "s", secs / n);
-  });
+  }
 };
 
-const start: Workload = async (store, ctx, run) => {
-  await withImage(store, ctx, async (top) => {
+const start: Workload = async (store, ctx, run, top) => {
+  {
     for (const c of ctx.opts.concurrency) {
       const names = Array.from({ length: c }, (_, i) => `start-${run}-${c}-${i}`);
       const [secs] = await timed(() =>
@@ -85,11 +85,11 @@ const start: Workload = async (store, ctx, run) => {
         await store.releaseRWLayer(name);
       }
     }
-  });
+  }
 };
 
-const commit: Workload = async (store, ctx, run) => {
-  await withImage(store, ctx, async (top) => {
+const commit: Workload = async (store, ctx, run, top) => {
+  {
     for (const n of ctx.opts.changedFiles) {
       const name = `commit-${run}-${n}`;
       await store.createRWLayer(name, top);
@@ -105,18 +105,22 @@ const commit: Workload = async (store, ctx, run) => {
       await store.release(layer.chainID);
       await store.releaseRWLayer(name);
     }
-  });
+  }
 };
 
-/** A one-file layer: `bottom.txt` in the first layer, `layerN.txt` above it. */
-function chainLayer(i: number) {
-  const name = i === 0 ? "bottom.txt" : `layer${i}.txt`;
-  const body = Buffer.from(`layer ${i}\n`);
+/** A layer tar holding one file. */
+function oneFileLayer(name: string, text: string) {
+  const body = Buffer.from(text);
   return tarStream(
     (async function* () {
       yield { header: header(name, "file", body.length), body };
     })(),
   );
+}
+
+/** Layer `i` of a chain: `bottom.txt` in the first layer, `layerN.txt` above it. */
+function chainLayer(i: number) {
+  return oneFileLayer(i === 0 ? "bottom.txt" : `layer${i}.txt`, `layer ${i}\n`);
 }
 
 const chain: Workload = async (store, ctx, run) => {
@@ -149,10 +153,11 @@ async function createContainers(store: LayerStore, top: Digest, prefix: string, 
 }
 
 const remove: Workload = async (store, ctx, run) => {
-  const ids = await registerChain(
-    store,
-    ctx.corpus.image.map((t) => t.path),
-  );
+  // Its own image: the ten layers on a one-file base layer, so that every chainID differs from
+  // the shared image's and removing it really deletes eleven layers.
+  const base = await store.register(oneFileLayer(`remove-base-${run}.txt`, "base\n"), "");
+  const ids = [base.chainID];
+  for (const t of ctx.corpus.image) ids.push((await store.register(createReadStream(t.path), ids.at(-1)!)).chainID);
   const top = ids.at(-1)!;
   await store.addRef(top, "image:bench");
   await releaseChain(store, ids); // the named ref keeps the image
@@ -166,16 +171,14 @@ const remove: Workload = async (store, ctx, run) => {
   ctx.rec.add(store.driver.name, "driver", "remove", "remove/image", "s", isecs);
 };
 
-const disk: Workload = async (store, ctx, run) => {
-  const before = await diskUsage(store.driver.home);
-  await withImage(store, ctx, async (top) => {
-    const image = (await diskUsage(store.driver.home)) - before;
-    ctx.rec.add(store.driver.name, "driver", "disk", "disk/image", "bytes", image);
-    const names = await createContainers(store, top, `disk-${run}`, ctx.opts.containers);
-    const used = (await diskUsage(store.driver.home)) - before;
-    ctx.rec.add(store.driver.name, "driver", "disk", `disk/image+${ctx.opts.containers}-containers`, "bytes", used);
-    for (const n of names) await store.releaseRWLayer(n);
-  });
+const disk: Workload = async (store, ctx, run, top) => {
+  // Only the shared image lives in the store between families.
+  const base = ctx.emptyHome.get(store.driver.name) ?? 0;
+  ctx.rec.add(store.driver.name, "driver", "disk", "disk/image", "bytes", (await diskUsage(store.driver.home)) - base);
+  const names = await createContainers(store, top, `disk-${run}`, ctx.opts.containers);
+  const used = (await diskUsage(store.driver.home)) - base;
+  ctx.rec.add(store.driver.name, "driver", "disk", `disk/image+${ctx.opts.containers}-containers`, "bytes", used);
+  for (const n of names) await store.releaseRWLayer(n);
 };
 
 /** The workload of each family (memory is recorded around the others). */

@@ -58,16 +58,16 @@ export interface BenchOptions extends BenchSizes {
 /** The quick preset: under two minutes on a 2-core machine, peers included. */
 export const QUICK: BenchSizes = Object.freeze({
   runs: 2,
-  smallFiles: 3_000,
+  smallFiles: 600,
   largeFiles: 2,
-  largeFileBytes: 16 << 20,
-  imageLayerFiles: 100,
-  rootfsLikeFiles: 1_500,
-  latencyOps: 3,
-  concurrency: [1, 10],
+  largeFileBytes: 8 << 20,
+  imageLayerFiles: 20,
+  rootfsLikeFiles: 400,
+  latencyOps: 2,
+  concurrency: [1, 4],
   changedFiles: [10, 100],
-  chainDepths: [1, 8, 32],
-  containers: 5,
+  chainDepths: [1, 4, 16],
+  containers: 3,
 });
 
 /**

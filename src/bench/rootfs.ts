@@ -69,6 +69,21 @@ async function sha256File(path: string): Promise<string> {
   return h.digest("hex");
 }
 
+/** Counts the files and bytes of a rootfs tar (GNU tar's listing) and caches them beside it. */
+async function describeTar(path: string): Promise<RootfsTar> {
+  const { stdout } = await run("tar", ["-tvf", path], { maxBuffer: 256 << 20 });
+  let files = 0;
+  let bytes = 0;
+  for (const line of stdout.split("\n")) {
+    if (!line.startsWith("-")) continue;
+    files++;
+    bytes += Number(line.split(/\s+/)[2] ?? 0);
+  }
+  const result: RootfsTar = { path, files, bytes, sha256: await sha256File(path), kind: "debian" };
+  await writeFile(`${path}.json`, JSON.stringify(result));
+  return result;
+}
+
 /** Debootstraps (once) and returns the cached Debian rootfs tar; throws with the reason on failure. */
 async function debianTar(corpusDir: string, log: (s: string) => void): Promise<RootfsTar> {
   const path = join(corpusDir, "rootfs-debian.tar");
@@ -78,6 +93,12 @@ async function debianTar(corpusDir: string, log: (s: string) => void): Promise<R
     return { ...m, path };
   } catch {
     // not cached
+  }
+  try {
+    await access(path);
+    return await describeTar(path); // tarred by an earlier run that stopped before its sidecar
+  } catch {
+    // debootstrap it
   }
   const debootstrap = await which("debootstrap");
   if (!debootstrap) throw new Error("debootstrap is not installed");
@@ -90,17 +111,7 @@ async function debianTar(corpusDir: string, log: (s: string) => void): Promise<R
     await run(debootstrap, ["--variant=minbase", "bookworm", dir, mirror], { maxBuffer: 64 << 20 });
     await run("tar", ["--numeric-owner", "--xattrs", "-C", dir, "-cf", `${path}.tmp`, "."]);
     await rename(`${path}.tmp`, path);
-    const { stdout } = await run("tar", ["-tvf", path], { maxBuffer: 256 << 20 });
-    let files = 0;
-    let bytes = 0;
-    for (const line of stdout.split("\n")) {
-      if (!line.startsWith("-")) continue;
-      files++;
-      bytes += Number(line.split(/\s+/)[2] ?? 0);
-    }
-    const result: RootfsTar = { path, files, bytes, sha256: await sha256File(path), kind: "debian" };
-    await writeFile(`${path}.json`, JSON.stringify(result));
-    return result;
+    return await describeTar(path);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -51,14 +51,20 @@ export async function runBench(o: BenchOptions, command: string): Promise<BenchR
   await mkdir(workDir, { recursive: true });
   const drivers = driverNames(o.drivers);
   const runFamilies = o.families.filter((f) => f !== "memory").length;
-  const progress = new BenchProgress(drivers.length * o.runs * runFamilies + o.peers.length * o.runs + 1);
+  const progress = new BenchProgress(drivers.length * (o.runs * runFamilies + 1) + o.peers.length * o.runs + 1);
   const rec = new Recorder();
   rec.onSample = (s) => progress.log(`  ${s.subject} ${s.workload}: ${formatValue(s.value, s.unit)}`);
   const skipped: Skipped[] = [];
   try {
     progress.step("corpus");
     const corpus = await prepareCorpus(o, (s) => progress.log(s));
-    const ctx: BenchContext = { opts: { ...o, workDir }, corpus, rec, log: (s) => progress.log(s) };
+    const ctx: BenchContext = {
+      opts: { ...o, workDir },
+      corpus,
+      rec,
+      log: (s) => progress.log(s),
+      emptyHome: new Map(),
+    };
     for (const name of drivers) {
       const skip = await runDriver(name, ctx, (label) => progress.step(label));
       if (skip) {

@@ -42,6 +42,7 @@ export function chartSpec(family: Family, ms: Measurement[], subjects: string[])
   const unit = bytes ? "MiB" : "seconds";
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    description: TITLES[family],
     data: { values },
     facet: { field: "workload", type: "nominal", title: null, sort: [...new Set(values.map((v) => v.workload))] },
     columns: 4,
