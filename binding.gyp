@@ -7,7 +7,8 @@
         "native/fs.cc",
         "native/at.cc",
         "native/loop.cc",
-        "native/scan.cc"
+        "native/scan.cc",
+        "native/overlay.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS"],

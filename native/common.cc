@@ -100,6 +100,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   strata::InitAt(env, exports);
   strata::InitLoop(env, exports);
   strata::InitScan(env, exports);
+  strata::InitOverlay(env, exports);
   return exports;
 }
 

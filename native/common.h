@@ -47,5 +47,6 @@ void InitFs(Napi::Env env, Napi::Object exports);
 void InitAt(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
 void InitScan(Napi::Env env, Napi::Object exports);
+void InitOverlay(Napi::Env env, Napi::Object exports);
 
 }  // namespace strata

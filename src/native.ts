@@ -82,6 +82,14 @@ interface Addon {
   detachLoop(device: string): Promise<void>;
   loopStatus(device: string): Promise<{ backingFile: string; offset: number; sizelimit: number; flags: number }>;
   scanPair(newDir: string | null, oldDir: string | null): Promise<ScanPairResult>;
+  mountFrom(dir: string, source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
+  fsmountConfig(
+    fstype: string,
+    params: Array<[string, string | null]>,
+    target: string,
+    attrFlags: number,
+  ): Promise<void>;
+  hasUnknownDtype(dir: string): Promise<boolean>;
   SCAN_FIELDS: number;
 }
 
@@ -323,4 +331,32 @@ export const SCAN = Object.freeze({
 /** Reads one directory pair for the changes walk (see {@link ScanPairResult}). */
 export function scanPair(newDir: string | null, oldDir: string | null) {
   return call(() => addon.scanPair(newDir, oldDir));
+}
+
+/**
+ * mount(2) with `source`, `target` and paths inside `data` resolved
+ * relative to `dir` (Docker's mountfrom: short relative lowerdir paths keep
+ * the mount data under a page). Runs on a short-lived thread with its own
+ * cwd; the process's cwd never changes.
+ */
+export function mountFrom(dir: string, source: string, target: string, fstype: string, flags: number, data: string) {
+  return call(() => addon.mountFrom(dir, source, target, fstype, flags, data));
+}
+
+/** `MOUNT_ATTR_*` flags for {@link fsmountConfig}. */
+export const MOUNT_ATTR = Object.freeze({ RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4 });
+
+/**
+ * Mounts with the new mount API: fsopen(fstype), one fsconfig per param
+ * (`[key, value]` sets a string, `[key, null]` a flag; overlay's
+ * `lowerdir+` may repeat, with no page limit), fsmount with `attrFlags`
+ * ({@link MOUNT_ATTR}), move_mount onto `target`.
+ */
+export function fsmountConfig(fstype: string, params: Array<[string, string | null]>, target: string, attrFlags = 0) {
+  return call(() => addon.fsmountConfig(fstype, params, target, attrFlags));
+}
+
+/** Whether readdir of `dir` reports DT_UNKNOWN for any entry (no d_type support). */
+export function hasUnknownDtype(dir: string) {
+  return call(() => addon.hasUnknownDtype(dir));
 }

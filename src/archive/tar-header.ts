@@ -71,8 +71,11 @@ function cstring(buf: Buffer, off: number, len: number): string {
   return buf.toString("utf8", off, end);
 }
 
-/** Reads an octal or base-256 numeric field; throws on garbage or unsafe values. */
-export function decodeNumber(buf: Buffer, off: number, len: number, field: string): number {
+/**
+ * Reads an octal or base-256 numeric field; throws on garbage or unsafe values.
+ * Only `signed` fields (mtime: GNU tar writes pre-1970 times in base-256) may be negative.
+ */
+export function decodeNumber(buf: Buffer, off: number, len: number, field: string, signed = false): number {
   if (buf[off]! & 0x80) {
     // base-256: big-endian two's complement, first byte's top bit is the marker
     const negative = (buf[off]! & 0x40) !== 0;
@@ -82,8 +85,9 @@ export function decodeNumber(buf: Buffer, off: number, len: number, field: strin
       v = (v << 8n) | BigInt(byte);
     }
     if (negative) v -= 1n << BigInt(len * 8 - 1);
-    if (v < 0n) throw new TarFormatError(`negative ${field} in header`);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new TarFormatError(`${field} too large in header`);
+    if (v < 0n && !signed) throw new TarFormatError(`negative ${field} in header`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER))
+      throw new TarFormatError(`${field} too large in header`);
     return Number(v);
   }
   let s = "";
@@ -154,7 +158,7 @@ export function decodeBlock(block: Buffer): RawHeader {
     uid: decodeNumber(block, 108, 8, "uid"),
     gid: decodeNumber(block, 116, 8, "gid"),
     size: decodeNumber(block, 124, 12, "size"),
-    mtime: decodeNumber(block, 136, 12, "mtime"),
+    mtime: decodeNumber(block, 136, 12, "mtime", true),
     uname: extended ? cstring(block, 265, 32) : "",
     gname: extended ? cstring(block, 297, 32) : "",
     devmajor: extended ? decodeNumber(block, 329, 8, "devmajor") : 0,
@@ -189,7 +193,10 @@ export function parsePaxTime(value: string): { sec: number; nsec: number } {
   if (!m) throw new TarFormatError(`invalid PAX time "${value}"`);
   const sec = Number.parseInt(m[1]!, 10);
   const nsec = m[2] ? Number.parseInt(m[2].slice(0, 9).padEnd(9, "0"), 10) : 0;
-  return { sec, nsec };
+  if (!Number.isSafeInteger(sec)) throw new TarFormatError(`PAX time out of range "${value}"`);
+  // "-1.5" is 1.5 s before the epoch: the fraction counts away from zero, as in Go
+  if (m[1]!.startsWith("-") && nsec > 0) return { sec: sec - 1, nsec: 1_000_000_000 - nsec };
+  return { sec: sec === 0 ? 0 : sec, nsec }; // no -0
 }
 
 export function typeFromFlag(flag: string, name: string): EntryType {
@@ -278,6 +285,7 @@ export function encodeHeader(h: TarHeader): Buffer {
   if (!fitsOctal(h.uid, 8)) records.push(paxRecord("uid", Buffer.from(String(h.uid))));
   if (!fitsOctal(h.gid, 8)) records.push(paxRecord("gid", Buffer.from(String(h.gid))));
   if (!fitsOctal(h.size, 12)) records.push(paxRecord("size", Buffer.from(String(h.size))));
+  if (!fitsOctal(h.mtime.sec, 12)) records.push(paxRecord("mtime", Buffer.from(String(h.mtime.sec))));
   if (!isPortable(h.uname, 32)) records.push(paxRecord("uname", Buffer.from(h.uname)));
   if (!isPortable(h.gname, 32)) records.push(paxRecord("gname", Buffer.from(h.gname)));
   for (const [k, v] of h.xattrs) records.push(paxRecord(`SCHILY.xattr.${k}`, v));
@@ -288,7 +296,7 @@ export function encodeHeader(h: TarHeader): Buffer {
     uid: fitsOctal(h.uid, 8) ? h.uid : 0,
     gid: fitsOctal(h.gid, 8) ? h.gid : 0,
     size: fitsOctal(h.size, 12) ? h.size : 0,
-    mtime: Math.max(0, Math.min(h.mtime.sec, 8 ** 11 - 1)),
+    mtime: fitsOctal(h.mtime.sec, 12) ? h.mtime.sec : 0,
     linkname: isPortable(h.linkname, 100) ? h.linkname : "",
     uname: isPortable(h.uname, 32) ? h.uname : "",
     gname: isPortable(h.gname, 32) ? h.gname : "",

@@ -50,7 +50,7 @@ export async function withStore<T>(cmd: Command, fn: (store: LayerStore, g: Glob
       await store.close();
     }
   } finally {
-    await driver.cleanup();
+    await driver.close(); // not cleanup(): mounts held by `strata mount` must outlive the command
   }
 }
 

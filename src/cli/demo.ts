@@ -103,7 +103,7 @@ export async function runDemo(opts: DemoOptions, log: (s: string) => void): Prom
     return out;
   } finally {
     await store.close();
-    await driver.cleanup();
+    await driver.close(); // a --root given by the user may hold other mounts
     if (!opts.root) await rm(root, { recursive: true, force: true });
   }
 }

@@ -26,7 +26,7 @@ import {
   WHITEOUT_PREFIX,
   type WhiteoutFormat,
 } from "../archive/whiteouts.js";
-import { BreakoutError, hasCode, StrataError } from "../errors.js";
+import { BreakoutError, hasCode, InvalidArgumentError, StrataError } from "../errors.js";
 import * as n from "../native.js";
 import { C } from "../native.js";
 import { RootDir } from "./root-dir.js";
@@ -98,6 +98,7 @@ class Applier {
   #dirs: Array<{ rel: string; header: TarHeader }> = [];
   #plnkDir: string | undefined;
   #plnk = new Map<string, TarHeader>();
+  #plnkFirst = new Map<string, string>();
 
   constructor(root: RootDir, opts: ApplyOptions) {
     this.#root = root;
@@ -140,6 +141,7 @@ class Applier {
     if (existing && !(existingIsDir && h.type === "dir")) await this.#root.removeAll(parent, base);
 
     let linkTargetIsSymlink = false;
+    let keepOwner = false;
     let fd: number | null = null;
     try {
       switch (h.type) {
@@ -158,17 +160,27 @@ class Applier {
           const target = cleanEntryPath(h.linkname);
           if (target === "") throw new BreakoutError(`Cannot apply the entry: hardlink to the root "${h.name}"`);
           const plnk = target.startsWith(`${WHITEOUT_LINK_DIR}/`) ? this.#plnk.get(target) : undefined;
+          // The first name made from a .wh..wh.plnk body holds its inode; later names link to it (as in Docker).
+          const firstName = plnk ? this.#plnkFirst.get(target) : undefined;
+          if (plnk && firstName !== undefined && (await this.#linkExisting(firstName, parent, base))) {
+            Object.assign(h, { ...plnk, name: h.name });
+            break;
+          }
           if (plnk) {
+            this.#plnkFirst.set(target, rel);
             fd = await n.openat2(parent, base, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
             await writeBody(fd, plnkBody(join(this.#plnkDir!, posix.basename(target))));
             Object.assign(h, { ...plnk, name: h.name });
             break;
           }
           const [tParentRel, tBase] = split(target);
-          const tParent = await this.#root.dir(tParentRel);
-          const st = await n.fstatat(tParent, tBase, C.AT_SYMLINK_NOFOLLOW);
+          const { tParent, st } = await this.#linkTarget(tParentRel, tBase, h);
           linkTargetIsSymlink = (st.mode & C.S_IFMT) === C.S_IFLNK;
           await n.linkat(tParent, tBase, parent, base, 0);
+          // chown clears file capabilities, and GNU tar writes xattrs only on the first name
+          // of an inode: leave the owner alone when it is already right.
+          keepOwner =
+            st.uid === mapId(h.uid, this.#opts.uidMap, "uid") && st.gid === mapId(h.gid, this.#opts.gidMap, "gid");
           break;
         }
         case "char":
@@ -180,7 +192,7 @@ class Applier {
         }
       }
       if (h.type === "symlink" || linkTargetIsSymlink) await this.#finishSymlink(parent, base, h);
-      else await this.#finish(parent, base, h);
+      else await this.#finish(parent, base, h, keepOwner);
     } finally {
       if (fd !== null) await n.close(fd);
     }
@@ -188,15 +200,48 @@ class Applier {
     this.#unpacked.add(rel);
   }
 
+  /** Hardlinks `rel` (made earlier in this layer) as `base` in `parent`; false when it is gone. */
+  async #linkExisting(rel: string, parent: number, base: string): Promise<boolean> {
+    const [dirRel, name] = split(rel);
+    try {
+      await n.linkat(await this.#root.dir(dirRel), name, parent, base, 0);
+      return true;
+    } catch (err) {
+      if (hasCode(err, "ENOENT", "ENOTDIR")) return false;
+      throw err;
+    }
+  }
+
+  /** The existing non-directory a hardlink entry points at, resolved inside the root. */
+  async #linkTarget(parentRel: string, base: string, h: TarHeader) {
+    const bad = (why: string, cause?: unknown) =>
+      new InvalidArgumentError(
+        "ERR_LINK_TARGET",
+        `Cannot apply the entry: hardlink "${h.name}" -> "${h.linkname}": ${why}`,
+        { cause },
+      );
+    try {
+      const tParent = await this.#root.dir(parentRel);
+      const st = await n.fstatat(tParent, base, C.AT_SYMLINK_NOFOLLOW);
+      if ((st.mode & C.S_IFMT) === C.S_IFDIR) throw bad("the target is a directory");
+      return { tParent, st };
+    } catch (err) {
+      if (hasCode(err, "ENOENT", "ENOTDIR", "ELOOP")) throw bad("no such file in the layer", err);
+      throw err;
+    }
+  }
+
   /** Ownership, xattrs, mode (after chown: chown clears setuid), then times. */
-  async #finish(parent: number, base: string, h: TarHeader): Promise<void> {
+  async #finish(parent: number, base: string, h: TarHeader, keepOwner = false): Promise<void> {
     const uid = mapId(h.uid, this.#opts.uidMap, "uid");
     const gid = mapId(h.gid, this.#opts.gidMap, "gid");
     const path = RootDir.procPath(parent); // only used for the root entry itself
-    await n.fchownat(parent, base === "" ? path : base, uid, gid, base === "" ? 0 : C.AT_SYMLINK_NOFOLLOW);
+    if (!keepOwner)
+      await n.fchownat(parent, base === "" ? path : base, uid, gid, base === "" ? 0 : C.AT_SYMLINK_NOFOLLOW);
     for (const [k, v] of h.xattrs) {
       try {
-        if (base === "") await n.lsetxattr(path, k, v);
+        if (base === "")
+          await n.lsetxattr(`${path}/.`, k, v); // "/.": the dir, not the fd's magic link
         else await n.lsetxattrat(parent, base, k, v);
       } catch (err) {
         if (!hasCode(err, "ENOTSUP", "EOPNOTSUPP", "EPERM")) throw err;
@@ -233,7 +278,8 @@ class Applier {
     const overlay = this.#opts.whiteouts === "overlay";
     if (base === WHITEOUT_OPAQUE) {
       const dirFd = await this.#root.dir(parentRel, true);
-      if (overlay) await n.lsetxattr(RootDir.procPath(dirFd), OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
+      // "/." makes the l-call act on the directory, not on the /proc fd link itself
+      if (overlay) await n.lsetxattr(`${RootDir.procPath(dirFd)}/.`, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
       else await this.#removeNotUnpacked(parentRel);
       return;
     }

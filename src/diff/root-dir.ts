@@ -12,12 +12,23 @@
  */
 import { rm } from "node:fs/promises";
 import { posix } from "node:path";
-import { InvalidArgumentError } from "../errors.js";
+import { hasCode, InvalidArgumentError } from "../errors.js";
 import { C, close, mkdirat, openat2 } from "../native.js";
 
 const DIR_FLAGS = C.O_PATH | C.O_DIRECTORY;
 const RESOLVE = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS;
 const MAX_CACHED = 512;
+
+/** A parent that exists but does not lead to a directory inside the root (file, loop, dangling link). */
+function notADir(rel: string, cause: unknown): Error {
+  if (!hasCode(cause, "ENOENT", "ENOTDIR", "ELOOP")) return cause as Error;
+  const why = (cause as { code: string }).code;
+  return new InvalidArgumentError(
+    "ERR_PARENT_NOT_DIR",
+    `Cannot apply the entry: parent "${rel}" is not a directory inside the layer root (${why})`,
+    { cause },
+  );
+}
 
 export class RootDir {
   readonly path: string;
@@ -45,7 +56,9 @@ export class RootDir {
    * Returns an O_PATH fd of the directory `rel` inside the root, resolved
    * in the root. With `create`, missing components are made 0755 (root-owned),
    * as Docker makes implied parent directories.
-   * @throws ENOENT / ENOTDIR as SystemError when absent and not created
+   * @throws ENOENT / ENOTDIR as SystemError when absent and not created; with `create`,
+   *   ERR_PARENT_NOT_DIR when a component is a file, a symlink loop or a link to nothing
+   *   inside the root
    */
   async dir(rel: string, create = false): Promise<number> {
     if (rel === "" || rel === ".") return this.fd;
@@ -55,15 +68,20 @@ export class RootDir {
     try {
       fd = await openat2(this.fd, rel, DIR_FLAGS, 0, RESOLVE);
     } catch (err) {
-      if (!create || (err as { code?: string }).code !== "ENOENT") throw err;
+      if (!create) throw err;
+      if (!hasCode(err, "ENOENT")) throw notADir(rel, err);
       const parent = await this.dir(posix.dirname(rel) === "." ? "" : posix.dirname(rel), true);
       const base = posix.basename(rel);
       try {
         await mkdirat(parent, base, 0o755);
       } catch (e) {
-        if ((e as { code?: string }).code !== "EEXIST") throw e;
+        if (!hasCode(e, "EEXIST")) throw e;
       }
-      fd = await openat2(this.fd, rel, DIR_FLAGS, 0, RESOLVE);
+      try {
+        fd = await openat2(this.fd, rel, DIR_FLAGS, 0, RESOLVE);
+      } catch (e) {
+        throw notADir(rel, e); // e.g. a symlink whose target is missing inside the root
+      }
     }
     if (this.#dirs.size >= MAX_CACHED) this.#dropAll();
     this.#dirs.set(rel, fd);

@@ -101,8 +101,18 @@ export interface Driver {
   list(): Promise<string[]>;
   /** Low-level facts about one layer (paths, device ids). */
   metadata(id: string): Promise<Record<string, string>>;
-  /** Releases everything the driver holds (mounts, devices, daemons). Safe to call twice. */
+  /**
+   * Shuts the driver down: unmounts and deactivates everything it has
+   * mounted, and stops what it started (Docker's Cleanup on daemon exit).
+   * Safe to call twice. The CLI does not call it after each command.
+   */
   cleanup(): Promise<void>;
+  /**
+   * Releases what this process holds (connections, timers, fds) and leaves
+   * mounts and devices as they are, so a mount taken by `strata mount`
+   * outlives the command. What ends a CLI command. Safe to call twice.
+   */
+  close(): Promise<void>;
 
   /**
    * Tar (AUFS whiteouts) of what `id` changed relative to `parent`; with

@@ -27,6 +27,14 @@ type Holder = ({ kind: "process" } & ProcessIdentity & { n: number }) | { kind: 
 interface HoldRecord {
   path: string;
   holders: Holder[];
+  /** Holds are void after a reboot: nothing is mounted any more. */
+  bootID?: string;
+}
+
+let bootID: string | undefined;
+async function currentBoot(): Promise<string> {
+  bootID ??= (await readFile("/proc/sys/kernel/random/boot_id", "utf8")).trim();
+  return bootID;
 }
 
 export interface HoldInfo {
@@ -61,7 +69,9 @@ export class Mounts {
 
   async #read(id: string): Promise<HoldRecord> {
     try {
-      return JSON.parse(await readFile(join(this.#dir, `${id}.json`), "utf8")) as HoldRecord;
+      const rec = JSON.parse(await readFile(join(this.#dir, `${id}.json`), "utf8")) as HoldRecord;
+      if (rec.bootID !== (await currentBoot())) return { path: "", holders: [] };
+      return rec;
     } catch (err) {
       if (hasCode(err, "ENOENT")) return { path: "", holders: [] };
       throw err;
@@ -70,7 +80,9 @@ export class Mounts {
 
   async #write(id: string, rec: HoldRecord): Promise<void> {
     if (rec.holders.length === 0) await rm(join(this.#dir, `${id}.json`), { force: true });
-    else await writeJsonAtomic(join(this.#dir, `${id}.json`), rec);
+    // Not fsync'd: holds only need to survive a process crash, and a reboot voids them.
+    else
+      await writeJsonAtomic(join(this.#dir, `${id}.json`), { ...rec, bootID: await currentBoot() }, { durable: false });
   }
 
   /** Drops holds of processes that are gone. */

@@ -26,7 +26,8 @@
 import { createHash } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { type Readable, Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
+import { assembleTar, openInLayer, TarSplitRecorder } from "../archive/tar-split.js";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
 import type { Change, CreateOpts, Driver } from "../graphdriver/driver.js";
 import { chainID as makeChainID, type Digest, randomID } from "./ids.js";
@@ -211,7 +212,11 @@ export class LayerStore {
         },
       });
       tar.on("error", (err) => hashing.destroy(err));
-      const size = await this.driver.applyDiff(cacheID, parentCache, tar.pipe(hashing), this.mounts.access());
+      const recorder = new TarSplitRecorder();
+      const size = await this.driver.applyDiff(cacheID, parentCache, tar.pipe(hashing), this.mounts.access(), {
+        recorder,
+      });
+      const tarSplit = await recorder.finish();
       const diffID: Digest = `sha256:${hash.digest("hex")}`;
       const chainID = makeChainID(parent, diffID);
       return await this.lock.with(async () => {
@@ -225,7 +230,7 @@ export class LayerStore {
               `Cannot register layer: parent was removed meanwhile "${parent}"`,
             );
           }
-          await this.db.writeLayer({ chainID, diffID, size, cacheID, parent }, null);
+          await this.db.writeLayer({ chainID, diffID, size, cacheID, parent }, tarSplit);
         }
         if (opts.ref) await this.db.addRef(chainID, opts.ref);
         committed = true;
@@ -247,6 +252,7 @@ export class LayerStore {
    * @throws ERR_NO_PRISTINE when the layer was stored without an index
    */
   async tarStream(chainID: Digest): Promise<Readable> {
+    const rec = await this.layer(chainID);
     const index = await this.db.readTarSplit(chainID);
     if (!index) {
       throw new FailedPreconditionError(
@@ -254,10 +260,29 @@ export class LayerStore {
         `Cannot export layer: no pristine index stored for "${chainID}"`,
       );
     }
-    throw new FailedPreconditionError(
-      "ERR_NO_PRISTINE",
-      `Cannot export layer: pristine re-assembly unavailable "${chainID}"`,
-    );
+    const path = await this.mounts.acquire(rec.cacheID);
+    let files: Awaited<ReturnType<typeof openInLayer>>;
+    try {
+      files = await openInLayer(path);
+    } catch (err) {
+      await this.mounts.release(rec.cacheID);
+      throw err;
+    }
+    const assembled = assembleTar(index, files.open, { digest: rec.diffID });
+    const release = async () => {
+      await files.close();
+      await this.mounts.release(rec.cacheID);
+    };
+    // The layer stays held until the stream is read to its end or destroyed.
+    async function* held(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of assembled) yield chunk as Buffer;
+      } finally {
+        assembled.destroy();
+        await release();
+      }
+    }
+    return Readable.from(held(), { objectMode: false });
   }
 
   // ---- read-write layers (containers) ----

@@ -19,13 +19,22 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `path` atomically and durably. */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
+/**
+ * Writes `data` to `path` atomically and, unless `durable` is false, durably
+ * (fsync of file and directory). Non-durable writes are still atomic against
+ * a process crash, only not against power loss: right for state that a
+ * reboot makes void anyway, such as mount holds.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Buffer,
+  { mode = 0o600, durable = true }: { mode?: number; durable?: boolean } = {},
+): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${randomBytes(4).toString("hex")}`);
   const fh = await open(tmp, "wx", mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (durable) await fh.sync();
   } catch (err) {
     await fh.close();
     await rm(tmp, { force: true });
@@ -38,10 +47,10 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode 
     await rm(tmp, { force: true });
     throw err;
   }
-  await syncDir(dirname(path));
+  if (durable) await syncDir(dirname(path));
 }
 
 /** JSON variant of {@link writeFileAtomic}. */
-export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  return writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+export function writeJsonAtomic(path: string, value: unknown, opts: { durable?: boolean } = {}): Promise<void> {
+  return writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, opts);
 }

@@ -2,7 +2,7 @@
  * Crash safety: `strata layer apply` and `strata commit` are SIGKILLed at
  * random moments; afterwards `strata check` (whose store open runs the
  * automatic recovery) must report a consistent store, and no partial layer
- * may ever be listed. Runs: STRATA_CRASH_RUNS (default 60, half each).
+ * may ever be listed. Runs: STRATA_CRASH_RUNS (default 50, half each).
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -16,7 +16,7 @@ import { supportedDrivers } from "../helpers/drivers.js";
 import { makeTar, type Spec } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
 
-const RUNS = Number(process.env.STRATA_CRASH_RUNS ?? 60);
+const RUNS = Number(process.env.STRATA_CRASH_RUNS ?? 50);
 const drivers = await supportedDrivers();
 
 /** A small deterministic PRNG, so a failing schedule can be replayed from its seed. */

@@ -151,6 +151,27 @@ for (const name of drivers) {
     t.deepEqual(await check(store, false), []);
   });
 
+  test(`${name}: tarStream re-assembles the exact original tar and catches a tampered layer`, async (t) => {
+    const { store } = await openStore(t, name);
+    // Extra zero blocks after the end marker are part of the diffID, so they must come back too.
+    const original = Buffer.concat([
+      await makeTar([...base, { name: "big", content: Buffer.alloc(70_001, 3) }]),
+      Buffer.alloc(8192),
+    ]);
+    const l = await store.register(Readable.from(chunks(original)), "", { ref: "user" });
+    const parts: Buffer[] = [];
+    for await (const c of await store.tarStream(l.chainID)) parts.push(c as Buffer);
+    t.true(Buffer.concat(parts).equals(original));
+    t.is(await store.mounts.count(l.cacheID), 0, "the export released its hold");
+    const p = await store.mounts.acquire(l.cacheID);
+    await writeFile(join(p, "bin/sh"), "XX"); // same size, other bytes
+    await store.mounts.release(l.cacheID);
+    const err = await t.throwsAsync(async () => {
+      for await (const _ of await store.tarStream(l.chainID));
+    });
+    t.is((err as { code?: string }).code, "ERR_DIGEST_MISMATCH");
+  });
+
   test(`${name}: a bad tar stores nothing`, async (t) => {
     const { store, driver } = await openStore(t, name);
     const evil = await makeTar([{ name: "../escape", content: "x" }]);

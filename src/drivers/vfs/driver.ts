@@ -134,6 +134,9 @@ export class VfsDriver implements Driver {
     return { Dir: await this.get(id) };
   }
 
+  /** Nothing is held per process: mounts stay for their holders. */
+  async close(): Promise<void> {}
+
   async cleanup(): Promise<void> {}
 
   diff(id: string, parent: string, mounts: MountAccess): Promise<Readable> {

@@ -1,0 +1,175 @@
+/**
+ * Mounting and unmounting overlay layers. Three ways to pass the lowers,
+ * tried in order, because mount(2) takes at most a page of option data:
+ *
+ * 1. mount(2) with absolute paths (`<home>/l/<short>`), when they fit;
+ * 2. mount(2) with paths relative to the driver home (`l/<short>`), made
+ *    from a thread whose cwd is the home (Docker's `mountfrom`);
+ * 3. the new mount API: one `fsconfig(lowerdir+)` per lower, no page limit
+ *    (kernel 6.8+), up to the kernel's own lower limit.
+ *
+ * Unmounting is lazy (MNT_DETACH) and followed by rmdir of the mount point,
+ * so a mount that leaked into another namespace cannot make `put` or
+ * `remove` fail with "device or resource busy".
+ *
+ * @module
+ */
+import { readFile, rmdir } from "node:fs/promises";
+import { join } from "node:path";
+import { hasCode, StrataError } from "../../errors.js";
+import { FS_MAGIC } from "../../graphdriver/fsmagic.js";
+import { C, fsmountConfig, MOUNT_ATTR, mount, mountFrom, statfs, umount2 } from "../../native.js";
+
+/** mount(2) accepts at most a page of data, NUL included. */
+export const PAGE_SIZE = 4096;
+
+/** What to mount: every path relative to `home`. */
+export interface OverlayMountSpec {
+  home: string;
+  /** `l/<short>` entries (or `<id>/diff`), topmost first. */
+  lowers: string[];
+  /** `<id>/diff`, absent for a read-only mount. */
+  upper?: string;
+  /** `<id>/work`, with `upper`. */
+  work?: string;
+  /** `<id>/merged`. */
+  target: string;
+  readOnly: boolean;
+}
+
+/** Kernel facts the mount needs (from the support checks). */
+export interface MountFeatures {
+  /** `/sys/module/overlay/parameters/index` exists: pass `index=off` as Docker does. */
+  indexParam: boolean;
+  /** The new mount API accepts `lowerdir+`. */
+  lowerdirPlus: boolean;
+}
+
+/** How a mount was made (reported by tests and the benchmark). */
+export type MountMethod = "mount" | "mountfrom" | "fsconfig";
+
+function mountData(spec: OverlayMountSpec, f: MountFeatures, path: (rel: string) => string): string {
+  let s = f.indexParam ? "index=off," : "";
+  s += `lowerdir=${spec.lowers.map(path).join(":")}`;
+  if (spec.upper) s += `,upperdir=${path(spec.upper)},workdir=${path(spec.work!)}`;
+  return s;
+}
+
+/**
+ * Mounts an overlay as described, choosing the first method that can carry
+ * the lowers.
+ * @returns the method used
+ * @throws ERR_MOUNT (with the errno cause) when the kernel refuses;
+ *   ERR_MOUNT_DATA_TOO_LONG when no method can carry that many lowers
+ */
+export async function mountOverlay(spec: OverlayMountSpec, f: MountFeatures): Promise<MountMethod> {
+  const flags = spec.readOnly ? C.MS_RDONLY : 0;
+  const abs = (rel: string) => join(spec.home, rel);
+  const target = abs(spec.target);
+  try {
+    const absolute = mountData(spec, f, abs);
+    if (absolute.length < PAGE_SIZE) {
+      await mount("overlay", target, "overlay", flags, absolute);
+      return "mount";
+    }
+    const relative = mountData(spec, f, (r) => r);
+    if (relative.length < PAGE_SIZE) {
+      await mountFrom(spec.home, "overlay", spec.target, "overlay", flags, relative);
+      return "mountfrom";
+    }
+    if (!f.lowerdirPlus) {
+      throw new StrataError(
+        "ERR_MOUNT_DATA_TOO_LONG",
+        `Cannot mount layer: ${spec.lowers.length} lowers exceed a page of mount data and this kernel has no lowerdir+ "${target}"`,
+      );
+    }
+    const params: Array<[string, string | null]> = [];
+    if (f.indexParam) params.push(["index", "off"]);
+    for (const l of spec.lowers) params.push(["lowerdir+", abs(l)]);
+    if (spec.upper) params.push(["upperdir", abs(spec.upper)], ["workdir", abs(spec.work!)]);
+    await fsmountConfig("overlay", params, target, spec.readOnly ? MOUNT_ATTR.RDONLY : 0);
+    return "fsconfig";
+  } catch (err) {
+    if (err instanceof StrataError && err.code === "ERR_MOUNT_DATA_TOO_LONG") throw err;
+    throw new StrataError("ERR_MOUNT", `Cannot mount layer: ${(err as Error).message} "${target}"`, { cause: err });
+  }
+}
+
+/** Whether `path` is the root of an overlay mount (statfs magic, as Docker's FsChecker). */
+export async function isOverlayMounted(path: string): Promise<boolean> {
+  try {
+    return (await statfs(path)).type >>> 0 === FS_MAGIC.OVERLAY;
+  } catch (err) {
+    if (hasCode(err, "ENOENT", "ENOTDIR")) return false;
+    throw err;
+  }
+}
+
+/** Lazily unmounts `target` if mounted, then removes the mount point. Idempotent. */
+export async function unmountOverlay(target: string): Promise<void> {
+  try {
+    await umount2(target, C.MNT_DETACH);
+  } catch (err) {
+    if (!hasCode(err, "EINVAL", "ENOENT")) {
+      throw new StrataError("ERR_UNMOUNT", `Cannot unmount layer: ${(err as Error).message} "${target}"`, {
+        cause: err,
+      });
+    }
+  }
+  try {
+    await rmdir(target);
+  } catch (err) {
+    if (!hasCode(err, "ENOENT")) throw err;
+  }
+}
+
+/** Decodes the octal escapes of a mountinfo field (`\040` is a space). */
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mount points listed in /proc/self/mountinfo that lie inside `dir`. */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const mp = line.split(" ")[4];
+    if (mp === undefined) continue;
+    const p = unescapeMountinfo(mp);
+    if (p.startsWith(prefix)) out.push(p);
+  }
+  return out;
+}
+
+/** Super-block options of the mount holding `path` (longest mount-point prefix). */
+export async function superOptions(path: string): Promise<string[]> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  let best = "";
+  let opts: string[] = [];
+  for (const line of text.split("\n")) {
+    const fields = line.split(" ");
+    const mp = fields[4] === undefined ? undefined : unescapeMountinfo(fields[4]);
+    if (mp === undefined) continue;
+    const inside = path === mp || path.startsWith(mp.endsWith("/") ? mp : `${mp}/`);
+    if (!inside || mp.length < best.length) continue;
+    const sep = fields.indexOf("-");
+    best = mp;
+    opts = (fields[sep + 3] ?? "").split(",");
+  }
+  return opts;
+}
+
+/** The mount point of the filesystem holding `path` (longest prefix in mountinfo). */
+export async function mountPointOf(path: string): Promise<string> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  let best = "/";
+  for (const line of text.split("\n")) {
+    const f = line.split(" ")[4];
+    if (f === undefined) continue;
+    const mp = unescapeMountinfo(f);
+    const inside = path === mp || path.startsWith(mp.endsWith("/") ? mp : `${mp}/`);
+    if (inside && mp.length > best.length) best = mp;
+  }
+  return best;
+}

@@ -1,0 +1,174 @@
+/**
+ * Interop with Docker (dockerd 20.10, overlay2), side by side in one run:
+ * the Debian base image `docker save`d and applied into strata overlay
+ * layers, the same change script run in a docker container and in a strata
+ * read-write layer, `driver.changes` compared with `docker diff` as sets,
+ * and docker's committed layer and strata's diff tar each applied onto the
+ * base and compared as tree manifests.
+ *
+ * Needs the peer lab (/work/shared/peers): a running dockerd on
+ * /run/peer-docker.sock, or one this test starts (and stops, by pid); the
+ * `peer/base:1` image (make-base-image.sh). Without them it skips and says why.
+ */
+import { execFile } from "node:child_process";
+import { createReadStream, existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import test from "ava";
+import { createOverlay, type OverlayDriver } from "../../src/drivers/overlay/index.js";
+import { countedMounts } from "../helpers/mounts.js";
+import { tempDir } from "../helpers/tmp.js";
+import { manifest } from "../helpers/tree.js";
+
+const run = promisify(execFile);
+const PEERS = process.env.STRATA_PEERS ?? "/work/shared/peers";
+const SOCK = "unix:///run/peer-docker.sock";
+const DOCKER = "/usr/bin/docker";
+const IMAGE = "peer/base:1";
+const PIDFILE = "/tmp/peer-lab/run/dockerd-overlay2.pid";
+
+const docker = (...args: string[]) =>
+  run(DOCKER, ["-H", SOCK, ...args], { maxBuffer: 64 << 20 }).then((r) => r.stdout.trim());
+
+/** Paths are relative to the root, so the script runs the same in `docker run -w /` and in a host cwd. */
+const SCRIPT = `
+set -e
+echo changed >> etc/debian_version
+chmod 600 etc/shadow
+chown 1000:1000 etc/motd
+touch -d '2021-02-03 04:05:06' etc/issue
+rm etc/issue.net
+rm -rf usr/share/doc/apt
+rm -rf var/log && mkdir var/log && echo fresh > var/log/new
+mv usr/share/doc/bash usr/share/doc/bash-moved
+rm usr/bin/yes && mkdir usr/bin/yes
+mkdir -p new/deep && head -c 1048576 /dev/zero > new/deep/big
+echo h > new/h1 && ln new/h1 new/h2
+ln -s ../etc/debian_version new/link
+mkfifo new/fifo
+mknod new/null c 1 3
+`;
+
+let startedPid: number | undefined;
+
+/** "" when dockerd and the base image are usable, else why not. */
+async function dockerReason(): Promise<string> {
+  if (!existsSync(DOCKER)) return `${DOCKER} is not installed (run ${PEERS}/install.sh)`;
+  try {
+    await docker("version");
+  } catch {
+    try {
+      await run("bash", [join(PEERS, "start-dockerd.sh"), "overlay2"]);
+      startedPid = Number((await readFile(PIDFILE, "utf8")).trim());
+    } catch (err) {
+      return `dockerd cannot start: ${(err as Error).message.split("\n").slice(0, 3).join(" ")}`;
+    }
+  }
+  try {
+    await docker("image", "inspect", IMAGE);
+  } catch {
+    return `image ${IMAGE} is missing (run ${PEERS}/make-base-image.sh)`;
+  }
+  return "";
+}
+
+const reason = await dockerReason();
+if (reason) console.log(`docker interop skipped: ${reason}`);
+const maybe = reason ? test.serial.skip : test.serial;
+
+test.after.always(async () => {
+  if (startedPid === undefined) return;
+  process.kill(startedPid, "SIGTERM");
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(startedPid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+/** Layer tars of a `docker save` archive, bottom first. */
+async function savedLayers(dir: string, image: string): Promise<string[]> {
+  await run("sh", ["-c", `${DOCKER} -H ${SOCK} save ${image} | tar -x -C ${dir}`]);
+  const m = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as Array<{ Layers: string[] }>;
+  return m[0]!.Layers.map((l) => join(dir, l));
+}
+
+maybe("overlay changes equal docker diff, and docker commit and strata diff give identical trees", async (t) => {
+  const work = await tempDir(t, "strata-docker-", "/var/tmp");
+  const root = await tempDir(t, "strata-ovl-docker-");
+  const d = (await createOverlay({ root, options: {} })) as OverlayDriver;
+  t.teardown(() => d.cleanup());
+  const mounts = countedMounts(d);
+
+  // 1. The base image, as dockerd stores it, into strata layers.
+  const baseDir = join(work, "base");
+  await run("mkdir", [baseDir]);
+  let parent = "";
+  const layers = await savedLayers(baseDir, IMAGE);
+  for (const [i, tar] of layers.entries()) {
+    const id = `base${i}`;
+    await d.create(id, parent);
+    await d.applyDiff(id, parent, createReadStream(tar), mounts);
+    parent = id;
+  }
+  const top = parent;
+
+  // 2. The same script in a docker container and in a strata read-write layer.
+  const name = `strata-interop-${process.pid}-${Date.now()}`;
+  t.teardown(() => docker("rm", "-f", name).catch(() => ""));
+  await docker("run", "--name", name, "--network", "none", "-w", "/", IMAGE, "sh", "-c", SCRIPT);
+  await d.createReadWrite("ctr", top);
+  const ctr = await mounts.acquire("ctr");
+  try {
+    await run("sh", ["-c", SCRIPT], { cwd: ctr });
+  } finally {
+    await mounts.release("ctr");
+  }
+
+  // 3. docker diff vs driver.changes, as sets.
+  const dockerSet = new Set((await docker("diff", name)).split("\n").filter(Boolean));
+  const strataSet = new Set((await d.changes("ctr", top, mounts)).map((c) => `${c.kind} ${c.path}`));
+  t.log(`docker diff: ${dockerSet.size} entries, strata changes: ${strataSet.size}`);
+  t.deepEqual([...strataSet].sort(), [...dockerSet].sort());
+
+  // 4. docker commit's layer and strata's diff tar, each applied onto the base.
+  const tag = `strata-interop/${name}:c`;
+  t.teardown(() => docker("rmi", "-f", tag).catch(() => ""));
+  await docker("commit", name, tag);
+  const commitDir = join(work, "commit");
+  await run("mkdir", [commitDir]);
+  const committed = await savedLayers(commitDir, tag);
+  t.is(committed.length, layers.length + 1);
+  await d.create("from-docker", top);
+  await d.applyDiff("from-docker", top, createReadStream(committed.at(-1)!), mounts);
+  await d.create("from-strata", top);
+  await d.applyDiff("from-strata", top, await d.diff("ctr", top, mounts), mounts);
+  const a = await mounts.acquire("from-docker");
+  const b = await mounts.acquire("from-strata");
+  try {
+    // Files the script wrote get the time they were written, which differs between the two runs.
+    const opts = { mtime: false, xattrs: "capability" } as const;
+    const [ma, mb] = [await manifest(a, opts), await manifest(b, opts)];
+    t.log(`trees: ${ma.length} entries each side`);
+    t.deepEqual(mb, ma);
+    const issue = (m: string[]) => m.find((l) => l.startsWith("etc/issue "));
+    t.truthy(issue(ma));
+    const times = {
+      mtime: "seconds",
+      xattrs: "capability",
+      exclude: (r: string) => r !== "etc" && r !== "etc/issue",
+    } as const;
+    t.deepEqual(
+      (await manifest(b, times)).filter((l) => l.startsWith("etc/issue ")),
+      (await manifest(a, times)).filter((l) => l.startsWith("etc/issue ")),
+    );
+  } finally {
+    await mounts.release("from-docker");
+    await mounts.release("from-strata");
+  }
+  t.is(mounts.active(), 0);
+});
