@@ -66,7 +66,13 @@ export async function runBench(o: BenchOptions, command: string): Promise<BenchR
       emptyHome: new Map(),
     };
     for (const name of drivers) {
-      const skip = await runDriver(name, ctx, (label) => progress.step(label));
+      let skip: Skipped | undefined;
+      try {
+        skip = await runDriver(name, ctx, (label) => progress.step(label));
+      } catch (err) {
+        // Reported (results.json, the report, the exit status), and the other subjects still run.
+        skip = { subject: name, reason: `failed: ${(err as Error).message.split("\n")[0]}` };
+      }
       if (skip) {
         skipped.push(skip);
         progress.log(`skipping driver ${name}: ${skip.reason}`);

@@ -48,5 +48,8 @@ export function benchCommand(program: Command): void {
       const results = await runBench(opts, `strata ${process.argv.slice(2).join(" ")}`);
       console.log(markdownReport(results));
       console.log(`wrote ${opts.outDir}/results.json, results.md, report.html`);
+      // A driver that failed mid-run makes the run a failure, though its report is written.
+      if (results.skipped.some((s) => s.reason.startsWith("failed:") && !PEERS.includes(s.subject as never)))
+        process.exitCode = 1;
     });
 }
