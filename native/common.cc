@@ -5,6 +5,12 @@
 namespace strata {
 
 Napi::Error ErrnoError(Napi::Env env, const SysError& e) {
+  if (!e.code.empty()) {
+    Napi::Error err = Napi::Error::New(env, e.message);
+    err.Set("code", Napi::String::New(env, e.code));
+    err.Set("strata", Napi::Boolean::New(env, true));
+    return err;
+  }
   const char* name = strerrorname_np(e.err);
   std::string code = name ? name : ("E" + std::to_string(e.err));
   std::string msg = code + ": " + strerror(e.err) + ", " + e.syscall;
@@ -100,6 +106,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   strata::InitAt(env, exports);
   strata::InitLoop(env, exports);
   strata::InitScan(env, exports);
+  strata::InitApply(env, exports);
+  strata::InitCodec(env, exports);
   strata::InitOverlay(env, exports);
   return exports;
 }

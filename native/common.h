@@ -19,6 +19,10 @@ struct SysError {
   int err = 0;
   std::string syscall;
   std::string path;
+  // Set for a refusal that is not a plain errno: becomes an Error with this
+  // `code` and `message` and `strata: true` (src/native.ts makes it a StrataError).
+  std::string code;
+  std::string message;
 };
 
 Napi::Error ErrnoError(Napi::Env env, const SysError& e);
@@ -47,6 +51,8 @@ void InitFs(Napi::Env env, Napi::Object exports);
 void InitAt(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
 void InitScan(Napi::Env env, Napi::Object exports);
+void InitApply(Napi::Env env, Napi::Object exports);
+void InitCodec(Napi::Env env, Napi::Object exports);
 void InitOverlay(Napi::Env env, Napi::Object exports);
 
 }  // namespace strata

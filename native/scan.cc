@@ -10,7 +10,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <sys/syscall.h>
+
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -51,6 +54,28 @@ bool ReadNames(int dirfd, const std::string& path, std::vector<NameIno>& out, Sy
   return true;
 }
 
+// getxattrat(2) (Linux 6.13+) reads the xattr relative to the directory fd;
+// older kernels go through /proc/self/fd/N/name, which costs a procfs lookup.
+constexpr long kSysGetxattrat = 464;
+struct XattrArgs {
+  uint64_t value;
+  uint32_t size;
+  uint32_t flags;
+};
+std::atomic<bool> noGetxattrat{false};
+
+ssize_t GetCapability(int dirfd, const std::string& name, char* buf, size_t size) {
+  if (!noGetxattrat.load(std::memory_order_relaxed)) {
+    XattrArgs args = {reinterpret_cast<uintptr_t>(buf), static_cast<uint32_t>(size), 0};
+    long r = syscall(kSysGetxattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, "security.capability", &args,
+                     sizeof(args));
+    if (r >= 0 || errno != ENOSYS) return r;
+    noGetxattrat = true;
+  }
+  std::string p = "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
+  return lgetxattr(p.c_str(), "security.capability", buf, size);
+}
+
 struct Side {
   std::vector<double> stats;  // kFields per entry; NaN mode = absent
   std::vector<std::vector<char>> caps;
@@ -72,9 +97,8 @@ void StatInto(int dirfd, const std::string& name, Side& side, size_t i) {
   f[8] = static_cast<double>(st.st_ino);
   f[9] = static_cast<double>(st.st_nlink);
   if (S_ISLNK(st.st_mode)) return;  // capabilities live on files only
-  std::string p = "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
   char buf[256];
-  ssize_t n = lgetxattr(p.c_str(), "security.capability", buf, sizeof(buf));
+  ssize_t n = GetCapability(dirfd, name, buf, sizeof(buf));
   if (n >= 0) {
     side.caps[i].assign(buf, buf + n);
     side.hasCap[i] = true;

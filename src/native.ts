@@ -9,7 +9,7 @@
  * @module
  */
 import { createRequire } from "node:module";
-import { SystemError } from "./errors.js";
+import { InvalidArgumentError, SystemError } from "./errors.js";
 
 interface RawStat {
   dev: number;
@@ -91,7 +91,22 @@ interface Addon {
   ): Promise<void>;
   hasUnknownDtype(dir: string): Promise<boolean>;
   SCAN_FIELDS: number;
+  NativeApplier: new (root: string, threads: number) => RawApplier;
+  NativeCodec: new (kind: CodecKind, level?: number) => RawCodec;
+  codecs: CodecKind[];
 }
+
+interface RawApplier {
+  submit(meta: Buffer, bodies: Buffer[]): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+interface RawCodec {
+  transform(chunk: Buffer | null): Promise<Buffer[]>;
+}
+
+/** Streaming codecs the addon may provide (see {@link nativeCodecs}). */
+export type CodecKind = "gunzip" | "zstd-decompress" | "zstd-compress";
 
 /**
  * One directory pair of the changes walk: merged, byte-sorted names (those
@@ -125,6 +140,9 @@ function loadAddon(): Addon {
 
 /** Re-throws a native errno error as a typed {@link SystemError}. */
 function typed(err: unknown): never {
+  if (err instanceof Error && (err as { strata?: unknown }).strata === true) {
+    throw new InvalidArgumentError((err as Error & { code: string }).code, err.message);
+  }
   if (err instanceof Error && typeof (err as { errno?: unknown }).errno === "number") {
     const e = err as Error & { code: string; errno: number; syscall: string; path?: string };
     throw new SystemError(e.code, e.errno, e.syscall, e.path, e.message);
@@ -331,6 +349,59 @@ export const SCAN = Object.freeze({
 /** Reads one directory pair for the changes walk (see {@link ScanPairResult}). */
 export function scanPair(newDir: string | null, oldDir: string | null) {
   return call(() => addon.scanPair(newDir, oldDir));
+}
+
+/**
+ * A layer root with its own native thread that executes batches of apply
+ * ops (encoded by `src/diff/native-batch.ts`) strictly in submission order.
+ * Batches may be submitted without waiting; after a failed op every later
+ * batch rejects with `aborted: true`, so the first failure is the one to
+ * report. Always {@link NativeApplier.close} it.
+ */
+export class NativeApplier {
+  #raw: RawApplier;
+
+  /**
+   * Opens `root` (a directory) as the containment root. With `threads` > 1,
+   * ops flagged independent run on that many worker threads.
+   * @throws SystemError
+   */
+  constructor(root: string, threads = 0) {
+    try {
+      this.#raw = new addon.NativeApplier(root, threads);
+    } catch (err) {
+      typed(err);
+    }
+  }
+
+  /**
+   * Executes one batch. `bodies` are the file contents the ops refer to, in
+   * order; they must not be modified until the promise settles.
+   * @returns the warnings of this batch (xattrs the filesystem refused)
+   * @throws SystemError for the failing op; an Error with `aborted` after an earlier failure
+   */
+  submit(meta: Buffer, bodies: Buffer[]): Promise<string[]> {
+    return call(() => this.#raw.submit(meta, bodies));
+  }
+
+  /** Waits for every submitted batch, closes the fds and stops the thread. */
+  close(): Promise<void> {
+    return call(() => this.#raw.close());
+  }
+}
+
+/** The codec kinds this build of the addon supports (ISA-L gzip, libzstd). */
+export function nativeCodecs(): readonly CodecKind[] {
+  return addon.codecs ?? [];
+}
+
+/**
+ * One streaming compression state on the thread pool. Calls must not
+ * overlap; `transform(null)` ends the stream and checks it is complete.
+ * @throws Error with code ERR_DECOMPRESS for corrupt or truncated input
+ */
+export function createNativeCodec(kind: CodecKind, level?: number): RawCodec {
+  return new addon.NativeCodec(kind, level);
 }
 
 /**

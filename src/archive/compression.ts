@@ -1,13 +1,71 @@
 /**
- * Compression detection by magic number and decompression streams.
- * gzip uses Node's zlib; zstd, bzip2 and xz go through the system tools.
+ * Compression detection by magic number, decompression and compression
+ * streams.
+ *
+ * gzip is inflated by ISA-L and zstd (de)compressed by libzstd in the native
+ * addon, one step per chunk on the libuv thread pool, so the main thread
+ * only parses tar while the next chunk is decompressed. Without the native
+ * codecs (a build without the libraries, or STRATA_NATIVE_CODECS=0) gzip
+ * falls back to Node's zlib and zstd to the `zstd` tool. bzip2 and xz use
+ * the system tools. Export compresses gzip with zlib (levels 1-9) and zstd
+ * with libzstd (levels 1-19).
  *
  * @module
  */
 import { spawn } from "node:child_process";
-import { PassThrough, type Readable, type Transform } from "node:stream";
+import { PassThrough, type Readable, Transform, type TransformCallback } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
 import { InvalidArgumentError } from "../errors.js";
+import { type CodecKind, createNativeCodec, nativeCodecs } from "../native.js";
+
+/** True when the addon provides `kind` and native codecs are not disabled by STRATA_NATIVE_CODECS=0. */
+export function hasNativeCodec(kind: CodecKind): boolean {
+  return process.env.STRATA_NATIVE_CODECS !== "0" && nativeCodecs().includes(kind);
+}
+
+/**
+ * A Transform over one native codec: each written chunk is one step on the
+ * thread pool; the readable side buffers up to 4 MiB so that the consumer
+ * works on the previous output while the next step runs.
+ */
+class NativeCodecStream extends Transform {
+  #codec: ReturnType<typeof createNativeCodec>;
+
+  constructor(kind: CodecKind, level?: number) {
+    super({ readableHighWaterMark: 4 << 20, writableHighWaterMark: 1 << 20 });
+    this.#codec = createNativeCodec(kind, level);
+  }
+
+  #step(chunk: Buffer | null, cb: TransformCallback): void {
+    this.#codec.transform(chunk).then(
+      (out) => {
+        for (const b of out) this.push(b);
+        cb();
+      },
+      (err: Error) => cb(new InvalidArgumentError("ERR_DECOMPRESS", `Cannot decompress the layer: ${err.message}`)),
+    );
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#step(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk), cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.#step(null, cb);
+  }
+}
+
+/** A streaming decompressor for `kind`, native when available. */
+function decompressor(kind: "gzip" | "zstd"): Transform | undefined {
+  if (kind === "gzip" && hasNativeCodec("gunzip")) return new NativeCodecStream("gunzip");
+  if (kind === "zstd" && hasNativeCodec("zstd-decompress")) return new NativeCodecStream("zstd-decompress");
+  return undefined;
+}
+
+function chain(input: Readable, t: Transform): Readable {
+  input.on("error", (err) => t.destroy(err));
+  return input.pipe(t);
+}
 
 export type Compression = "none" | "gzip" | "zstd" | "bzip2" | "xz";
 
@@ -90,13 +148,12 @@ export async function decompress(input: Readable): Promise<{ stream: Readable; c
   switch (compression) {
     case "none":
       return { stream, compression };
-    case "gzip": {
-      const gunzip = createGunzip({ chunkSize: 1 << 20 });
-      stream.on("error", (err) => gunzip.destroy(err));
-      return { stream: stream.pipe(gunzip), compression };
+    case "gzip":
+      return { stream: chain(stream, decompressor("gzip") ?? createGunzip({ chunkSize: 1 << 20 })), compression };
+    case "zstd": {
+      const native = decompressor("zstd");
+      return { stream: native ? chain(stream, native) : toolStream("zstd", ["-d", "-c", "-q"], stream), compression };
     }
-    case "zstd":
-      return { stream: toolStream("zstd", ["-d", "-c", "-q"], stream), compression };
     case "bzip2":
       return { stream: toolStream("bzip2", ["-d", "-c", "-q"], stream), compression };
     case "xz":
@@ -104,8 +161,42 @@ export async function decompress(input: Readable): Promise<{ stream: Readable; c
   }
 }
 
-/** A compressing transform for export: gzip (zlib) or zstd (system tool). */
-export function compressStream(kind: "gzip" | "zstd", level?: number): Transform | Readable {
-  if (kind === "gzip") return createGzip({ level: level ?? 6, chunkSize: 1 << 20 });
-  throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", `Cannot compress: unsupported compression "${kind}"`);
+/** Default export levels: gzip 6 (gzip's own default), zstd 3 (zstd's). */
+export const DEFAULT_LEVEL = Object.freeze({ gzip: 6, zstd: 3 });
+
+/**
+ * A compressing Transform for export: gzip through zlib (levels 1-9) or zstd
+ * through libzstd (levels 1-19; with a checksum). Without native zstd, the
+ * `zstd` tool compresses instead (write to its stdin, read from its stdout).
+ * @throws ERR_INVALID_ARGUMENT for another kind or a level out of range
+ */
+export function compressStream(kind: "gzip" | "zstd", level?: number): Transform {
+  const lvl = level ?? DEFAULT_LEVEL[kind as keyof typeof DEFAULT_LEVEL];
+  const range = kind === "gzip" ? [1, 9] : [1, 19];
+  if (kind !== "gzip" && kind !== "zstd")
+    throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", `Cannot compress: unsupported compression "${kind}"`);
+  if (!Number.isInteger(lvl) || lvl < range[0]! || lvl > range[1]!)
+    throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", `Cannot compress: ${kind} level out of range "${lvl}"`);
+  if (kind === "gzip") return createGzip({ level: lvl, chunkSize: 1 << 20 });
+  if (hasNativeCodec("zstd-compress")) return new NativeCodecStream("zstd-compress", lvl);
+  return toolTransform("zstd", [`-${lvl}`, "-c", "-q"]);
+}
+
+/** A Transform that pipes through a system tool. */
+function toolTransform(cmd: string, args: string[]): Transform {
+  const input = new PassThrough();
+  const out = toolStream(cmd, args, input);
+  const t = new Transform({
+    transform(chunk, _enc, cb) {
+      if (input.write(chunk)) cb();
+      else input.once("drain", () => cb());
+    },
+    flush(cb) {
+      input.end();
+      out.on("end", () => cb());
+    },
+  });
+  out.on("data", (d: Buffer) => t.push(d));
+  out.on("error", (err) => t.destroy(err));
+  return t;
 }

@@ -32,11 +32,11 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { read } from "node:fs";
 import { Readable } from "node:stream";
 import { createGzip, gunzipSync } from "node:zlib";
 import { InvalidArgumentError, StrataError } from "../errors.js";
 import { C, close, openat2 } from "../native.js";
+import { readFdAndClose } from "../util/read-fd.js";
 import { cleanEntryPath } from "./paths.js";
 import type { TarRecorder } from "./tar-reader.js";
 
@@ -211,26 +211,10 @@ export async function openInLayer(dir: string): Promise<{ open: OpenFile; close(
     async open(name: string, size: number) {
       const rel = cleanEntryPath(name);
       const fd = await openat2(rootFd, rel, C.O_RDONLY | C.O_NOFOLLOW, 0, C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS);
-      return readFd(fd, size);
+      return readFdAndClose(fd, size);
     },
     close: () => close(rootFd),
   };
-}
-
-async function* readFd(fd: number, size: number): AsyncGenerator<Buffer> {
-  try {
-    let pos = 0;
-    while (pos < size) {
-      const want = Math.min(size - pos, 1 << 20);
-      const buf = Buffer.allocUnsafe(want);
-      const got = await new Promise<number>((res, rej) => read(fd, buf, 0, want, pos, (e, k) => (e ? rej(e) : res(k))));
-      if (got === 0) return;
-      pos += got;
-      yield got === want ? buf : buf.subarray(0, got);
-    }
-  } finally {
-    await close(fd);
-  }
 }
 
 /** Options for {@link assembleTar}. */

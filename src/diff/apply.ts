@@ -9,8 +9,15 @@
  * (ERR_BREAKOUT); every parent is resolved with openat2(RESOLVE_IN_ROOT) and
  * every operation acts on one name inside an already-contained directory.
  *
+ * Speed: JavaScript parses the tar and decides what each entry means; the
+ * filesystem work runs on the native applier's own thread, in batches of
+ * ops (`native-batch.ts`) executed strictly in archive order. Parsing of the
+ * next batch overlaps with the execution of the previous ones; file bodies
+ * travel by reference, large ones streamed in 4 MiB steps.
+ *
  * @module
  */
+import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,18 +26,15 @@ import { assertSafeSymlink, cleanEntryPath } from "../archive/paths.js";
 import type { TarHeader } from "../archive/tar-header.js";
 import { readTar, type TarEntry, type TarRecorder } from "../archive/tar-reader.js";
 import {
-  OVERLAY_OPAQUE_XATTR,
   WHITEOUT_LINK_DIR,
   WHITEOUT_META_PREFIX,
   WHITEOUT_OPAQUE,
   WHITEOUT_PREFIX,
   type WhiteoutFormat,
 } from "../archive/whiteouts.js";
-import { BreakoutError, hasCode, InvalidArgumentError, StrataError } from "../errors.js";
-import * as n from "../native.js";
-import { C } from "../native.js";
-import { RootDir } from "./root-dir.js";
-import { writeBody } from "./write-body.js";
+import { BreakoutError, StrataError } from "../errors.js";
+import { NativeApplier } from "../native.js";
+import { Batch, KIND, OP, type OpFields } from "./native-batch.js";
 
 /** One contiguous range of an id map: container ids [containerId, containerId+size) ↦ host ids. */
 export interface IdMapping {
@@ -46,6 +50,14 @@ export interface ApplyOptions {
   gidMap?: IdMapping[];
   /** Sees the archive's raw non-content bytes, for pristine re-assembly. */
   recorder?: TarRecorder;
+  /** Also compute the sha256 of the tar as read (the layer's diffID), in the same pass. */
+  digest?: boolean;
+  /**
+   * Worker threads for independent entries when `dir` starts empty (see
+   * `native/apply_pool.h`); 1 applies everything on one thread.
+   * @default STRATA_APPLY_THREADS or 4
+   */
+  threads?: number;
 }
 
 export interface ApplyResult {
@@ -53,7 +65,18 @@ export interface ApplyResult {
   size: number;
   /** Non-fatal problems (xattrs the filesystem refused). */
   warnings: string[];
+  /** "sha256:<hex>" of the uncompressed tar, when `digest` was asked for. */
+  digest?: string;
 }
+
+/** Bodies up to this size travel in one op; larger ones are streamed. */
+const SMALL_BODY = 1 << 20;
+/** A batch is submitted once it holds this many ops or body bytes. */
+const BATCH_OPS = 1024;
+const BATCH_BYTES = 4 << 20;
+/** Backpressure: at most this much submitted and not yet executed. */
+const INFLIGHT_BATCHES = 8;
+const INFLIGHT_BYTES = 64 << 20;
 
 function mapId(id: number, map: IdMapping[] | undefined, what: string): number {
   if (!map || map.length === 0) return id;
@@ -66,11 +89,23 @@ const split = (rel: string): [string, string] => {
   return [d === "." ? "" : d, posix.basename(rel)];
 };
 
+async function* hashing(
+  source: AsyncIterable<Buffer | Uint8Array | string>,
+  hash: ReturnType<typeof createHash>,
+): AsyncGenerator<Buffer | Uint8Array | string> {
+  for await (const chunk of source) {
+    hash.update(chunk);
+    yield chunk;
+  }
+}
+
 /**
  * Applies `tar` onto `dir`.
  * @param dir an existing directory: the layer's tree
  * @param tar an uncompressed tar stream (any async iterable of bytes)
- * @throws ERR_BREAKOUT for an entry leaving the root; ERR_TAR_FORMAT for malformed input
+ * @throws ERR_BREAKOUT for an entry leaving the root; ERR_TAR_FORMAT for malformed input;
+ *   a SystemError (errno code) for a failed filesystem operation. Entries before the
+ *   failing one are applied; nothing after it is.
  * @example
  * const { size } = await applyLayer("/var/lib/strata/vfs/dir/abc", fs.createReadStream("layer.tar"));
  */
@@ -79,11 +114,21 @@ export async function applyLayer(
   tar: AsyncIterable<Buffer | Uint8Array | string>,
   opts: ApplyOptions = {},
 ): Promise<ApplyResult> {
-  const applier = new Applier(await RootDir.open(dir), opts);
+  const hash = opts.digest ? createHash("sha256") : undefined;
+  const source = hash ? hashing(tar, hash) : tar;
+  const threads = opts.threads ?? Number(process.env.STRATA_APPLY_THREADS ?? 4);
+  // Entries may run in parallel only when every name in the tree is one this layer made.
+  const parallel = threads > 1 && (await readdir(dir)).length === 0;
+  const applier = new Applier(new NativeApplier(dir, parallel ? threads : 0), opts, parallel);
   try {
-    for await (const entry of readTar(tar, opts.recorder)) await applier.entry(entry);
+    for await (const entry of readTar(source, opts.recorder)) await applier.entry(entry);
     await applier.restoreDirTimes();
-    return { size: applier.size, warnings: applier.warnings };
+    await applier.drain();
+    const result: ApplyResult = { size: applier.size, warnings: applier.warnings };
+    if (hash) result.digest = `sha256:${hash.digest("hex")}`;
+    return result;
+  } catch (err) {
+    throw await applier.firstError(err);
   } finally {
     await applier.close();
   }
@@ -92,26 +137,61 @@ export async function applyLayer(
 class Applier {
   size = 0;
   warnings: string[] = [];
-  #root: RootDir;
+  #native: NativeApplier;
   #opts: ApplyOptions;
+  #batch = new Batch();
+  #inflight: Array<{ done: Promise<void>; bytes: number }> = [];
+  #inflightBytes = 0;
+  #nativeError: unknown;
+  #failed = false;
+  #nextHandle = 1;
   #unpacked = new Set<string>();
   #dirs: Array<{ rel: string; header: TarHeader }> = [];
   #plnkDir: string | undefined;
   #plnk = new Map<string, TarHeader>();
-  #plnkFirst = new Map<string, string>();
+  #parallel: boolean;
+  /** Every path made or implied so far (parallel mode). */
+  #known = new Set<string>();
+  /** Paths last made as non-directories (parallel mode). */
+  #nonDirs = new Set<string>();
 
-  constructor(root: RootDir, opts: ApplyOptions) {
-    this.#root = root;
+  constructor(native: NativeApplier, opts: ApplyOptions, parallel: boolean) {
+    this.#native = native;
     this.#opts = opts;
+    this.#parallel = parallel;
+  }
+
+  /**
+   * Records that `rel` is about to be made and says whether its op may run
+   * in parallel with the others: in an initially empty root, a name not made
+   * or implied before, below no name made as a non-directory, commutes with
+   * every other such op. Everything else runs as a barrier, in order.
+   */
+  #independent(rel: string, isDir: boolean): boolean {
+    if (!this.#parallel) return false;
+    let ok = !this.#known.has(rel);
+    for (let i = rel.lastIndexOf("/"); i > 0; i = rel.lastIndexOf("/", i - 1)) {
+      const ancestor = rel.slice(0, i);
+      if (this.#nonDirs.has(ancestor)) ok = false;
+      this.#known.add(ancestor);
+    }
+    this.#known.add(rel);
+    if (isDir) this.#nonDirs.delete(rel);
+    else this.#nonDirs.add(rel);
+    return ok;
+  }
+
+  /** The op code, flagged for the worker pool when `independent`. */
+  static #code(op: number, independent: boolean): number {
+    return independent ? op | OP.PARALLEL : op;
   }
 
   async close(): Promise<void> {
-    await this.#root.close();
+    await this.#native.close();
     if (this.#plnkDir) await rm(this.#plnkDir, { recursive: true, force: true });
   }
 
   async entry(e: TarEntry): Promise<void> {
-    await this.#root.settle();
     const h = e.header;
     this.size += h.size;
     const rel = cleanEntryPath(h.name);
@@ -119,169 +199,111 @@ class Applier {
       if (rel.startsWith(`${WHITEOUT_LINK_DIR}/`) && h.type === "file") return this.#stashPlnk(rel, e);
       if (rel !== WHITEOUT_OPAQUE) return;
     }
-    const [parentRel, base] = split(rel);
-    if (base.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parentRel, base, h);
-    const parent = await this.#root.dir(parentRel, true);
+    const [parent, base] = split(rel);
+    if (base.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parent, base, h);
 
     if (rel === "") {
       if (h.type !== "dir")
         throw new BreakoutError(`Cannot apply the entry: the layer root is not a directory "${h.name}"`);
-      await this.#finish(parent, "", h);
+      this.#batch.add({ op: OP.ENTRY, kind: KIND.root, ...this.#meta(h) });
       this.#dirs.push({ rel, header: h });
-      return;
+      return this.#pace();
     }
 
-    let existing: Awaited<ReturnType<typeof n.fstatat>> | undefined;
-    try {
-      existing = await n.fstatat(parent, base, C.AT_SYMLINK_NOFOLLOW);
-    } catch (err) {
-      if (!hasCode(err, "ENOENT")) throw err;
-    }
-    const existingIsDir = existing !== undefined && (existing.mode & C.S_IFMT) === C.S_IFDIR;
-    if (existing && !(existingIsDir && h.type === "dir")) await this.#root.removeAll(parent, base);
-
-    let linkTargetIsSymlink = false;
-    let keepOwner = false;
-    let fd: number | null = null;
-    try {
-      switch (h.type) {
-        case "dir":
-          if (!existingIsDir) await n.mkdirat(parent, base, h.mode & 0o7777);
-          break;
-        case "file":
-          fd = await n.openat2(parent, base, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-          await writeBody(fd, e.body());
-          break;
-        case "symlink":
-          assertSafeSymlink(rel, h.linkname);
-          await n.symlinkat(h.linkname, parent, base);
-          break;
-        case "link": {
-          const target = cleanEntryPath(h.linkname);
-          if (target === "") throw new BreakoutError(`Cannot apply the entry: hardlink to the root "${h.name}"`);
-          const plnk = target.startsWith(`${WHITEOUT_LINK_DIR}/`) ? this.#plnk.get(target) : undefined;
-          // The first name made from a .wh..wh.plnk body holds its inode; later names link to it (as in Docker).
-          const firstName = plnk ? this.#plnkFirst.get(target) : undefined;
-          if (plnk && firstName !== undefined && (await this.#linkExisting(firstName, parent, base))) {
-            Object.assign(h, { ...plnk, name: h.name });
-            break;
-          }
-          if (plnk) {
-            this.#plnkFirst.set(target, rel);
-            fd = await n.openat2(parent, base, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-            await writeBody(fd, plnkBody(join(this.#plnkDir!, posix.basename(target))));
-            Object.assign(h, { ...plnk, name: h.name });
-            break;
-          }
-          const [tParentRel, tBase] = split(target);
-          const { tParent, st } = await this.#linkTarget(tParentRel, tBase, h);
-          linkTargetIsSymlink = (st.mode & C.S_IFMT) === C.S_IFLNK;
-          await n.linkat(tParent, tBase, parent, base, 0);
-          // chown clears file capabilities, and GNU tar writes xattrs only on the first name
-          // of an inode: leave the owner alone when it is already right.
-          keepOwner =
-            st.uid === mapId(h.uid, this.#opts.uidMap, "uid") && st.gid === mapId(h.gid, this.#opts.gidMap, "gid");
+    const at = { parent, base };
+    if (h.type === "symlink") assertSafeSymlink(rel, h.linkname);
+    const independent = this.#independent(rel, h.type === "dir") && h.type !== "link";
+    const op = Applier.#code(OP.ENTRY, independent);
+    switch (h.type) {
+      case "file":
+        await this.#file(at, h, e.body(), independent);
+        break;
+      case "symlink":
+        this.#batch.add({ op, kind: KIND.symlink, ...at, link1: h.linkname, ...this.#meta(h) });
+        break;
+      case "link": {
+        const target = cleanEntryPath(h.linkname);
+        if (target === "") throw new BreakoutError(`Cannot apply the entry: hardlink to the root "${h.name}"`);
+        const plnk = target.startsWith(`${WHITEOUT_LINK_DIR}/`) ? this.#plnk.get(target) : undefined;
+        if (plnk) {
+          // AUFS hardlink store: the first name made from the stashed body holds its inode,
+          // later names link to it (native ApplyFs::Plnk); metadata comes from the stash entry.
+          Object.assign(h, { ...plnk, name: h.name });
+          const stash = join(this.#plnkDir!, posix.basename(target));
+          this.#batch.add({ op: OP.ENTRY, kind: KIND.plnk, ...at, link1: target, link2: stash, ...this.#meta(h) });
           break;
         }
-        case "char":
-        case "block":
-        case "fifo": {
-          const typeBits = h.type === "char" ? C.S_IFCHR : h.type === "block" ? C.S_IFBLK : C.S_IFIFO;
-          await n.mknodat(parent, base, typeBits | (h.mode & 0o7777), h.devmajor, h.devminor);
-          break;
-        }
+        const [link1, link2] = split(target);
+        const keep = [h.linkname]; // for the ERR_LINK_TARGET message
+        this.#batch.add({ op: OP.ENTRY, kind: KIND.link, ...at, link1, link2, keep, ...this.#meta(h) });
+        break;
       }
-      if (h.type === "symlink" || linkTargetIsSymlink) await this.#finishSymlink(parent, base, h);
-      else await this.#finish(parent, base, h, keepOwner);
-    } finally {
-      if (fd !== null) await n.close(fd);
+      default:
+        this.#batch.add({
+          op,
+          kind: KIND[h.type],
+          ...at,
+          major: h.devmajor,
+          minor: h.devminor,
+          ...this.#meta(h),
+        });
     }
     if (h.type === "dir") this.#dirs.push({ rel, header: h });
     this.#unpacked.add(rel);
+    return this.#pace();
   }
 
-  /** Hardlinks `rel` (made earlier in this layer) as `base` in `parent`; false when it is gone. */
-  async #linkExisting(rel: string, parent: number, base: string): Promise<boolean> {
-    const [dirRel, name] = split(rel);
-    try {
-      await n.linkat(await this.#root.dir(dirRel), name, parent, base, 0);
-      return true;
-    } catch (err) {
-      if (hasCode(err, "ENOENT", "ENOTDIR")) return false;
-      throw err;
+  /** Ownership (id-mapped), mode, xattrs and times of a header, as op fields. */
+  #meta(h: TarHeader): Pick<OpFields, "name" | "uid" | "gid" | "mode" | "xattrs" | "atime" | "mtime"> {
+    return {
+      name: h.name,
+      uid: mapId(h.uid, this.#opts.uidMap, "uid"),
+      gid: mapId(h.gid, this.#opts.gidMap, "gid"),
+      mode: h.mode & 0o7777,
+      xattrs: h.xattrs,
+      atime: h.atime && h.atime.sec >= h.mtime.sec ? h.atime : h.mtime,
+      mtime: h.mtime,
+    };
+  }
+
+  /** A regular file: small bodies in one op, large ones streamed through an open handle. */
+  async #file(
+    at: { parent: string; base: string },
+    h: TarHeader,
+    body: AsyncIterable<Buffer>,
+    independent: boolean,
+  ): Promise<void> {
+    const meta = this.#meta(h);
+    if (h.size <= SMALL_BODY) {
+      const bodies: Buffer[] = [];
+      for await (const chunk of body) bodies.push(chunk);
+      this.#batch.add({ op: Applier.#code(OP.ENTRY, independent), kind: KIND.file, ...at, ...meta, bodies });
+      return;
     }
-  }
-
-  /** The existing non-directory a hardlink entry points at, resolved inside the root. */
-  async #linkTarget(parentRel: string, base: string, h: TarHeader) {
-    const bad = (why: string, cause?: unknown) =>
-      new InvalidArgumentError(
-        "ERR_LINK_TARGET",
-        `Cannot apply the entry: hardlink "${h.name}" -> "${h.linkname}": ${why}`,
-        { cause },
-      );
-    try {
-      const tParent = await this.#root.dir(parentRel);
-      const st = await n.fstatat(tParent, base, C.AT_SYMLINK_NOFOLLOW);
-      if ((st.mode & C.S_IFMT) === C.S_IFDIR) throw bad("the target is a directory");
-      return { tParent, st };
-    } catch (err) {
-      if (hasCode(err, "ENOENT", "ENOTDIR", "ELOOP")) throw bad("no such file in the layer", err);
-      throw err;
-    }
-  }
-
-  /** Ownership, xattrs, mode (after chown: chown clears setuid), then times. */
-  async #finish(parent: number, base: string, h: TarHeader, keepOwner = false): Promise<void> {
-    const uid = mapId(h.uid, this.#opts.uidMap, "uid");
-    const gid = mapId(h.gid, this.#opts.gidMap, "gid");
-    const path = RootDir.procPath(parent); // only used for the root entry itself
-    if (!keepOwner)
-      await n.fchownat(parent, base === "" ? path : base, uid, gid, base === "" ? 0 : C.AT_SYMLINK_NOFOLLOW);
-    for (const [k, v] of h.xattrs) {
-      try {
-        if (base === "")
-          await n.lsetxattr(`${path}/.`, k, v); // "/.": the dir, not the fd's magic link
-        else await n.lsetxattrat(parent, base, k, v);
-      } catch (err) {
-        if (!hasCode(err, "ENOTSUP", "EOPNOTSUPP", "EPERM")) throw err;
-        this.warnings.push(`ignored xattr ${k} on "${h.name}": ${(err as Error).message}`);
+    const handle = this.#nextHandle++;
+    this.#batch.add({ op: OP.BEGIN, handle, ...at, name: h.name });
+    let bodies: Buffer[] = [];
+    let pending = 0;
+    for await (const chunk of body) {
+      bodies.push(chunk);
+      pending += chunk.length;
+      if (pending >= BATCH_BYTES) {
+        this.#batch.add({ op: OP.WRITE, handle, name: h.name, bodies });
+        bodies = [];
+        pending = 0;
+        await this.#pace();
       }
     }
-    await n.fchmodat(parent, base === "" ? path : base, h.mode & 0o7777);
-    const mtime = h.mtime;
-    const atime = h.atime && h.atime.sec >= mtime.sec ? h.atime : mtime;
-    await n.utimensat(parent, base === "" ? path : base, atime, mtime, base === "" ? 0 : C.AT_SYMLINK_NOFOLLOW);
+    if (bodies.length) this.#batch.add({ op: OP.WRITE, handle, name: h.name, bodies });
+    this.#batch.add({ op: OP.END, handle, ...at, ...meta });
   }
 
-  async #finishSymlink(parent: number, base: string, h: TarHeader): Promise<void> {
-    await n.fchownat(
-      parent,
-      base,
-      mapId(h.uid, this.#opts.uidMap, "uid"),
-      mapId(h.gid, this.#opts.gidMap, "gid"),
-      C.AT_SYMLINK_NOFOLLOW,
-    );
-    for (const [k, v] of h.xattrs) {
-      try {
-        await n.lsetxattrat(parent, base, k, v);
-      } catch (err) {
-        if (!hasCode(err, "ENOTSUP", "EOPNOTSUPP", "EPERM")) throw err;
-        this.warnings.push(`ignored xattr ${k} on "${h.name}": ${(err as Error).message}`);
-      }
-    }
-    const atime = h.atime && h.atime.sec >= h.mtime.sec ? h.atime : h.mtime;
-    await n.utimensat(parent, base, atime, h.mtime, C.AT_SYMLINK_NOFOLLOW);
-  }
-
-  async #whiteout(parentRel: string, base: string, h: TarHeader): Promise<void> {
+  async #whiteout(parent: string, base: string, h: TarHeader): Promise<void> {
     const overlay = this.#opts.whiteouts === "overlay";
     if (base === WHITEOUT_OPAQUE) {
-      const dirFd = await this.#root.dir(parentRel, true);
-      // "/." makes the l-call act on the directory, not on the /proc fd link itself
-      if (overlay) await n.lsetxattr(`${RootDir.procPath(dirFd)}/.`, OVERLAY_OPAQUE_XATTR, Buffer.from("y"));
-      else await this.#removeNotUnpacked(parentRel);
-      return;
+      if (overlay) this.#batch.add({ op: OP.OPAQUE_OVERLAY, name: h.name, parent });
+      else this.#batch.add({ op: OP.OPAQUE_AUFS, name: h.name, parent, keep: this.#unpackedBelow(parent) });
+      return this.#pace();
     }
     const victim = base.slice(WHITEOUT_PREFIX.length);
     if (victim === "" || victim === "." || victim === ".." || base.startsWith(WHITEOUT_META_PREFIX)) {
@@ -289,41 +311,22 @@ class Applier {
       throw new BreakoutError(`Cannot apply the entry: invalid whiteout "${h.name}"`);
     }
     if (overlay) {
-      const parent = await this.#root.dir(parentRel, true);
-      await this.#root.removeAll(parent, victim);
-      await n.mknodat(parent, victim, C.S_IFCHR, 0, 0);
-      await n.fchownat(
-        parent,
-        victim,
-        mapId(h.uid, this.#opts.uidMap, "uid"),
-        mapId(h.gid, this.#opts.gidMap, "gid"),
-        C.AT_SYMLINK_NOFOLLOW,
-      );
-      this.#unpacked.add(parentRel ? `${parentRel}/${victim}` : victim);
-      return;
+      const { uid, gid } = this.#meta(h);
+      this.#batch.add({ op: OP.WHITEOUT_OVERLAY, name: h.name, parent, base: victim, uid, gid });
+      const rel = parent ? `${parent}/${victim}` : victim;
+      this.#unpacked.add(rel);
+      this.#independent(rel, false);
+    } else {
+      this.#batch.add({ op: OP.WHITEOUT_AUFS, name: h.name, parent, base: victim });
     }
-    let parent: number;
-    try {
-      parent = await this.#root.dir(parentRel);
-    } catch (err) {
-      if (hasCode(err, "ENOENT", "ENOTDIR")) return; // nothing there to delete
-      throw err;
-    }
-    await this.#root.removeAll(parent, victim);
+    return this.#pace();
   }
 
-  /** Opaque directory in AUFS form: delete what this layer did not itself create. */
-  async #removeNotUnpacked(dirRel: string): Promise<void> {
-    const dirFd = await this.#root.dir(dirRel);
-    const entries = await readdir(RootDir.procPath(dirFd), { withFileTypes: true });
-    for (const ent of entries) {
-      const childRel = dirRel ? `${dirRel}/${ent.name}` : ent.name;
-      if (!this.#unpacked.has(childRel)) {
-        await this.#root.removeAll(await this.#root.dir(dirRel), ent.name);
-      } else if (ent.isDirectory()) {
-        await this.#removeNotUnpacked(childRel);
-      }
-    }
+  /** Paths this layer created below `dir`: an AUFS opaque whiteout keeps them. */
+  #unpackedBelow(dir: string): string[] {
+    if (dir === "") return [...this.#unpacked];
+    const prefix = `${dir}/`;
+    return [...this.#unpacked].filter((p) => p.startsWith(prefix));
   }
 
   async #stashPlnk(rel: string, e: TarEntry): Promise<void> {
@@ -339,22 +342,64 @@ class Applier {
   /** Directory times change as children are created; set them last, as Docker does. */
   async restoreDirTimes(): Promise<void> {
     for (const { rel, header: h } of this.#dirs) {
-      const atime = h.atime && h.atime.sec >= h.mtime.sec ? h.atime : h.mtime;
-      try {
-        if (rel === "") {
-          await n.utimensat(C.AT_FDCWD, RootDir.procPath(this.#root.fd), atime, h.mtime, 0);
-          continue;
-        }
-        const [parentRel, base] = split(rel);
-        await n.utimensat(await this.#root.dir(parentRel), base, atime, h.mtime, C.AT_SYMLINK_NOFOLLOW);
-      } catch (err) {
-        if (!hasCode(err, "ENOENT", "ENOTDIR")) throw err; // removed later in the same layer
-      }
+      const [parent, base] = split(rel);
+      const { atime, mtime } = this.#meta(h);
+      this.#batch.add({ op: OP.DIR_TIME, kind: rel === "" ? KIND.root : 0, name: h.name, parent, base, atime, mtime });
+      await this.#pace();
     }
   }
-}
 
-async function* plnkBody(file: string): AsyncGenerator<Buffer> {
-  const { createReadStream } = await import("node:fs");
-  for await (const c of createReadStream(file)) yield c as Buffer;
+  /** Submits the batch when it is full and waits while too much is in flight. */
+  async #pace(): Promise<void> {
+    const b = this.#batch;
+    if (b.ops >= BATCH_OPS || b.bodyBytes >= BATCH_BYTES || b.metaBytes >= 1 << 20) this.#submit();
+    while (this.#inflight.length > INFLIGHT_BATCHES || this.#inflightBytes > INFLIGHT_BYTES) {
+      const first = this.#inflight.shift()!;
+      await first.done;
+      this.#inflightBytes -= first.bytes;
+    }
+    if (this.#failed) throw this.#nativeError;
+  }
+
+  #submit(): void {
+    if (this.#batch.ops === 0) return;
+    const { meta, bodies, bytes } = this.#batch.take();
+    const done = this.#native.submit(meta, bodies).then(
+      (w) => {
+        for (const x of w) this.warnings.push(x);
+      },
+      (err: unknown) => {
+        if (this.#failed) return; // later batches only report that they were aborted
+        this.#failed = true;
+        this.#nativeError = err;
+      },
+    );
+    this.#inflight.push({ done, bytes });
+    this.#inflightBytes += bytes;
+  }
+
+  /** Submits what is pending and waits for everything submitted. */
+  async drain(): Promise<void> {
+    this.#submit();
+    const all = this.#inflight;
+    this.#inflight = [];
+    this.#inflightBytes = 0;
+    await Promise.all(all.map((f) => f.done));
+    if (this.#failed) throw this.#nativeError;
+  }
+
+  /**
+   * The error to report for a failed apply. Ops queued before a JavaScript-side
+   * error (a refused entry, a malformed header) still run first, as they would
+   * have one by one; a native failure among them is the earlier error and wins.
+   */
+  async firstError(err: unknown): Promise<unknown> {
+    if (this.#failed) return this.#nativeError;
+    try {
+      await this.drain();
+    } catch (nativeErr) {
+      return nativeErr;
+    }
+    return err;
+  }
 }

@@ -77,30 +77,40 @@ function capsDiffer(o: Side, n: Side): boolean {
  * @example
  * for (const c of await changes("/merged", "/lower")) console.log(c.kind, c.path);
  */
-export async function changes(newDir: string, oldDir: string | null): Promise<Change[]> {
-  const out: Change[] = [];
-  await walk(out, "/", newDir, oldDir, true, true);
-  return out;
+export async function changes(newDir: string, oldDir: string | null, opts: ChangesOptions = {}): Promise<Change[]> {
+  return walk("/", newDir, oldDir, true, true, opts.descend);
+}
+
+/** Options for {@link changes}. */
+export interface ChangesOptions {
+  /**
+   * Called for a directory present in both trees before walking into it
+   * (path absolute inside the layer); `false` skips it as unchanged below.
+   * Overlay passes "exists in the upper dir": anything changed below a
+   * directory copies that directory up.
+   */
+  descend?: (path: string) => Promise<boolean>;
 }
 
 /**
  * addChanges for one directory of the new tree. `oldPath` is its counterpart
  * when that is a directory too; `added` says whether the directory itself
- * was already listed as A or C.
+ * was already listed as A or C. Subdirectories are walked concurrently (one
+ * native trip each, on the thread pool) and their lists joined in name order.
  */
 async function walk(
-  out: Change[],
   path: string,
   newPath: string,
   oldPath: string | null,
   added: boolean,
   isRoot: boolean,
-): Promise<void> {
-  const sizeAtEntry = out.length;
+  descend?: (path: string) => Promise<boolean>,
+): Promise<Change[]> {
   const scan = await scanPair(newPath, oldPath);
   const n: Side = { stats: scan.newStats, caps: scan.newCaps, index: 0 };
   const o: Side = { stats: scan.oldStats, caps: scan.oldCaps, index: 0 };
-  const deleted: string[] = [];
+  const parts: Array<Change | Promise<Change[]>> = [];
+  const deleted: Change[] = [];
   for (let i = 0; i < scan.names.length; i++) {
     n.index = i;
     o.index = i;
@@ -109,22 +119,36 @@ async function walk(
     const inNew = present(n);
     const inOld = oldPath !== null && present(o);
     if (!inNew) {
-      if (inOld) deleted.push(childPath);
+      if (inOld) deleted.push({ path: childPath, kind: "D" });
       continue;
     }
     let childAdded = false;
     if (!inOld) {
-      out.push({ path: childPath, kind: "A" });
+      parts.push({ path: childPath, kind: "A" });
       childAdded = true;
     } else if (statDifferent(o, n) || capsDiffer(o, n)) {
-      out.push({ path: childPath, kind: "C" });
+      parts.push({ path: childPath, kind: "C" });
       childAdded = true;
     }
     if (isDir(n)) {
       const oldChild = inOld && isDir(o) ? posix.join(oldPath!, name) : null;
-      await walk(out, childPath, posix.join(newPath, name), oldChild, childAdded, false);
+      const sub = (async () => {
+        if (oldChild !== null && descend && !(await descend(childPath))) return [];
+        return walk(childPath, posix.join(newPath, name), oldChild, childAdded, false, descend);
+      })();
+      sub.catch(() => {}); // awaited below; this only keeps an early failure elsewhere from going unhandled
+      parts.push(sub);
     }
   }
-  for (const d of deleted) out.push({ path: d, kind: "D" });
-  if (out.length > sizeAtEntry && !added && !isRoot) out.splice(sizeAtEntry, 0, { path, kind: "C" });
+  const out: Change[] = [];
+  for (const p of parts) {
+    if (p instanceof Promise) {
+      for (const c of await p) out.push(c);
+    } else {
+      out.push(p);
+    }
+  }
+  for (const d of deleted) out.push(d);
+  if (out.length > 0 && !added && !isRoot) out.unshift({ path, kind: "C" });
+  return out;
 }

@@ -11,7 +11,6 @@
  *
  * @module
  */
-import { read } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { posix } from "node:path";
 import type { Readable } from "node:stream";
@@ -22,6 +21,7 @@ import { hasCode } from "../errors.js";
 import type { Change } from "../graphdriver/driver.js";
 import * as n from "../native.js";
 import { C } from "../native.js";
+import { readFdAndClose } from "../util/read-fd.js";
 import { RootDir } from "./root-dir.js";
 
 export interface ExportOptions {
@@ -132,7 +132,7 @@ class Exporter {
       case C.S_IFREG: {
         header.size = st.size;
         const fd = await n.openat2(parent, base, C.O_RDONLY | C.O_NOFOLLOW);
-        yield { header, body: readFd(fd, st.size) };
+        yield { header, body: readFdAndClose(fd, st.size) };
         return;
       }
       default:
@@ -142,23 +142,6 @@ class Exporter {
 
   async close(): Promise<void> {
     await this.#root.close();
-  }
-}
-
-/** Reads `size` bytes from fd and closes it, even when the consumer stops early. */
-async function* readFd(fd: number, size: number): AsyncGenerator<Buffer> {
-  try {
-    let pos = 0;
-    while (pos < size) {
-      const want = Math.min(size - pos, 1 << 20);
-      const buf = Buffer.allocUnsafe(want);
-      const got = await new Promise<number>((res, rej) => read(fd, buf, 0, want, pos, (e, k) => (e ? rej(e) : res(k))));
-      if (got === 0) break; // truncated meanwhile: the writer zero-fills
-      pos += got;
-      yield got === want ? buf : buf.subarray(0, got);
-    }
-  } finally {
-    await n.close(fd);
   }
 }
 

@@ -3,7 +3,7 @@ import { promisify } from "node:util";
 import test from "ava";
 import type { Readable } from "node:stream";
 import { readTar } from "../../src/archive/tar-reader.js";
-import { naiveDiff, naiveDiffSize } from "../../src/graphdriver/naive-diff.js";
+import { naiveChanges, naiveDiff, naiveDiffSize } from "../../src/graphdriver/naive-diff.js";
 import { manifest } from "../helpers/tree.js";
 import { applySpecs, openOverlay } from "./helpers.js";
 import type { Spec } from "../helpers/tar.js";
@@ -80,6 +80,7 @@ test("native and naive diff give the same changes, equivalent tars and the same 
     await mounts.release("ctr");
   }
   const changes = await d.changes("ctr", "base", mounts);
+  t.deepEqual(changes, await naiveChanges("ctr", "base", mounts), "the upper-dir-pruned walk equals the full walk");
   const nativeNames = await tarNames(await d.diff("ctr", "base", mounts));
   const naiveNames = await tarNames(await naiveDiff("ctr", "base", mounts));
   t.log(`native tar: ${nativeNames.length} entries, naive tar: ${naiveNames.length} entries`);

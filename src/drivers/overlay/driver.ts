@@ -7,11 +7,11 @@
  *
  * @module
  */
-import { mkdir, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
+import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { randomBytes } from "node:crypto";
-import { applyLayer } from "../../diff/index.js";
+import { applyLayer, changes } from "../../diff/index.js";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
 import type {
   ApplyDiffOptions,
@@ -219,6 +219,7 @@ export class OverlayDriver implements Driver {
     });
   }
 
+  /** Every layer id in the home (half-made and half-removed layers excluded). */
   async list(): Promise<string[]> {
     const out: string[] = [];
     for (const name of await readdir(this.home)) {
@@ -267,10 +268,10 @@ export class OverlayDriver implements Driver {
     return md;
   }
 
-  /** Unmounts every layer this home still has mounted. */
-  /** Nothing is held per process: mounts stay for their holders. */
+  /** Nothing is held per process: mounts stay for their holders (a `strata mount` outlives the command). */
   async close(): Promise<void> {}
 
+  /** Shutdown: unmounts every layer this home still has mounted. */
   async cleanup(): Promise<void> {
     for (const id of await this.mountedIds()) await this.#locks.run(id, () => unmountOverlay(this.#layout.merged(id)));
   }
@@ -295,8 +296,35 @@ export class OverlayDriver implements Driver {
     return naiveDiff(id, parent, mounts);
   }
 
-  changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]> {
-    return naiveChanges(id, parent, mounts);
+  /**
+   * Compares the mounted trees (Docker's rules, exactly), but against the
+   * direct parent walks only into directories present in the upper dir:
+   * a change anywhere below a directory copies that directory up.
+   */
+  async changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]> {
+    if (!parent || this.#cfg.forceNaiveDiff || !(await this.exists(id)) || !(await this.#isParent(id, parent))) {
+      return naiveChanges(id, parent, mounts);
+    }
+    const upper = this.#layout.diff(id);
+    const descend = async (path: string) => {
+      try {
+        return (await lstat(join(upper, path))).isDirectory();
+      } catch (err) {
+        if (hasCode(err, "ENOENT", "ENOTDIR")) return false;
+        throw err;
+      }
+    };
+    const layer = await mounts.acquire(id);
+    try {
+      const parentPath = await mounts.acquire(parent);
+      try {
+        return await changes(layer, parentPath, { descend });
+      } finally {
+        await mounts.release(parent);
+      }
+    } finally {
+      await mounts.release(id);
+    }
   }
 
   async applyDiff(

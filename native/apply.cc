@@ -1,0 +1,276 @@
+// NativeApplier: a layer root plus one dedicated thread that executes
+// batches of apply ops (apply_fs.h) strictly in submission order.
+//
+//   const a = new NativeApplier("/layer/root", threads);  // threads > 1: ApplyPool
+//   a.submit(meta, bodies) -> Promise<string[]>   // xattr warnings
+//   a.close() -> Promise<void>
+//
+// `meta` is the encoded op list (src/diff/native-batch.ts), `bodies` the
+// Buffers holding file contents, consumed in op order (`nbufs` per op). Both
+// stay referenced until the batch is done, so bodies are written straight
+// from the tar reader's buffers without a copy. JavaScript may submit many
+// batches without waiting: parsing the next batch overlaps with executing
+// this one. After a failed op every later batch is rejected with
+// `aborted: true`, so the first error is the one reported.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "apply_pool.h"
+
+namespace strata {
+namespace {
+
+class BatchReader {
+ public:
+  BatchReader(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
+  bool More() const { return p_ < end_; }
+  uint32_t U32() {
+    uint32_t v;
+    Take(&v, 4);
+    return v;
+  }
+  double F64() {
+    double v;
+    Take(&v, 8);
+    return v;
+  }
+  std::string Str() {
+    uint32_t n = U32();
+    Need(n);
+    std::string s(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return s;
+  }
+
+ private:
+  void Need(size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) throw std::runtime_error("truncated apply batch");
+  }
+  void Take(void* out, size_t n) {
+    Need(n);
+    memcpy(out, p_, n);
+    p_ += n;
+  }
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+void DecodeOp(BatchReader& r, ApplyOpRec& op) {
+  op.op = r.U32();
+  op.kind = r.U32();
+  op.mode = r.U32();
+  op.uid = r.U32();
+  op.gid = r.U32();
+  op.major = r.U32();
+  op.minor = r.U32();
+  op.handle = r.U32();
+  op.nbufs = r.U32();
+  for (auto& t : op.times) {
+    t.tv_sec = static_cast<time_t>(r.F64());
+    t.tv_nsec = r.U32();
+  }
+  op.name = r.Str();
+  op.parent = r.Str();
+  op.base = r.Str();
+  op.link1 = r.Str();
+  op.link2 = r.Str();
+  op.xattrs.resize(r.U32());
+  for (auto& x : op.xattrs) {
+    x.key = r.Str();
+    x.value = r.Str();
+  }
+  op.keep.resize(r.U32());
+  for (auto& k : op.keep) k = r.Str();
+}
+
+struct Task {
+  explicit Task(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  Napi::ObjectReference metaRef, bodiesRef;  // keep the bytes alive until done
+  const uint8_t* meta = nullptr;
+  size_t metaLen = 0;
+  std::vector<struct iovec> bodies;
+  bool close = false;
+  // results
+  bool ok = true, aborted = false;
+  SysError err;
+  std::string format;  // a malformed batch (a bug in the encoder)
+  std::vector<std::string> warnings;
+};
+
+class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeApplier",
+                       {InstanceMethod("submit", &NativeApplier::Submit), InstanceMethod("close", &NativeApplier::Close)});
+  }
+
+  explicit NativeApplier(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeApplier>(info) {
+    std::string root = ArgString(info, 0, "root");
+    int fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      SysError e;
+      Fail(e, "openat2", root);
+      throw ErrnoError(info.Env(), e);
+    }
+    fs_ = std::make_unique<ApplyFs>(fd);
+    int threads = static_cast<int>(ArgOptInt(info, 1, "threads", 0));
+    if (threads > 1) pool_ = std::make_unique<ApplyPool>(fd, std::min(threads, 16));
+    rootFd_ = fd;
+    tsfn_ = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function(), "strata-apply", 0, 1);
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  ~NativeApplier() override {
+    if (!thread_.joinable()) return;
+    if (!closed_) Enqueue(nullptr);  // collected without close(): stop quietly
+    thread_.join();
+  }
+
+ private:
+  Napi::Value Submit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_) throw Napi::Error::New(env, "NativeApplier is closed");
+    Napi::Buffer<uint8_t> meta = ArgBuffer(info, 0, "meta");
+    if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "Argument 1 (bodies) must be an array");
+    Napi::Array bodies = info[1].As<Napi::Array>();
+    auto* t = new Task(env);
+    t->meta = meta.Data();
+    t->metaLen = meta.Length();
+    t->metaRef = Napi::Persistent(meta.As<Napi::Object>());
+    t->bodies.resize(bodies.Length());
+    for (uint32_t i = 0; i < bodies.Length(); i++) {
+      Napi::Value v = bodies[i];
+      if (!v.IsBuffer()) {
+        delete t;
+        throw Napi::TypeError::New(env, "bodies must be Buffers");
+      }
+      auto b = v.As<Napi::Buffer<uint8_t>>();
+      t->bodies[i] = {b.Data(), b.Length()};
+    }
+    t->bodiesRef = Napi::Persistent(bodies.As<Napi::Object>());
+    Napi::Promise p = t->deferred.Promise();
+    Enqueue(t);
+    return p;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (closed_) throw Napi::Error::New(info.Env(), "NativeApplier is closed");
+    closed_ = true;
+    auto* t = new Task(info.Env());
+    t->close = true;
+    Napi::Promise p = t->deferred.Promise();
+    Enqueue(t);
+    return p;
+  }
+
+  void Enqueue(Task* t) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(t);
+    }
+    cv_.notify_one();
+  }
+
+  void Loop() {
+    for (;;) {
+      Task* t;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return !queue_.empty(); });
+        t = queue_.front();
+        queue_.pop_front();
+      }
+      if (t == nullptr || t->close) {
+        pool_.reset();
+        fs_.reset();
+        close(rootFd_);
+        if (t) tsfn_.BlockingCall(t, Complete);
+        tsfn_.Release();
+        return;
+      }
+      if (failed_) t->aborted = true;
+      else Execute(*t);
+      if (!t->ok || t->aborted) failed_ = true;
+      tsfn_.BlockingCall(t, Complete);
+    }
+  }
+
+  void Execute(Task& t) {
+    try {
+      BatchReader r(t.meta, t.metaLen);
+      size_t nextBody = 0;
+      while (r.More()) {
+        auto op = std::make_unique<ApplyOpRec>();
+        DecodeOp(r, *op);
+        if (nextBody + op->nbufs > t.bodies.size()) throw std::runtime_error("apply batch refers to missing bodies");
+        const struct iovec* bufs = t.bodies.data() + nextBody;
+        nextBody += op->nbufs;
+        uint64_t seq = seq_++;
+        if (pool_ && (op->op & kOpParallel)) {
+          pool_->Dispatch(seq, std::move(op), bufs);
+          continue;
+        }
+        if (pool_ && !pool_->Wait(t.err, t.warnings)) {  // a barrier: everything before it is done first
+          t.ok = false;
+          return;
+        }
+        uint64_t removals = fs_->removals();
+        if (!fs_->Run(*op, bufs, t.err, t.warnings)) {
+          t.ok = false;
+          return;
+        }
+        if (pool_ && fs_->removals() != removals) pool_->DropCaches();
+      }
+      if (pool_ && !pool_->Wait(t.err, t.warnings)) t.ok = false;
+    } catch (const std::exception& ex) {
+      SysError ignored;
+      if (pool_) pool_->Wait(ignored, t.warnings);  // the bodies must outlive the queued ops
+      t.ok = false;
+      t.format = ex.what();
+    }
+  }
+
+  static void Complete(Napi::Env env, Napi::Function, Task* t) {
+    if (t->close) {
+      t->deferred.Resolve(env.Undefined());
+    } else if (t->aborted) {
+      Napi::Error e = Napi::Error::New(env, "apply aborted after an earlier failure");
+      e.Set("aborted", Napi::Boolean::New(env, true));
+      t->deferred.Reject(e.Value());
+    } else if (!t->ok) {
+      t->deferred.Reject(t->format.empty() ? ErrnoError(env, t->err).Value()
+                                           : Napi::Error::New(env, t->format).Value());
+    } else {
+      Napi::Array w = Napi::Array::New(env, t->warnings.size());
+      for (size_t i = 0; i < t->warnings.size(); i++) w.Set(i, Napi::String::New(env, t->warnings[i]));
+      t->deferred.Resolve(w);
+    }
+    delete t;
+  }
+
+  std::unique_ptr<ApplyFs> fs_;
+  std::unique_ptr<ApplyPool> pool_;  // null: every op runs on the applier thread
+  uint64_t seq_ = 0;                 // op number in archive order
+  int rootFd_ = -1;
+  bool closed_ = false;
+  bool failed_ = false;  // touched by the worker thread only
+  Napi::ThreadSafeFunction tsfn_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task*> queue_;
+};
+
+}  // namespace
+
+void InitApply(Napi::Env env, Napi::Object exports) { exports.Set("NativeApplier", NativeApplier::Define(env)); }
+
+}  // namespace strata
