@@ -6,6 +6,7 @@
  */
 import { Command, Option } from "commander";
 import { InvalidArgumentError, StrataError } from "../errors.js";
+import { benchCommand } from "./commands/bench.js";
 import { containerCommands } from "./commands/container.js";
 import { layerCommands } from "./commands/layer.js";
 import { storeCommands } from "./commands/store.js";
@@ -32,6 +33,7 @@ layerCommands(program);
 containerCommands(program);
 storeCommands(program);
 registerImageCommands(program, openFromGlobals(program));
+benchCommand(program);
 
 program
   .command("demo")

@@ -1,0 +1,13 @@
+/**
+ * The benchmark harness behind `strata bench`: a seeded corpus, every
+ * built-in driver on a fresh store, peers (GNU tar, dockerd overlay2, umoci,
+ * containerd) in the same run, and the reports (results.json, Markdown,
+ * report.html with Vega-Lite SVG charts). See README.md in this folder.
+ *
+ * @module
+ */
+export { compareResults, formatComparison, readResults, type Comparison } from "./report/compare.js";
+export { FAMILIES, FULL, PEERS, QUICK, resolveOptions, type BenchOptions, type RawBenchOptions } from "./options.js";
+export type { BenchResults, Ratio } from "./report/results.js";
+export { markdownReport } from "./report/markdown.js";
+export { prepareCorpus, runBench, writeReports } from "./run.js";
