@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { hasCode } from "../errors.js";
 import { syncDir, writeJsonAtomic } from "../util/atomic.js";
 import { type Digest, hex } from "./ids.js";
-import type { ProcessIdentity } from "./process.js";
+import type { ProcessIdentity } from "../util/process.js";
 
 export interface LayerRecord {
   chainID: Digest;

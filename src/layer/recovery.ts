@@ -14,7 +14,7 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { hasCode } from "../errors.js";
-import { isAlive } from "./process.js";
+import { isAlive } from "../util/process.js";
 import type { LayerStore } from "./store.js";
 
 async function removeDriverLayer(store: LayerStore, id: string): Promise<void> {

@@ -42,7 +42,7 @@ import { chainID as makeChainID, type Digest, randomID } from "./ids.js";
 import { type ContainerRecord, LayerDB, type LayerRecord } from "./layerdb.js";
 import { StoreLock } from "./lock.js";
 import { Mounts } from "./mounts.js";
-import { currentProcess } from "./process.js";
+import { currentProcess } from "../util/process.js";
 import { saveInitOriginals, setupInitLayer } from "./init-layer.js";
 import { recover } from "./recovery.js";
 

@@ -12,7 +12,7 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { tmpName } from "../../graphdriver/tmp-names.js";
 import { mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -35,7 +35,7 @@ export interface NewLayer {
 /** Creates the layer directory and its `l/` link; the caller holds the id's lock. */
 export async function buildLayer(layout: Layout, spec: NewLayer, features: MountFeatures): Promise<void> {
   const dir = layout.dir(spec.id);
-  const tmp = `${dir}.tmp-${randomBytes(4).toString("hex")}`;
+  const tmp = await tmpName(dir);
   const link = generateLinkId();
   const linkPath = join(layout.linkDir, link);
   try {

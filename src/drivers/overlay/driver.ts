@@ -10,7 +10,6 @@
 import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { randomBytes } from "node:crypto";
 import { applyLayer, changes } from "../../diff/index.js";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
 import type {
@@ -21,6 +20,7 @@ import type {
   Driver,
   MountAccess,
 } from "../../graphdriver/driver.js";
+import { isStaleTmp, isTmpName, tmpName } from "../../graphdriver/tmp-names.js";
 import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
 import type { OverlaySupport } from "./check.js";
 import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS, parseSize } from "./config.js";
@@ -67,7 +67,8 @@ export class OverlayDriver implements Driver {
     await mkdir(this.home, { recursive: true, mode: 0o710 });
     await mkdir(this.#layout.linkDir, { recursive: true, mode: 0o700 });
     for (const name of await readdir(this.home)) {
-      if (name.includes(".tmp-")) {
+      if (isTmpName(name)) {
+        if (!(await isStaleTmp(name))) continue; // another process is building or deleting it
         await unmountOverlay(join(this.home, name, "flatten-src")).catch(() => undefined);
         await rm(join(this.home, name), { recursive: true, force: true });
         continue;
@@ -166,7 +167,7 @@ export class OverlayDriver implements Driver {
     await unmountOverlay(this.#layout.merged(id));
     if (link) await rm(join(this.#layout.linkDir, link), { force: true });
     // Rename first so a crash mid-delete leaves a tmp the next init sweeps, not a half layer.
-    const doomed = `${dir}.tmp-rm-${randomBytes(4).toString("hex")}`;
+    const doomed = await tmpName(`${dir}-rm`);
     try {
       await rename(dir, doomed);
     } catch (err) {
@@ -223,7 +224,7 @@ export class OverlayDriver implements Driver {
   async list(): Promise<string[]> {
     const out: string[] = [];
     for (const name of await readdir(this.home)) {
-      if (name === "l" || name.startsWith(".") || name.includes(".tmp-") || name === "quota-next-id") continue;
+      if (name === "l" || name.startsWith(".") || isTmpName(name) || name === "quota-next-id") continue;
       if (await this.exists(name)) out.push(name);
     }
     return out;

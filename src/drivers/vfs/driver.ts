@@ -8,7 +8,6 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -23,6 +22,7 @@ import type {
   MountAccess,
 } from "../../graphdriver/driver.js";
 import { backingFs } from "../../graphdriver/fsmagic.js";
+import { isStaleTmp, isTmpName, tmpName } from "../../graphdriver/tmp-names.js";
 import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
 
 const run = promisify(execFile);
@@ -49,7 +49,7 @@ export class VfsDriver implements Driver {
   async init(): Promise<void> {
     await mkdir(this.#dirs, { recursive: true, mode: 0o700 });
     for (const name of await readdir(this.#dirs)) {
-      if (name.includes(".tmp-")) await rm(join(this.#dirs, name), { recursive: true, force: true });
+      if (await isStaleTmp(name)) await rm(join(this.#dirs, name), { recursive: true, force: true });
     }
   }
 
@@ -67,7 +67,7 @@ export class VfsDriver implements Driver {
     }
     const dir = this.#path(id);
     if (await this.exists(id)) throw new AlreadyExistsError("ERR_LAYER_EXISTS", `Cannot create layer: exists "${id}"`);
-    const tmp = `${dir}.tmp-${randomBytes(4).toString("hex")}`;
+    const tmp = await tmpName(dir);
     try {
       if (parent) {
         const src = this.#path(parent);
@@ -93,7 +93,7 @@ export class VfsDriver implements Driver {
   async remove(id: string): Promise<void> {
     const dir = this.#path(id);
     // Rename first so a crash mid-delete leaves a tmp the next init sweeps, not a half layer.
-    const doomed = `${dir}.tmp-rm-${randomBytes(4).toString("hex")}`;
+    const doomed = await tmpName(`${dir}-rm`);
     try {
       await rename(dir, doomed);
     } catch (err) {
@@ -123,7 +123,7 @@ export class VfsDriver implements Driver {
   }
 
   async list(): Promise<string[]> {
-    return (await readdir(this.#dirs)).filter((n) => !n.includes(".tmp-"));
+    return (await readdir(this.#dirs)).filter((n) => !isTmpName(n));
   }
 
   async status(): Promise<Array<[string, string]>> {
