@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { rm } from "node:fs/promises";
 import { posix } from "node:path";
 import { hasCode, InvalidArgumentError } from "../errors.js";
 import { C, close, mkdirat, openat2 } from "../native.js";
+import { removeTree } from "./remove-tree.js";
 
 const DIR_FLAGS = C.O_PATH | C.O_DIRECTORY;
 const RESOLVE = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS;
@@ -93,8 +93,11 @@ export class RootDir {
     if (name === "" || name === "." || name === ".." || name.includes("/")) {
       throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", `Cannot remove: bad name "${name}"`);
     }
-    await rm(RootDir.procPath(parent, name), { recursive: true, force: true });
-    this.#dropAll();
+    try {
+      await removeTree(parent, name);
+    } finally {
+      this.#dropAll();
+    }
   }
 
   #dropAll(): void {
