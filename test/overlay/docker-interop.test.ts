@@ -6,30 +6,22 @@
  * and docker's committed layer and strata's diff tar each applied onto the
  * base and compared as tree manifests.
  *
- * Needs the peer lab (/work/shared/peers): a running dockerd on
- * /run/peer-docker.sock, or one this test starts (and stops, by pid); the
- * `peer/base:1` image (make-base-image.sh). Without them it skips and says why.
+ * Needs the peer lab through test/helpers/docker.ts (a dockerd it starts is
+ * stopped by pid when the process exits) and the `peer/base:1` image
+ * (make-base-image.sh). Without them it skips and says why.
  */
 import { execFile } from "node:child_process";
-import { createReadStream, existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import test from "ava";
 import { createOverlay, type OverlayDriver } from "../../src/drivers/overlay/index.js";
+import { BASE_IMAGE, type Docker, dockerPeer, savedLayers } from "../helpers/docker.js";
 import { countedMounts } from "../helpers/mounts.js";
 import { tempDir } from "../helpers/tmp.js";
 import { manifest } from "../helpers/tree.js";
 
 const run = promisify(execFile);
-const PEERS = process.env.STRATA_PEERS ?? "/work/shared/peers";
-const SOCK = "unix:///run/peer-docker.sock";
-const DOCKER = "/usr/bin/docker";
-const IMAGE = "peer/base:1";
-const PIDFILE = "/tmp/peer-lab/run/dockerd-overlay2.pid";
-
-const docker = (...args: string[]) =>
-  run(DOCKER, ["-H", SOCK, ...args], { maxBuffer: 64 << 20 }).then((r) => r.stdout.trim());
 
 /** Paths are relative to the root, so the script runs the same in `docker run -w /` and in a host cwd. */
 const SCRIPT = `
@@ -50,52 +42,10 @@ mkfifo new/fifo
 mknod new/null c 1 3
 `;
 
-let startedPid: number | undefined;
-
-/** "" when dockerd and the base image are usable, else why not. */
-async function dockerReason(): Promise<string> {
-  if (!existsSync(DOCKER)) return `${DOCKER} is not installed (run ${PEERS}/install.sh)`;
-  try {
-    await docker("version");
-  } catch {
-    try {
-      await run("bash", [join(PEERS, "start-dockerd.sh"), "overlay2"]);
-      startedPid = Number((await readFile(PIDFILE, "utf8")).trim());
-    } catch (err) {
-      return `dockerd cannot start: ${(err as Error).message.split("\n").slice(0, 3).join(" ")}`;
-    }
-  }
-  try {
-    await docker("image", "inspect", IMAGE);
-  } catch {
-    return `image ${IMAGE} is missing (run ${PEERS}/make-base-image.sh)`;
-  }
-  return "";
-}
-
-const reason = await dockerReason();
-if (reason) console.log(`docker interop skipped: ${reason}`);
-const maybe = reason ? test.serial.skip : test.serial;
-
-test.after.always(async () => {
-  if (startedPid === undefined) return;
-  process.kill(startedPid, "SIGTERM");
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(startedPid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-});
-
-/** Layer tars of a `docker save` archive, bottom first. */
-async function savedLayers(dir: string, image: string): Promise<string[]> {
-  await run("sh", ["-c", `${DOCKER} -H ${SOCK} save ${image} | tar -x -C ${dir}`]);
-  const m = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as Array<{ Layers: string[] }>;
-  return m[0]!.Layers.map((l) => join(dir, l));
-}
+const peer = await dockerPeer();
+if ("reason" in peer) console.log(`docker interop skipped: ${peer.reason}`);
+const maybe = "reason" in peer ? test.serial.skip : test.serial;
+const docker: Docker = "reason" in peer ? () => Promise.reject(new Error(peer.reason)) : peer.docker;
 
 maybe("overlay changes equal docker diff, and docker commit and strata diff give identical trees", async (t) => {
   const work = await tempDir(t, "strata-docker-", "/var/tmp");
@@ -108,7 +58,7 @@ maybe("overlay changes equal docker diff, and docker commit and strata diff give
   const baseDir = join(work, "base");
   await run("mkdir", [baseDir]);
   let parent = "";
-  const layers = await savedLayers(baseDir, IMAGE);
+  const layers = await savedLayers(baseDir, BASE_IMAGE);
   for (const [i, tar] of layers.entries()) {
     const id = `base${i}`;
     await d.create(id, parent);
@@ -120,7 +70,7 @@ maybe("overlay changes equal docker diff, and docker commit and strata diff give
   // 2. The same script in a docker container and in a strata read-write layer.
   const name = `strata-interop-${process.pid}-${Date.now()}`;
   t.teardown(() => docker("rm", "-f", name).catch(() => ""));
-  await docker("run", "--name", name, "--network", "none", "-w", "/", IMAGE, "sh", "-c", SCRIPT);
+  await docker("run", "--name", name, "--network", "none", "-w", "/", BASE_IMAGE, "sh", "-c", SCRIPT);
   await d.createReadWrite("ctr", top);
   const ctr = await mounts.acquire("ctr");
   try {
