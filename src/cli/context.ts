@@ -9,6 +9,7 @@ import { builtinDrivers } from "../drivers/index.js";
 import { InvalidArgumentError } from "../errors.js";
 import type { Driver } from "../graphdriver/driver.js";
 import { type Digest, isDigest, LayerStore } from "../layer/index.js";
+import { imageTop } from "./commit-image.js";
 
 export interface GlobalOptions {
   root: string;
@@ -54,18 +55,18 @@ export async function withStore<T>(cmd: Command, fn: (store: LayerStore, g: Glob
   }
 }
 
-/** Resolves a full chainID, a unique hex prefix (with or without "sha256:"), or a name ref. */
-export async function resolveLayer(store: LayerStore, ref: string): Promise<Digest> {
-  if (isDigest(ref)) return ref;
+/** Resolves a full chainID, a unique hex prefix (with or without "sha256:"), or an image name or id. */
+export async function resolveLayer(store: LayerStore, ref: string, root: string): Promise<Digest> {
+  if (isDigest(ref) && (await store.db.readLayer(ref))) return ref;
+  const image = await imageTop(store, root, ref);
+  if (image) return image;
   const hex = ref.replace(/^sha256:/, "");
-  const layers = await store.layers();
   if (/^[a-f0-9]{4,64}$/.test(hex)) {
-    const hits = layers.filter((l) => l.chainID.slice(7).startsWith(hex));
+    const hits = (await store.layers()).filter((l) => l.chainID.slice(7).startsWith(hex));
     if (hits.length === 1) return hits[0]!.chainID;
     if (hits.length > 1)
       throw new InvalidArgumentError("ERR_AMBIGUOUS", `Cannot resolve layer: ambiguous prefix "${ref}"`);
   }
-  for (const l of layers) if ((await store.db.refs(l.chainID)).includes(`image:${ref}`)) return l.chainID;
   throw new InvalidArgumentError("ERR_LAYER_NOT_FOUND", `Cannot resolve layer: no layer or image "${ref}"`);
 }
 

@@ -38,6 +38,11 @@ export interface ImageContext {
   close(): Promise<void>;
 }
 
+/** Image records live beside the layers of the driver they were stored with. */
+export function imageDir(root: string, driver: string): string {
+  return join(root, "image", driver);
+}
+
 /** Opens the stores for one command; `root`/`driver` come from the global options. */
 export type OpenImageContext = () => Promise<ImageContext>;
 
@@ -51,18 +56,18 @@ export function openFromGlobals(program: Command): OpenImageContext {
     const driver = await openDriver(g);
     try {
       const layers = await LayerStore.open(g.root, driver);
-      const store = await ImageRecords.open(join(g.root, "image"));
+      const store = await ImageRecords.open(imageDir(g.root, driver.name));
       return {
         sink: layerStoreSink(layers),
         store,
         close: async () => {
           await store.close();
           await layers.close();
-          await driver.cleanup();
+          await driver.close();
         },
       };
     } catch (err) {
-      await driver.cleanup();
+      await driver.close();
       throw err;
     }
   };

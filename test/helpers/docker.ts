@@ -43,8 +43,9 @@ export async function dockerPeer(image = BASE_IMAGE): Promise<{ docker: Docker }
     await docker("version");
   } catch {
     try {
-      await run("bash", [join(PEERS, "start-dockerd.sh"), "overlay2"]);
-      started = Number((await readFile(PIDFILE, "utf8")).trim());
+      const out = await run("bash", [join(PEERS, "start-dockerd.sh"), "overlay2"]);
+      // Only a dockerd this process started is ours to stop; "already running" belongs to someone else.
+      if (!/already running/.test(out.stdout)) started = Number((await readFile(PIDFILE, "utf8")).trim());
     } catch (err) {
       return { reason: `dockerd cannot start: ${(err as Error).message.split("\n").slice(0, 3).join(" ")}` };
     }

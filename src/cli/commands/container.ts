@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
+import { commitImage } from "../commit-image.js";
 import { printTable, resolveLayer, short, withStore } from "../context.js";
 
 export function containerCommands(program: Command): void {
@@ -18,8 +19,8 @@ export function containerCommands(program: Command): void {
     .option("--no-init", "leave out the init layer")
     .option("--size <size>", "per-container size (drivers that support it)")
     .action(async (name: string, image: string | undefined, o: { init: boolean; size?: string }, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        const parent = image ? await resolveLayer(store, image) : "";
+      await withStore(cmd, async (store, g) => {
+        const parent = image ? await resolveLayer(store, image, g.root) : "";
         const rec = await store.createRWLayer(name, parent, {
           init: o.init,
           storageOpt: o.size ? { size: o.size } : {},
@@ -91,7 +92,7 @@ export function containerCommands(program: Command): void {
     .option("--no-register", "only write the tar (-o), do not store a layer")
     .action(
       async (name: string, image: string | undefined, o: { output?: string; register: boolean }, cmd: Command) => {
-        await withStore(cmd, async (store) => {
+        await withStore(cmd, async (store, g) => {
           const rec = await store.container(name);
           if (!o.register) {
             if (!o.output) throw new Error("Cannot commit: --no-register needs -o FILE");
@@ -107,10 +108,10 @@ export function containerCommands(program: Command): void {
           }
           try {
             await pipeline(await store.diffTar(name), createWriteStream(file));
-            const info = await store.register(createReadStream(file), rec.parent, {
-              ref: image ? `image:${image}` : "user",
-            });
+            // Image layers are held by the "image" ref, as the image commands hold them.
+            const info = await store.register(createReadStream(file), rec.parent, { ref: image ? "image" : "user" });
             await store.release(info.chainID);
+            if (image) await commitImage(store, g.root, rec.parent, info, image);
             console.log(info.chainID);
           } finally {
             if (tmp) await rm(tmp, { recursive: true, force: true });

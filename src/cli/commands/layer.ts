@@ -25,8 +25,8 @@ export function layerCommands(program: Command): void {
     .description("apply a layer tar (any compression; - for stdin) and print its chainID")
     .option("--parent <chainID>", "parent layer")
     .action(async (file: string, o: { parent?: string }, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        const parent: Digest | "" = o.parent ? await resolveLayer(store, o.parent) : "";
+      await withStore(cmd, async (store, g) => {
+        const parent: Digest | "" = o.parent ? await resolveLayer(store, o.parent, g.root) : "";
         const input: Readable = file === "-" ? process.stdin : createReadStream(file);
         const total = file === "-" ? 0 : (await stat(file)).size;
         const progress = byteProgress("apply", total);
@@ -70,8 +70,8 @@ export function layerCommands(program: Command): void {
     .description("write the layer's exact original tar")
     .requiredOption("-o, --output <file>", "output file")
     .action(async (ref: string, o: { output: string }, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        const id = await resolveLayer(store, ref);
+      await withStore(cmd, async (store, g) => {
+        const id = await resolveLayer(store, ref, g.root);
         await pipeline(await store.tarStream(id), createWriteStream(o.output));
       });
     });
@@ -80,8 +80,8 @@ export function layerCommands(program: Command): void {
     .command("rm <chainID>")
     .description("remove a layer applied with `layer apply` (refused while anything else uses it)")
     .action(async (ref: string, _o: unknown, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        const id = await resolveLayer(store, ref);
+      await withStore(cmd, async (store, g) => {
+        const id = await resolveLayer(store, ref, g.root);
         const others = (await store.referencesOf(id)).filter((r) => r !== `ref:${USER_REF}`);
         if (others.length > 0) {
           throw new FailedPreconditionError(
