@@ -27,7 +27,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { Readable, Transform } from "node:stream";
+import { pipeline, Readable, Transform } from "node:stream";
 import { assembleTar, openInLayer, TarSplitRecorder } from "../archive/tar-split.js";
 import { cleanEntryPath } from "../archive/paths.js";
 import {
@@ -225,9 +225,11 @@ export class LayerStore {
           cb(null, chunk);
         },
       });
-      tar.on("error", (err) => hashing.destroy(err));
+      // pipeline, not pipe: it also fails `hashing` when `tar` errored or closed early
+      // before this point (a digest check upstream), which pipe would leave open forever.
+      pipeline(tar, hashing, () => {});
       const recorder = new TarSplitRecorder();
-      const size = await this.driver.applyDiff(cacheID, parentCache, tar.pipe(hashing), this.mounts.access(), {
+      const size = await this.driver.applyDiff(cacheID, parentCache, hashing, this.mounts.access(), {
         recorder,
       });
       const tarSplit = await recorder.finish();

@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { lstat, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import test from "ava";
 import { readTar } from "../../src/archive/tar-reader.js";
 import { builtinDrivers } from "../../src/drivers/index.js";
@@ -178,6 +178,21 @@ for (const name of drivers) {
       for await (const _ of await store.tarStream(l.chainID));
     });
     t.is((err as { code?: string }).code, "ERR_DIGEST_MISMATCH");
+  });
+
+  test(`${name}: a tar stream that failed before register is called is an error, not a hang`, async (t) => {
+    const { store, driver } = await openStore(t, name);
+    const failed = new PassThrough();
+    failed.on("error", () => {}); // the producer saw it; register must see it too
+    failed.destroy(new Error("digest mismatch upstream"));
+    await new Promise((r) => setImmediate(r));
+    await t.throwsAsync(store.register(failed, ""), { message: /digest mismatch upstream/ });
+    const closed = new PassThrough();
+    closed.write(await makeTar(base));
+    closed.destroy(); // closed early without an error
+    await t.throwsAsync(store.register(closed, ""));
+    t.deepEqual(await store.layers(), []);
+    t.deepEqual(await driver.list(), []);
   });
 
   test(`${name}: a bad tar stores nothing`, async (t) => {
