@@ -15,7 +15,7 @@ import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { hasCode, InvalidArgumentError, NotFoundError } from "../errors.js";
 import { StoreLock } from "../layer/lock.js";
-import { writeFileAtomic } from "./atomic.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { chainIDs, DigestMismatchError, digestHex, sha256 } from "./digest.js";
 import { familiarName, parseReference, repoName } from "./reference.js";
 import type { ImageConfig } from "./types.js";

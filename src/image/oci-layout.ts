@@ -14,7 +14,10 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { hasCode, InvalidArgumentError, NotFoundError, NotSupportedError } from "../errors.js";
-import { writeFileAtomic } from "./atomic.js";
+import { writeFileAtomic } from "../util/atomic.js";
+
+/** An OCI layout is for other tools to read: world-readable files. */
+const PUBLIC = { mode: 0o644 } as const;
 import { assertDigest, DigestStream, digestHex, sha256 } from "./digest.js";
 import type { ArchiveImage } from "./docker-archive.js";
 import { type ImageStore, parseConfig, tagKey } from "./image-store.js";
@@ -167,7 +170,7 @@ export async function saveOciLayout(
 ): Promise<void> {
   const blobs = join(dir, "blobs", "sha256");
   await mkdir(blobs, { recursive: true });
-  await writeFileAtomic(join(dir, "oci-layout"), `${JSON.stringify({ imageLayoutVersion: "1.0.0" })}\n`);
+  await writeFileAtomic(join(dir, "oci-layout"), `${JSON.stringify({ imageLayoutVersion: "1.0.0" })}\n`, PUBLIC);
   let index: ImageIndex = { schemaVersion: 2, mediaType: MT.ociIndex, manifests: [] };
   try {
     index = JSON.parse(await readFile(join(dir, "index.json"), "utf8")) as ImageIndex;
@@ -176,7 +179,7 @@ export async function saveOciLayout(
   }
   const putBlob = async (bytes: Buffer) => {
     const d = sha256(bytes);
-    await writeFileAtomic(join(blobs, digestHex(d)), bytes);
+    await writeFileAtomic(join(blobs, digestHex(d)), bytes, PUBLIC);
     return d;
   };
   for (const ref of refs) {
@@ -216,7 +219,7 @@ export async function saveOciLayout(
       index.manifests.push({ ...entry, annotations });
     }
   }
-  await writeFileAtomic(join(dir, "index.json"), `${JSON.stringify(index)}\n`);
+  await writeFileAtomic(join(dir, "index.json"), `${JSON.stringify(index)}\n`, PUBLIC);
 }
 
 async function writeLayerBlob(

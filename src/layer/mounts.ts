@@ -19,7 +19,7 @@ import { FailedPreconditionError, hasCode } from "../errors.js";
 import type { Driver, MountAccess } from "../graphdriver/driver.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { StoreLock } from "./lock.js";
-import { mountPoints } from "./mountinfo.js";
+import { mountPoints } from "../util/mountinfo.js";
 import { currentProcess, isAlive, type ProcessIdentity } from "../util/process.js";
 
 type Holder = ({ kind: "process" } & ProcessIdentity & { n: number }) | { kind: "named"; name: string; n: number };

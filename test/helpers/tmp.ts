@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ExecutionContext } from "ava";
-import { mountsUnder } from "../../src/layer/mountinfo.js";
+import { mountsUnder } from "../../src/util/mountinfo.js";
 import { C, umount2 } from "../../src/native.js";
 
 /** Detaches every mount at or below `dir` (deepest first, stacked mounts too). */

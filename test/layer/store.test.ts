@@ -7,7 +7,7 @@ import test from "ava";
 import { readTar } from "../../src/archive/tar-reader.js";
 import { builtinDrivers } from "../../src/drivers/index.js";
 import { chainID, check, type Digest, initPaths, LayerStore, MAX_LAYER_DEPTH } from "../../src/layer/index.js";
-import { mountPoints } from "../../src/layer/mountinfo.js";
+import { mountPoints } from "../../src/util/mountinfo.js";
 import { CLI } from "../helpers/cli.js";
 import { driverTestArgs, driverTestOptions, supportedDrivers, teardownDriver } from "../helpers/drivers.js";
 import { chunks, makeTar, type Spec } from "../helpers/tar.js";

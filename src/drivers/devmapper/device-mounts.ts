@@ -13,7 +13,7 @@ import { C, mount, umount2 } from "../../native.js";
 import type { DeviceSet } from "./device-set.js";
 import { mountOptions, probeFs } from "./filesystem.js";
 import type { DeviceInfo } from "./metadata.js";
-import { mountedAt } from "./mountinfo.js";
+import { mountedAt } from "../../util/mountinfo.js";
 import { isBusy } from "./pool.js";
 
 /** Mount and unmount of one DeviceSet's devices. */

@@ -28,7 +28,7 @@ import { type DeviceInfo, fileOf, MAX_DEVICE_ID, MetadataStore } from "./metadat
 import type { DmConfig } from "./options.js";
 import { isBusy, isExists, type PoolSpec, type PoolTarget } from "./pool.js";
 import { Transactions } from "./transactions.js";
-import { mountedAt, mountPointSet } from "./mountinfo.js";
+import { mountedAt, mountPoints } from "../../util/mountinfo.js";
 
 /** Docker's default base device size: 10 GiB. */
 export const DEFAULT_BASE_SIZE = 10 * 1024 ** 3;
@@ -369,7 +369,7 @@ export class DeviceSet {
     this.#deletionTimer = undefined;
     await this.global.with(async () => {
       await this.md.saveDeviceSet(await this.md.deviceSet());
-      const table = await mountPointSet();
+      const table = await mountPoints();
       for (const d of await this.md.devices()) {
         if (d.hash && table.has(join(this.paths.mntDir, d.hash))) continue;
         if (await this.target.activeDevice(this.nameOf(d.hash), d.device_id)) {

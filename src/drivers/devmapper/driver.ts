@@ -22,7 +22,7 @@ import type {
 import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
 import type { DeviceSet } from "./device-set.js";
 import { humanSize, parseSize } from "./options.js";
-import { mountPointSet } from "./mountinfo.js";
+import { mountPoints } from "../../util/mountinfo.js";
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -175,7 +175,7 @@ export class DevmapperDriver implements Driver {
    * the base and closes the pool. Safe to call twice.
    */
   async cleanup(): Promise<void> {
-    const table = await mountPointSet();
+    const table = await mountPoints();
     for (const id of await readdir(this.deviceSet.paths.mntDir).catch(() => [] as string[])) {
       const mp = this.#mp(id);
       if (table.has(mp)) await this.deviceSet.mounts.unmount(id, mp);

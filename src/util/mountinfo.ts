@@ -26,3 +26,8 @@ export async function mountsUnder(dir: string): Promise<string[]> {
   const prefix = dir.endsWith("/") ? dir : `${dir}/`;
   return [...(await mountPoints())].filter((m) => m === dir || m.startsWith(prefix));
 }
+
+/** `path` when something is mounted exactly there, else null. */
+export async function mountedAt(path: string): Promise<string | null> {
+  return (await mountPoints()).has(path) ? path : null;
+}
