@@ -16,8 +16,6 @@ import { createGzip } from "node:zlib";
 import { hasCode, InvalidArgumentError, NotFoundError, NotSupportedError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
 
-/** An OCI layout is for other tools to read: world-readable files. */
-const PUBLIC = { mode: 0o644 } as const;
 import { assertDigest, DigestStream, digestHex, sha256 } from "./digest.js";
 import type { ArchiveImage } from "./docker-archive.js";
 import { type ImageStore, parseConfig, tagKey } from "./image-store.js";
@@ -26,6 +24,9 @@ import { hostPlatform, selectPlatform } from "./platform.js";
 import { familiarName, parseReference } from "./reference.js";
 import { type FileSource, openVerified, readVerified } from "./source.js";
 import { type Descriptor, type ImageIndex, type ImageManifest, LAYER_TYPES, MT, type Platform } from "./types.js";
+
+/** An OCI layout is for other tools to read: world-readable files. */
+const PUBLIC = { mode: 0o644 } as const;
 
 /** The annotation holding a tag in an OCI layout's index. */
 export const REF_NAME = "org.opencontainers.image.ref.name";

@@ -41,12 +41,28 @@ async function countFiles(dir: string): Promise<number> {
   return n;
 }
 
-function runAndKill(args: string[], afterMs: number): Promise<void> {
+/**
+ * Starts `strata ARGS` and SIGKILLs it `afterMs` after its operation began
+ * (its intent record appeared), so kills land inside the operation rather
+ * than in process start-up; a process that finishes first is not killed.
+ */
+function runAndKill(args: string[], intents: string, afterMs: number): Promise<void> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [CLI, ...args], { stdio: "ignore" });
-    const timer = setTimeout(() => p.kill("SIGKILL"), afterMs);
+    let timer: NodeJS.Timeout | undefined;
+    const poll = setInterval(() => {
+      readdir(intents)
+        .then((names) => {
+          if (names.length > 0 && !timer) {
+            clearInterval(poll);
+            timer = setTimeout(() => p.kill("SIGKILL"), afterMs);
+          }
+        })
+        .catch(() => {});
+    }, 2);
     p.on("exit", () => {
-      clearTimeout(timer);
+      clearInterval(poll);
+      if (timer) clearTimeout(timer);
       resolve();
     });
   });
@@ -97,9 +113,9 @@ for (const name of drivers) {
         for (let i = 0; i < 200; i++) await writeFile(join(mp, `file${i}`), String(i).repeat(100));
         await strata([...g, "unmount", cname]);
         start = Date.now();
-        await runAndKill([...g, "commit", cname, `img${run}`], startupMs + rand() * Math.max(applyMs - startupMs, 300));
+        await runAndKill([...g, "commit", cname, `img${run}`], intents, rand() * Math.max(applyMs - startupMs, 300));
       } else {
-        await runAndKill([...g, "layer", "apply", bigTar], startupMs + rand() * (applyMs - startupMs) * 1.1);
+        await runAndKill([...g, "layer", "apply", bigTar], intents, rand() * (applyMs - startupMs) * 1.1);
       }
       if ((await readdir(intents)).length > 0) interrupted++;
       const chk = await strata([...g, "check"]);
