@@ -56,7 +56,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 function hashOnlySink(): LayerSink {
   return {
     has: async () => false,
-    register: async (tar, parent) => {
+    register: async (tar, parent, expectDiffID) => {
       const h = createHash("sha256");
       let size = 0;
       for await (const c of tar) {
@@ -64,8 +64,9 @@ function hashOnlySink(): LayerSink {
         size += (c as Buffer).length;
       }
       const diffID = `sha256:${h.digest("hex")}`;
+      if (expectDiffID && diffID !== expectDiffID) throw new Error(`diffID mismatch: ${diffID}`);
       const chainID = parent ? `sha256:${createHash("sha256").update(`${parent} ${diffID}`).digest("hex")}` : diffID;
-      return { chainID, diffID, size };
+      return { chainID, diffID, size, tarSize: size };
     },
     tarStream: async () => {
       throw new Error("hash-only sink keeps no tars");

@@ -6,15 +6,28 @@
  */
 import type { Readable } from "node:stream";
 
+/** What {@link LayerSink.register} returns. */
+export interface RegisteredLayer {
+  chainID: string;
+  diffID: string;
+  /** Σ of the entries' sizes (Docker's layer size). */
+  size: number;
+  /** Bytes of the tar as read. */
+  tarSize: number;
+}
+
 /** Where image layers go: a content-addressed store of applied layer tars. */
 export interface LayerSink {
   /**
    * Registers an uncompressed layer tar on a parent chainID ("" for none);
    * returns its ids. An existing chainID returns the existing layer. When
-   * `tar` errors (digest mismatch, truncated input) nothing is stored and the
-   * promise rejects with that error.
+   * `tar` errors (truncated input, a bad blob upstream) nothing is stored and
+   * the promise rejects with that error. With `expectDiffID` the sink hashes
+   * the tar in the same pass as it stores it and rejects with
+   * ERR_DIGEST_MISMATCH, storing nothing, when the tar is not that diffID:
+   * the import pipeline relies on this instead of hashing every tar twice.
    */
-  register(tar: Readable, parentChainID: string): Promise<{ chainID: string; diffID: string; size: number }>;
+  register(tar: Readable, parentChainID: string, expectDiffID?: string): Promise<RegisteredLayer>;
   /** True when a layer with this chainID is already stored (so the blob need not be fetched). */
   has(chainID: string): Promise<boolean>;
   /** The exact uncompressed tar of a stored layer (verified against its diffID). */

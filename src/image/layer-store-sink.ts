@@ -21,10 +21,13 @@ export function layerStoreSink(store: LayerStore, ref = IMAGE_REF): LayerSink {
     return d;
   };
   return {
-    async register(tar: Readable, parentChainID: string) {
-      const info = await store.register(tar, parentChainID ? digest(parentChainID) : "", { ref });
+    async register(tar: Readable, parentChainID: string, expectDiffID?: string) {
+      const info = await store.register(tar, parentChainID ? digest(parentChainID) : "", {
+        ref,
+        ...(expectDiffID ? { diffID: digest(expectDiffID) } : {}),
+      });
       await store.release(info.chainID);
-      return { chainID: info.chainID, diffID: info.diffID, size: info.size };
+      return { chainID: info.chainID, diffID: info.diffID, size: info.size, tarSize: info.tarSize };
     },
     async has(chainID: string) {
       try {

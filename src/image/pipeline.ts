@@ -1,14 +1,17 @@
 /**
  * The layer import pipeline shared by pull and load.
  *
- * Layers are fetched in parallel (p-queue). Each blob is verified against its
- * digest, decompressed, hashed against the config's diffID and handed to the
- * {@link LayerSink} as it streams in when its parent is already registered;
- * otherwise the verified tar goes to a spool file and is registered in order
- * once the parent is. A layer whose chainID the sink already has is not
- * fetched. The verifying streams fail instead of ending on bad bytes, so the
- * sink never stores a layer from bad data; on any failure the layers this
- * import registered are released (when the sink can) and the error is thrown.
+ * Remote layers are fetched in parallel (p-queue). Each blob is verified
+ * against its digest (by the source's stream, which fails instead of ending
+ * on bad bytes), decompressed and handed to the {@link LayerSink} as it
+ * streams in when its parent is already registered; otherwise the tar goes
+ * to a spool file, the fetch slot is freed, and the layer is registered in
+ * order once the parent is. Local layers (archives, layouts) are opened when
+ * their parent is in, never spooled. The sink checks the config's diffID in
+ * the same pass as it stores the tar, so nothing is hashed twice and nothing
+ * is stored from bad data. A layer whose chainID the sink already has is not
+ * fetched. On any failure the layers this import registered are released
+ * (when the sink can) and the error is thrown.
  *
  * @module
  */
@@ -20,7 +23,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import PQueue from "p-queue";
 import { decompress } from "../archive/compression.js";
-import { chainIDs, DigestStream } from "./digest.js";
+import { chainIDs } from "./digest.js";
 import type { LayerRecord } from "./image-store.js";
 import type { LayerSink } from "./layer-sink.js";
 import type { ProgressFn } from "./progress.js";
@@ -38,6 +41,12 @@ export interface LayerSource {
    * match the blob's digest; `onBytes` reports compressed bytes read.
    */
   open(signal: AbortSignal, onBytes: (n: number) => void): Promise<Readable>;
+  /**
+   * The blob is on local disk (an archive member, a layout blob): instead of
+   * spooling it while its parent is applied, the pipeline opens it when the
+   * parent is in.
+   */
+  local?: boolean;
 }
 
 /** What {@link importLayers} did. */
@@ -111,55 +120,69 @@ export async function importLayers(
       progress({ layer: i, id: src.label, status: "waiting", total: src.blob?.size });
       const prev = i === 0 ? Promise.resolve() : registered[i - 1];
       const prevDone = () => i === 0 || done[i - 1];
-      const task = queue.add(async () => {
+      let current = 0;
+      let reported = -Infinity;
+      const onBytes = (n: number) => {
+        current += n;
+        // One event per MiB (and the last one), not one per network chunk.
+        if (current - reported < PROGRESS_STEP && current !== src.blob?.size) return;
+        reported = current;
+        progress({ layer: i, id: src.label, status: "downloading", current, total: src.blob?.size });
+      };
+      /** The layer's verified-blob → tar stream (the sink checks the diffID as it stores). */
+      const openTar = async () => {
         abort.signal.throwIfAborted();
-        let current = 0;
-        let reported = -Infinity;
-        const onBytes = (n: number) => {
-          current += n;
-          // One event per MiB (and the last one), not one per network chunk.
-          if (current - reported < PROGRESS_STEP && current !== src.blob?.size) return;
-          reported = current;
-          progress({ layer: i, id: src.label, status: "downloading", current, total: src.blob?.size });
-        };
         const blob = await src.open(abort.signal, onBytes);
         const { stream } = await decompress(blob);
-        const check = new DigestStream(`layer ${src.label}`, { digest: src.diffID });
-        const tar = stream.pipe(check);
-        stream.on("error", (e) => check.destroy(e));
         // Errors surface where the tar is consumed; until then (waiting for the parent) they must not go unhandled.
-        for (const st of [blob, stream, tar]) st.on("error", () => {});
-        const toSink = async (input: Readable) => {
-          await prev;
-          abort.signal.throwIfAborted();
-          progress({ layer: i, id: src.label, status: "applying", current, total: src.blob?.size });
-          const res = await sink.register(input, parent);
-          registeredByUs.push(res.chainID);
-          if (res.chainID !== chains[i])
-            throw new Error(`layer store returned chainID ${res.chainID}, want ${chains[i]}`);
-          records[i].size = res.size;
-        };
-        if (prevDone()) {
-          await toSink(tar);
-        } else {
+        for (const st of [blob, stream]) st.on("error", () => {});
+        return stream;
+      };
+      const toSink = async (input: Readable) => {
+        abort.signal.throwIfAborted();
+        progress({ layer: i, id: src.label, status: "applying", current, total: src.blob?.size });
+        const res = await sink.register(input, parent, src.diffID);
+        registeredByUs.push(res.chainID);
+        if (res.chainID !== chains[i])
+          throw new Error(`layer store returned chainID ${res.chainID}, want ${chains[i]}`);
+        records[i].size = res.size;
+        records[i].tarSize = res.tarSize;
+        done[i] = true;
+        progress({ layer: i, id: src.label, status: "done", current, total: src.blob?.size });
+      };
+      let task: Promise<void>;
+      if (src.local) {
+        // On local disk: opening late costs nothing, so wait for the parent rather than copy to a spool file.
+        task = prev.then(async () => toSink(await openTar()));
+      } else {
+        // The queue bounds fetches only: a spooled layer frees its slot once it is on disk, and is
+        // registered (outside the queue) when its parent is, as Docker's download manager does.
+        const fetched = queue.add(async (): Promise<string | undefined> => {
+          const tar = await openTar();
+          if (prevDone()) {
+            await toSink(tar);
+            return undefined;
+          }
           progress({ layer: i, id: src.label, status: "spooling", current, total: src.blob?.size });
           const file = join(spool, String(i));
           await pipeline(tar, createWriteStream(file));
-          await prev;
+          return file;
+        });
+        task = Promise.all([prev, fetched]).then(async ([, file]) => {
+          if (file === undefined) return;
           await toSink(createReadStream(file, { highWaterMark: 1 << 20 }));
           await rm(file, { force: true });
-        }
-        records[i].tarSize = check.bytes;
-        done[i] = true;
-        progress({ layer: i, id: src.label, status: "done", current, total: src.blob?.size });
-      });
-      const guarded = task.catch((err) => {
-        progress({ layer: i, id: src.label, status: "failed" });
-        fail(err);
-        throw err;
-      });
+        });
+      }
       // A layer is "registered" only when its parent is too; a failure anywhere below fails it.
-      registered.push(Promise.all([prev, guarded]).then(() => undefined));
+      registered.push(
+        task.catch((err) => {
+          // A failure below this layer was reported there already.
+          if (err !== firstError) progress({ layer: i, id: src.label, status: "failed" });
+          fail(err);
+          throw err;
+        }),
+      );
     }
     await Promise.all(registered.map(settled));
     await queue.onIdle();

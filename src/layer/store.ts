@@ -36,6 +36,7 @@ import {
   hasCode,
   InvalidArgumentError,
   NotFoundError,
+  StrataError,
 } from "../errors.js";
 import type { Change, CreateOpts, Driver } from "../graphdriver/driver.js";
 import { chainID as makeChainID, type Digest, randomID } from "./ids.js";
@@ -194,11 +195,18 @@ export class LayerStore {
    * Applies an uncompressed layer tar on `parent` ("" for none) and stores it.
    * The stream is hashed as it is applied (diffID). If a layer with the same
    * chainID exists already, the new copy is discarded and the existing one
-   * returned. Returns with an in-process handle taken (see {@link release}).
+   * returned. With `opts.diffID` the tar must hash to it (checked in the
+   * same pass, before anything is committed). Returns with an in-process
+   * handle taken (see {@link release}), and the tar's byte count.
    * @throws ERR_LAYER_NOT_FOUND for a missing parent, ERR_MAX_DEPTH beyond 125 layers,
-   *   ERR_BREAKOUT / ERR_TAR_FORMAT for bad tars (nothing is stored then)
+   *   ERR_BREAKOUT / ERR_TAR_FORMAT for bad tars, ERR_DIGEST_MISMATCH when the
+   *   tar is not `opts.diffID` (nothing is stored then)
    */
-  async register(tar: Readable, parent: Digest | "", opts: { ref?: string } = {}): Promise<LayerInfo> {
+  async register(
+    tar: Readable,
+    parent: Digest | "",
+    opts: { ref?: string; diffID?: Digest } = {},
+  ): Promise<LayerInfo & { tarSize: number }> {
     const me = await currentProcess();
     const cacheID = randomID();
     let parentCache = "";
@@ -219,9 +227,13 @@ export class LayerStore {
     try {
       await this.driver.create(cacheID, parentCache);
       const hash = createHash("sha256");
+      let tarSize = 0;
       const hashing = new Transform({
+        // 1 MiB: the applier takes big reads; the default 16 KiB would split them.
+        highWaterMark: 1 << 20,
         transform(chunk: Buffer, _enc, cb) {
           hash.update(chunk);
+          tarSize += chunk.length;
           cb(null, chunk);
         },
       });
@@ -246,6 +258,12 @@ export class LayerStore {
         }
       }
       const diffID: Digest = `sha256:${hash.digest("hex")}`;
+      if (opts.diffID && diffID !== opts.diffID) {
+        throw new StrataError(
+          "ERR_DIGEST_MISMATCH",
+          `Cannot register layer: digest mismatch, want "${opts.diffID}" got "${diffID}"`,
+        );
+      }
       const chainID = makeChainID(parent, diffID);
       return await this.lock.with(async () => {
         const existing = await this.db.readLayer(chainID);
@@ -265,7 +283,7 @@ export class LayerStore {
         committed = true;
         await this.db.deleteIntent(cacheID);
         this.#handles.set(chainID, (this.#handles.get(chainID) ?? 0) + 1);
-        return this.layer(chainID);
+        return { ...(await this.layer(chainID)), tarSize };
       });
     } finally {
       if (!committed) {

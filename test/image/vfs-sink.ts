@@ -15,8 +15,8 @@ import type { Readable } from "node:stream";
 import { applyLayer } from "../../src/diff/index.js";
 import { createVfs } from "../../src/drivers/vfs/index.js";
 import type { Driver } from "../../src/graphdriver/driver.js";
-import { DigestStream } from "../../src/image/digest.js";
-import type { LayerSink } from "../../src/image/layer-sink.js";
+import { DigestMismatchError, DigestStream } from "../../src/image/digest.js";
+import type { LayerSink, RegisteredLayer } from "../../src/image/layer-sink.js";
 
 interface Meta {
   diffID: string;
@@ -74,13 +74,14 @@ export class VfsSink implements LayerSink {
     return readdir(join(this.root, "vfs", "dir"));
   }
 
-  async register(tar: Readable, parentChainID: string): Promise<{ chainID: string; diffID: string; size: number }> {
+  async register(tar: Readable, parentChainID: string, expectDiffID?: string): Promise<RegisteredLayer> {
     const parent = parentChainID ? await this.#meta(parentChainID) : undefined;
     if (parentChainID && !parent) throw new Error(`parent layer not found ${parentChainID}`);
     const cacheID = randomBytes(16).toString("hex");
     const work = join(this.#layers, `.tmp-${cacheID}`);
     await mkdir(work);
     const hash = createHash("sha256");
+    let tarSize = 0;
     const file = createWriteStream(join(work, "layer.tar"));
     let created = false;
     try {
@@ -89,6 +90,7 @@ export class VfsSink implements LayerSink {
       const gen = (async function* () {
         for await (const c of tar) {
           hash.update(c as Buffer);
+          tarSize += (c as Buffer).length;
           if (!file.write(c)) await once(file, "drain");
           yield c as Buffer;
         }
@@ -106,6 +108,7 @@ export class VfsSink implements LayerSink {
       file.end();
       await once(file, "close");
       const diffID = `sha256:${hash.digest("hex")}`;
+      if (expectDiffID && diffID !== expectDiffID) throw new DigestMismatchError("layer", expectDiffID, diffID);
       const chainID = parentChainID
         ? `sha256:${createHash("sha256").update(`${parentChainID} ${diffID}`).digest("hex")}`
         : diffID;
@@ -116,12 +119,12 @@ export class VfsSink implements LayerSink {
           await writeFile(join(this.#layers, hex(chainID), "meta.json"), JSON.stringify(existing));
           await this.driver.remove(cacheID);
           await rm(work, { recursive: true, force: true });
-          return { chainID, diffID, size: existing.size };
+          return { chainID, diffID, size: existing.size, tarSize };
         }
         const meta: Meta = { diffID, parent: parentChainID, cacheID, size, refs: 1 };
         await writeFile(join(work, "meta.json"), JSON.stringify(meta));
         await rename(work, join(this.#layers, hex(chainID)));
-        return { chainID, diffID, size };
+        return { chainID, diffID, size, tarSize };
       });
     } catch (err) {
       tar.destroy();
