@@ -145,8 +145,16 @@ export function registerImageCommands(
   prog(auth(program.command("pull <ref>").description("pull an image from a registry")))
     .option("--platform <os/arch[/variant]>", "platform to pull from a manifest list (default: the host)")
     .option("--concurrency <n>", "layers fetched at once", int, 3)
+    .option(
+      "--stall-timeout <seconds>",
+      "retry, then fail, a download that receives nothing this long (0: never)",
+      int,
+      30,
+    )
     .action(async (ref: string, _o: unknown, cmd: Command) => {
-      const o = cmd.optsWithGlobals<AuthOpts & ProgressOpts & { platform?: string; concurrency: number }>();
+      const o = cmd.optsWithGlobals<
+        AuthOpts & ProgressOpts & { platform?: string; concurrency: number; stallTimeout: number }
+      >();
       const r = parseReference(ref);
       const credentials = await credentialsFor(r.registry, o);
       await withContext(open, async ({ sink, store }) => {
@@ -155,6 +163,7 @@ export function registerImageCommands(
           const rec = await pullImage(ref, sink, store, {
             concurrency: o.concurrency,
             progress: p.fn,
+            stallTimeoutMs: o.stallTimeout * 1000,
             insecure: o.insecure,
             credentials,
             ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),

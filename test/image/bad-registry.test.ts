@@ -156,6 +156,60 @@ test("a registry that dies mid-pull fails with a registry error and stores nothi
   await assertEmpty(t, s);
 });
 
+test("a registry that stops sending mid-blob fails with ERR_REGISTRY_STALLED after the stall timeout, stores nothing", async (t) => {
+  const { reg, blobs } = await setup(t);
+  const proxy = await startProxy(t, reg.addr, (req): Action =>
+    isBlob(req.url, blobs[0]) && req.method === "GET" ? { kind: "stall", after: 100_000 } : { kind: "forward" },
+  );
+  const s = await stores(t);
+  const t0 = Date.now();
+  const err = await t.throwsAsync(
+    pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, { ...fast, attempts: 2, stallTimeoutMs: 400 }),
+  );
+  const took = Date.now() - t0;
+  t.is(code(err), "ERR_REGISTRY_STALLED");
+  t.regex(
+    err!.message,
+    /^Cannot download from the registry: no data for 0\.4 s "http:\/\/127\.0\.0\.1:\d+\/v2\/test\/img\/blobs\/sha256:[a-f0-9]{64}"$/,
+  );
+  t.true(took >= 800 && took < 15_000, `took ${took} ms`);
+  // The second attempt resumed where the first stalled.
+  const ranged = proxy.seen.filter((r) => isBlob(r.url, blobs[0]) && r.headers.range);
+  t.is(ranged.length, 1);
+  await assertEmpty(t, s);
+});
+
+test("a stall once is retried, resuming with Range, and the pull succeeds", async (t) => {
+  const { reg, fx, blobs } = await setup(t);
+  let stalled = false;
+  const proxy = await startProxy(t, reg.addr, (req): Action => {
+    if (isBlob(req.url, blobs[0]) && req.method === "GET" && !stalled) {
+      stalled = true;
+      return { kind: "stall", after: 50_000 };
+    }
+    return { kind: "forward" };
+  });
+  const s = await stores(t);
+  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, { ...fast, stallTimeoutMs: 400 });
+  t.is(rec.id, fx.configDigest);
+  t.true(stalled);
+  t.is(proxy.seen.filter((r) => isBlob(r.url, blobs[0]) && r.headers.range).length, 1);
+});
+
+test("a registry that never answers the manifest request fails with ERR_REGISTRY_STALLED", async (t) => {
+  const { reg } = await setup(t);
+  const proxy = await startProxy(t, reg.addr, (req): Action =>
+    (req.url ?? "").includes("/manifests/") ? { kind: "hang" } : { kind: "forward" },
+  );
+  const s = await stores(t);
+  const err = await t.throwsAsync(
+    pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, { ...fast, attempts: 2, stallTimeoutMs: 300 }),
+  );
+  t.is(code(err), "ERR_REGISTRY_STALLED");
+  t.is(proxy.seen.filter((r) => (r.url ?? "").includes("/manifests/")).length, 2);
+  await assertEmpty(t, s);
+});
+
 test("basic auth: a Basic challenge is answered with the credentials", async (t) => {
   const { reg, fx } = await setup(t);
   const want = `Basic ${Buffer.from("bob:pw").toString("base64")}`;

@@ -1,7 +1,8 @@
 /**
  * A small HTTP proxy in front of the test registry that misbehaves on
- * purpose: it can answer a request itself, corrupt a body, or cut a
- * response mid-way, as a hook decides per request.
+ * purpose: it can answer a request itself, corrupt a body, cut a response
+ * mid-way, or stop sending and hold the connection open, as a hook decides
+ * per request.
  */
 import {
   createServer,
@@ -19,6 +20,10 @@ export type Action =
   | { kind: "corrupt"; at: number }
   /** Forward, but destroy the connection after `after` body bytes (then call `then`). */
   | { kind: "cut"; after: number; then?: () => Promise<void> }
+  /** Forward `after` body bytes, then send nothing more and keep the connection open. */
+  | { kind: "stall"; after: number }
+  /** Never answer (the connection stays open). */
+  | { kind: "hang" }
   | { kind: "respond"; status: number; headers?: Record<string, string>; body?: string };
 
 /** A running proxy: `addr` to use as the registry, `seen` the requests it got. */
@@ -39,6 +44,7 @@ export async function startProxy(
   const server: Server = createServer((req, res: ServerResponse) => {
     seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
     const action = hook(req, n++);
+    if (action.kind === "hang") return;
     if (action.kind === "respond") {
       res.writeHead(action.status, action.headers);
       res.end(action.body ?? "");
@@ -55,6 +61,12 @@ export async function startProxy(
             c = Buffer.from(c);
             c[action.at - pos] ^= 0xff;
           }
+          if (action.kind === "stall" && pos + c.length > action.after) {
+            res.write(c.subarray(0, Math.max(0, action.after - pos)));
+            ures.destroy();
+            pos = Number.MAX_SAFE_INTEGER;
+            return;
+          }
           if (action.kind === "cut" && pos + c.length > action.after) {
             res.write(c.subarray(0, Math.max(0, action.after - pos)));
             ures.destroy();
@@ -66,7 +78,9 @@ export async function startProxy(
           pos += c.length;
           res.write(c);
         });
-        ures.on("end", () => res.end());
+        ures.on("end", () => {
+          if (action.kind !== "stall") res.end();
+        });
       },
     );
     up.on("error", () => {

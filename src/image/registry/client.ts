@@ -16,6 +16,8 @@ import { NotFoundError, StrataError } from "../../errors.js";
 import { DigestMismatchError, DigestStream, sha256 } from "../digest.js";
 import { apiHost, isLocalRegistry } from "../reference.js";
 import { basicAuth, type Challenge, type Credentials, fetchToken, parseChallenge } from "./auth.js";
+import { RegistryError } from "./errors.js";
+import { DEFAULT_STALL_TIMEOUT_MS, StallGuard } from "./stall.js";
 
 /** Options of {@link RegistryClient}. */
 export interface ClientOptions {
@@ -26,6 +28,13 @@ export interface ClientOptions {
   attempts?: number;
   /** First backoff delay in ms, doubled per attempt. @default 200 */
   backoffMs?: number;
+  /**
+   * A download (GET/HEAD) that receives nothing for this long is aborted with
+   * ERR_REGISTRY_STALLED and retried like a broken connection (blobs resume
+   * with Range); after `attempts` the pull fails with that error. 0 turns it off.
+   * @default 30000
+   */
+  stallTimeoutMs?: number;
 }
 
 /** A fetched manifest: its exact bytes, media type and digest. */
@@ -35,20 +44,13 @@ export interface FetchedManifest {
   digest: string;
 }
 
-/** A registry error with the HTTP status. */
-export class RegistryError extends StrataError {
-  readonly status: number;
-  constructor(code: string, status: number, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-    this.status = status;
-  }
-}
+export { RegistryError };
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
-/** True for errors worth a retry: resets, refused connections, aborted sockets. */
+/** True for errors worth a retry: resets, refused connections, aborted sockets, stalls. */
 function transient(err: unknown): boolean {
-  if (err instanceof RegistryError) return RETRY_STATUS.has(err.status);
+  if (err instanceof RegistryError) return RETRY_STATUS.has(err.status) || err.code === "ERR_REGISTRY_STALLED";
   if (err instanceof StrataError) return false;
   if (err instanceof Error && err.name === "AbortError") return false;
   return err instanceof Error;
@@ -73,6 +75,8 @@ export class RegistryClient {
   #opts: ClientOptions;
   #tokens = new Map<string, string>();
   #challenge: Challenge | undefined;
+  /** The stall guard of each download response, for its body reader. */
+  #stalls = new WeakMap<Response, StallGuard>();
 
   constructor(registry: string, opts: ClientOptions = {}) {
     this.registry = registry;
@@ -110,6 +114,9 @@ export class RegistryClient {
     let lastErr: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await sleep((this.#opts.backoffMs ?? 200) * 2 ** (attempt - 1), undefined, { signal: o.signal });
+      // Downloads only: an upload may legitimately take long before the answer starts.
+      const stallMs = this.#opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+      const stall = o.body === undefined && stallMs > 0 ? new StallGuard(stallMs, url, o.signal) : undefined;
       try {
         let authed = false;
         for (;;) {
@@ -120,27 +127,54 @@ export class RegistryClient {
             method: o.method ?? "GET",
             headers,
             body: o.body,
-            signal: o.signal,
+            signal: stall?.signal ?? o.signal,
             duplex: "half",
             redirect: "follow",
           };
-          const res = await fetch(url, init as RequestInit);
+          const res = await fetch(url, init as RequestInit).catch((err: unknown) => {
+            throw stall?.stalled ?? err;
+          });
+          stall?.touch();
           if (res.status === 401 && !authed && (o.body === undefined || Buffer.isBuffer(o.body))) {
             authed = true;
             await res.body?.cancel();
             if (await this.#authenticate(res, o.scopes)) continue;
           }
-          if (res.status < 400 || res.status === 404) return res;
+          if (res.status < 400 || res.status === 404) {
+            if (stall) this.#stalls.set(res, stall);
+            return res;
+          }
           const text = (await res.text().catch(() => "")).slice(0, 300).replace(/\s+/g, " ");
+          stall?.clear();
           const code = res.status === 401 || res.status === 403 ? "ERR_REGISTRY_AUTH" : "ERR_REGISTRY";
           throw new RegistryError(code, res.status, `Cannot ${o.method ?? "GET"} ${url}: HTTP ${res.status} ${text}`);
         }
       } catch (err) {
-        lastErr = err;
-        if (!transient(err) || o.signal?.aborted) throw wrapNetwork(err, url);
+        stall?.clear();
+        lastErr = stall?.stalled ?? err;
+        if (!transient(lastErr) || o.signal?.aborted) throw wrapNetwork(lastErr, url);
       }
     }
     throw wrapNetwork(lastErr, url);
+  }
+
+  /**
+   * The chunks of a response body, each pushing back its stall guard; a
+   * stall ends the iteration with ERR_REGISTRY_STALLED.
+   */
+  async *body(res: Response): AsyncGenerator<Buffer> {
+    const stall = this.#stalls.get(res);
+    try {
+      if (!res.body) return;
+      for await (const c of res.body as AsyncIterable<Uint8Array>) {
+        stall?.touch();
+        yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+      }
+    } catch (err) {
+      throw stall?.stalled ?? err;
+    } finally {
+      stall?.clear();
+    }
   }
 
   /**
@@ -159,7 +193,9 @@ export class RegistryClient {
         `Cannot pull: manifest unknown "${this.registry}/${repo}:${ref}"`,
       );
     }
-    const bytes = Buffer.from(await res.arrayBuffer());
+    const chunks: Buffer[] = [];
+    for await (const c of this.body(res)) chunks.push(c);
+    const bytes = Buffer.concat(chunks);
     const digest = sha256(bytes);
     const want = ref.startsWith("sha256:") ? ref : res.headers.get("docker-content-digest");
     if (want && want.startsWith("sha256:") && want !== digest)
@@ -208,9 +244,7 @@ export class RegistryClient {
         }
         let skip = offset > 0 && res.status !== 206 ? offset : 0;
         try {
-          if (!res.body) return;
-          for await (const c of res.body as AsyncIterable<Uint8Array>) {
-            let b = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+          for await (let b of self.body(res)) {
             if (skip > 0) {
               const n = Math.min(skip, b.length);
               skip -= n;
@@ -237,6 +271,7 @@ export class RegistryClient {
   /** The size of a blob when the repository has it, else undefined. */
   async blobSize(repo: string, digest: string, scopes = [`repository:${repo}:pull`]): Promise<number | undefined> {
     const res = await this.request(`/v2/${repo}/blobs/${digest}`, { method: "HEAD", scopes });
+    await res.body?.cancel();
     if (res.status === 404) return undefined;
     return Number(res.headers.get("content-length") ?? -1);
   }
