@@ -10,14 +10,23 @@
  * Then both load the same docker-archive. Prints medians of RUNS (default 3)
  * and the strata/docker ratio. The "no-apply" column runs the same pipeline
  * (fetch, verify, decompress, hash, order) into a sink that only hashes the
- * tars: the cost of src/image itself, without the diff engine and store. Needs /tmp/peer-artifacts and the peer dockerd
- * (/work/shared/peers/make-base-image.sh, start-dockerd.sh).
+ * tars: the cost of src/image itself, without the diff engine and store.
+ * Needs /tmp/peer-artifacts and the peer dockerd (/work/shared/peers/make-base-image.sh, start-dockerd.sh).
+ *
+ * Fairness on a shared ext4 without a journal (this VM's root): the inode
+ * allocator walks past every inode freed in the last 5-10 s (perf:
+ * `recently_deleted` under `ext4_create`), so a side that starts right after
+ * a large delete (the other side's cleanup, or other work's churn in /tmp)
+ * pays many times the file-creation cost. So the strata stores live on
+ * /var/lib like Docker's (env BENCH_DIR), and before every timed operation,
+ * strata's and Docker's alike, the bench syncs and waits SETTLE seconds
+ * (default 10) after its last cleanup.
  */
 import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ImageStore } from "../src/image/image-store.js";
@@ -33,6 +42,8 @@ const ART = process.env.PEER_ARTIFACTS ?? "/tmp/peer-artifacts";
 const RUNS = Number(process.env.RUNS ?? 3);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 3);
 const DOCKER = ["-H", "unix:///run/peer-docker.sock"];
+const BENCH_DIR = process.env.BENCH_DIR ?? "/var/lib";
+const SETTLE = Number(process.env.SETTLE ?? 10);
 const docker = (...a: string[]) => run("/usr/bin/docker", [...DOCKER, ...a], { maxBuffer: 1 << 26 });
 
 async function freePort(): Promise<number> {
@@ -46,7 +57,14 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Lets the filesystem forget recent deletes (see the header), the same for both sides. */
+async function settle(): Promise<void> {
+  await run("sync");
+  await new Promise((r) => setTimeout(r, SETTLE * 1000));
+}
+
 async function timed(fn: () => Promise<unknown>): Promise<number> {
+  await settle();
   const t0 = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t0) / 1e9;
@@ -150,7 +168,7 @@ async function layout(dir: string, tars: string[]): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const work = await mkdtemp(join(tmpdir(), "strata-bench-images-"));
+  const work = await mkdtemp(join(BENCH_DIR, "strata-bench-images-"));
   const regDir = join(work, "registry");
   const port = await freePort();
   const addr = `127.0.0.1:${port}`;
@@ -186,7 +204,13 @@ async function main(): Promise<void> {
       ["debian", [base]],
       ["5-layer", [base, join(ART, "c1-layer.tar"), ...gens]],
     ];
-    console.log(`images bench: ${RUNS} runs, median seconds, strata concurrency ${CONCURRENCY}, registry ${addr}`);
+    const load = loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ");
+    console.log(
+      `images bench: ${RUNS} runs, median seconds, strata concurrency ${CONCURRENCY}, registry ${addr}, ` +
+        `work ${work}, settle ${SETTLE} s, load average ${load}`,
+    );
     console.log("image     op     strata   docker   strata/docker   no-apply");
     for (const [name, tars] of images) {
       const dir = join(work, `layout-${name}`);
@@ -253,6 +277,10 @@ async function main(): Promise<void> {
         );
       }
     }
+    const end = loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ");
+    console.log(`load average at the end: ${end}`);
   } finally {
     for (const n of dockerNames) await docker("rmi", "-f", n).catch(() => undefined);
     reg.kill("SIGTERM");

@@ -23,13 +23,18 @@ export function hasNativeCodec(kind: CodecKind): boolean {
   return process.env.STRATA_NATIVE_CODECS !== "0" && nativeCodecs().includes(kind);
 }
 
+/** Input gathered before one native step: network chunks are ~64 KiB, and a step each costs a thread-pool round trip. */
+const STEP_INPUT = 1 << 20;
+
 /**
- * A Transform over one native codec: each written chunk is one step on the
- * thread pool; the readable side buffers up to 4 MiB so that the consumer
- * works on the previous output while the next step runs.
+ * A Transform over one native codec: input is gathered to 1 MiB, then one
+ * step runs on the thread pool; the readable side buffers up to 4 MiB so
+ * that the consumer works on the previous output while the next step runs.
  */
 class NativeCodecStream extends Transform {
   #codec: ReturnType<typeof createNativeCodec>;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
 
   constructor(kind: CodecKind, level?: number) {
     super({ readableHighWaterMark: 4 << 20, writableHighWaterMark: 1 << 20 });
@@ -46,12 +51,31 @@ class NativeCodecStream extends Transform {
     );
   }
 
+  /** The gathered input as one buffer (empty when there is none). */
+  #take(): Buffer {
+    const b = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return b;
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#step(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk), cb);
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+    this.#pending.push(b);
+    this.#pendingBytes += b.length;
+    if (this.#pendingBytes < STEP_INPUT) {
+      cb();
+      return;
+    }
+    this.#step(this.#take(), cb);
   }
 
   override _flush(cb: TransformCallback): void {
-    this.#step(null, cb);
+    if (this.#pendingBytes === 0) {
+      this.#step(null, cb);
+      return;
+    }
+    this.#step(this.#take(), (err) => (err ? cb(err) : this.#step(null, cb)));
   }
 }
 

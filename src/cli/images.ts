@@ -133,7 +133,7 @@ export function registerImageCommands(
 ): void {
   const auth = (c: Command) =>
     c
-      .option("--insecure", "use plain HTTP for this registry")
+      .option("--insecure", "plain HTTP for this registry (self-signed HTTPS: set NODE_EXTRA_CA_CERTS instead)")
       .option("-u, --username <name>", "registry user name")
       .option("--password-stdin", "read the registry password from stdin")
       .option("--docker-config <file>", "Docker config.json with credentials");
