@@ -112,14 +112,15 @@ export function isZeroBlock(block: Buffer): boolean {
 
 export function verifyChecksum(block: Buffer): void {
   const stored = decodeNumber(block, 148, 8, "checksum");
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 32 : block[i]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  if (stored !== unsigned && stored !== signed) throw new TarFormatError("header checksum mismatch");
+  // The checksum field counts as 8 spaces. Two straight loops (no per-byte branch): this runs for every header.
+  let unsigned = 8 * 32;
+  for (let i = 0; i < 148; i++) unsigned += block[i]!;
+  for (let i = 156; i < BLOCK; i++) unsigned += block[i]!;
+  if (stored === unsigned) return;
+  // Some old tars summed signed chars: each byte > 127 counts 256 less.
+  let high = 0;
+  for (let i = 0; i < BLOCK; i++) if ((i < 148 || i >= 156) && block[i]! > 127) high++;
+  if (stored !== unsigned - 256 * high) throw new TarFormatError("header checksum mismatch");
 }
 
 /** Raw fields of one header block before extension records are applied. */
