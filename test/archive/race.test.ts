@@ -21,11 +21,20 @@ function swapper(t: ExecutionContext, dir: string, names: string[], host: string
 while :; do for n in "$@"; do
   mv "$n" "$n.swap" 2>/dev/null && { ln -s "$host" "$n" 2>/dev/null; rm -f "$n"; mv "$n.swap" "$n" 2>/dev/null; }
 done; done`;
-  const child = spawn("bash", ["-c", script, "swapper", dir, host, ...names], { stdio: "ignore" });
-  t.teardown(() => {
-    child.kill("SIGKILL");
-  });
+  // Its own process group: killing only bash would leave a running mv/ln to finish after the kill,
+  // racing the next round or the temp dir's removal (ENOTEMPTY under load).
+  const child = spawn("bash", ["-c", script, "swapper", dir, host, ...names], { stdio: "ignore", detached: true });
+  t.teardown(() => stopSwapper(child));
   return child;
+}
+
+/** Kills the swapper's whole process group (the loop and whatever command it is running). */
+function stopSwapper(child: ChildProcess): void {
+  try {
+    if (child.pid) process.kill(-child.pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
 }
 
 /** A host directory with files whose names and content must survive. */
@@ -71,7 +80,7 @@ test("whiteout removal of a tree whose subdirectories are being swapped for host
     const child = swapper(t, join(root, "victim"), SUBS, host);
     await new Promise((r) => setTimeout(r, 20));
     await applyLayer(root, chunks(whiteout)).catch(() => {}); // an error is fine, a host change is not
-    child.kill("SIGKILL");
+    stopSwapper(child);
     await new Promise((r) => child.once("exit", r));
     t.deepEqual(await check(), [], `round ${round}`);
     await applyLayer(root, chunks(whiteout)); // clean up for the next round
@@ -92,7 +101,7 @@ test("applying files under directories being swapped for host symlinks creates n
   for (let round = 0; round < ROUNDS; round++) {
     const child = swapper(t, join(root, "d"), SUBS, host);
     await applyLayer(root, chunks(layer)).catch(() => {});
-    child.kill("SIGKILL");
+    stopSwapper(child);
     await new Promise((r) => child.once("exit", r));
     t.deepEqual(await check(), [], `round ${round}`);
   }
@@ -115,7 +124,7 @@ test("exporting a tree whose directories are being swapped for host symlinks nev
     } catch {
       // a vanished name may end the export; leaking is what must not happen
     }
-    child.kill("SIGKILL");
+    stopSwapper(child);
     await new Promise((r) => child.once("exit", r));
     t.deepEqual(leaked, [], `round ${round}`);
     t.deepEqual(await check(), []);
