@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "daemon.h"
+#include "io.h"
 
 namespace tp {
 
@@ -132,11 +133,11 @@ void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   if (!deviceSize(d, ino, devSize)) return (void)fuse_reply_err(req, ENOENT);
   if (uint64_t(off) >= devSize) return (void)fuse_reply_buf(req, nullptr, 0);
   size = size_t(std::min<uint64_t>(size, devSize - uint64_t(off)));
-  thread_local std::vector<uint8_t> buf;
-  buf.resize(size);
+  thread_local AlignedBuffer buf;  // aligned: the pool reads into it with O_DIRECT
   try {
-    d.pool->read(ino - 2, uint64_t(off), buf.data(), size);
-    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), size);
+    uint8_t* mem = buf.get(size);
+    d.pool->read(ino - 2, uint64_t(off), mem, size);
+    fuse_reply_buf(req, reinterpret_cast<const char*>(mem), size);
   } catch (const std::exception& e) {
     fuse_reply_err(req, errnoOf(e));
   }

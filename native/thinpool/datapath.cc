@@ -1,0 +1,259 @@
+// The data path: reads, writes (in place, or to a new block with
+// copy-on-write) and discards. The state lock is held only to look mappings
+// up, allocate and map blocks, never across data I/O.
+#include <algorithm>
+#include <cstring>
+
+#include "io.h"
+#include "pool.h"
+
+namespace tp {
+
+namespace {
+thread_local AlignedBuffer tlsRun;    // a run of whole blocks, copied for O_DIRECT
+thread_local AlignedBuffer tlsBlock;  // one block assembled for a partial write
+}  // namespace
+
+// The stripes of blocks [first, last], taken in index order so that two
+// requests can never wait for each other in a cycle.
+std::vector<std::unique_lock<std::mutex>> Pool::lockStripes(uint64_t id, uint64_t first, uint64_t last) {
+  std::vector<size_t> idx;
+  for (uint64_t vb = first; vb <= last && idx.size() < stripes_.size(); vb++)
+    idx.push_back(size_t(&stripe(id, vb) - stripes_.data()));
+  std::sort(idx.begin(), idx.end());
+  idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
+  std::vector<std::unique_lock<std::mutex>> held;
+  held.reserve(idx.size());
+  for (size_t i : idx) held.emplace_back(stripes_[i]);
+  return held;
+}
+
+// Reads `len` bytes at data-file offset `at`: O_DIRECT when aligned (no copy
+// through the page cache, which the filesystem above caches anyway).
+void Pool::readData(uint8_t* buf, size_t len, uint64_t at) {
+  if (dataDirectFd_ >= 0 && directAligned(at, len, buf))
+    preadAll(dataDirectFd_, buf, len, at);
+  else
+    preadAll(dataFd_, buf, len, at);
+}
+
+// One lookup for the whole request, then one read per run of data blocks
+// that are contiguous in the data file (a sequentially written device reads
+// back in requests as large as the caller's).
+void Pool::read(uint64_t id, uint64_t off, uint8_t* buf, size_t len) {
+  if (len == 0) return;
+  std::shared_lock g(gate_);
+  uint64_t first = off / blockBytes_, last = (off + len - 1) / blockBytes_;
+  auto held = lockStripes(id, first, last);  // no remapping (and reuse) under the read
+  std::vector<int64_t> phys(last - first + 1, -1);
+  {
+    std::lock_guard l(mu_);
+    ThinDevice& d = device(id);
+    for (auto it = d.map.lower_bound(first); it != d.map.end() && it->first <= last; ++it)
+      phys[it->first - first] = int64_t(it->second.block);
+  }
+  uint64_t runStart = 0;  // data file offset of the pending run
+  size_t runLen = 0;
+  uint8_t* runBuf = nullptr;
+  auto flush = [&] {
+    if (runLen) readData(runBuf, runLen, runStart);
+    runLen = 0;
+  };
+  while (len) {
+    uint64_t vb = off / blockBytes_, bo = off % blockBytes_;
+    size_t n = std::min<size_t>(len, blockBytes_ - bo);
+    int64_t pb = phys[vb - first];
+    if (pb < 0) {
+      flush();
+      memset(buf, 0, n);
+    } else {
+      uint64_t at = uint64_t(pb) * blockBytes_ + bo;
+      if (runLen && runStart + runLen != at) flush();
+      if (!runLen) runStart = at, runBuf = buf;
+      runLen += n;
+    }
+    buf += n, off += n, len -= n;
+  }
+  flush();
+}
+
+void Pool::write(uint64_t id, uint64_t off, const uint8_t* buf, size_t len) {
+  if (len == 0) return;
+  std::shared_lock g(gate_);
+  writeBlocks(id, off, buf, len);
+}
+
+// A request: its blocks' stripes are held throughout; one pass under the
+// state lock decides per block where its bytes go (in place when mapped and
+// not shared, else a newly allocated block: the request's new blocks are
+// consecutive in the data file when free space allows); the data is written
+// without the lock, in as few calls as contiguity allows; a second pass maps
+// the new blocks, dropping the old references.
+void Pool::writeBlocks(uint64_t id, uint64_t off, const uint8_t* buf, size_t len) {
+  uint64_t first = off / blockBytes_, last = (off + len - 1) / blockBytes_;
+  auto held = lockStripes(id, first, last);
+  std::vector<WriteStep> plan = planWrite(id, first, last, off, len);
+  try {
+    writeData(plan, off, buf, len);
+  } catch (...) {
+    std::lock_guard l(mu_);
+    for (auto& s : plan) {
+      if (!s.inPlace) {
+        ref_[s.target] = 0;
+        usedData_--;
+        inflight_.erase(s.target);
+      }
+    }
+    throw;
+  }
+  dataGen_++;
+  std::lock_guard l(mu_);
+  ThinDevice& d = device(id);
+  bool changed = false;
+  for (uint64_t vb = first; vb <= last; vb++) {
+    const WriteStep& s = plan[vb - first];
+    if (s.inPlace) continue;
+    inflight_.erase(s.target);
+    auto [it, inserted] = d.map.try_emplace(vb, Mapping{s.target, time_ & kTimeMask});
+    if (!inserted) {
+      decRef(it->second.block);
+      it->second = Mapping{s.target, time_ & kTimeMask};
+    }
+    changed = true;
+  }
+  if (changed) mappingChanged(d);
+}
+
+// Decides each block's target under the state lock. Out of space, blocks
+// freed since the last commit come back after one commit; if that does not
+// help, the request fails with ENOSPC having allocated nothing.
+std::vector<Pool::WriteStep> Pool::planWrite(uint64_t id, uint64_t first, uint64_t last, uint64_t off, size_t len) {
+  for (int attempt = 0;; attempt++) {
+    std::unique_lock l(mu_);
+    ThinDevice& d = device(id);
+    std::vector<WriteStep> plan(last - first + 1);
+    size_t planned = 0;
+    try {
+      auto it = d.map.lower_bound(first);
+      for (uint64_t vb = first; vb <= last; vb++, planned++) {
+        WriteStep& s = plan[vb - first];
+        while (it != d.map.end() && it->first < vb) ++it;
+        bool mapped = it != d.map.end() && it->first == vb;
+        if (mapped && ref_[it->second.block] == 1) {
+          s.target = it->second.block;
+          s.inPlace = true;
+          continue;
+        }
+        s.target = allocateData();
+        inflight_.insert(s.target);
+        // A partial write to a mapped (shared) block keeps the block's other bytes.
+        uint64_t lo = std::max(off, vb * blockBytes_), hi = std::min(off + len, (vb + 1) * blockBytes_);
+        if (mapped && hi - lo < blockBytes_) {
+          s.copy = true;
+          s.old = it->second.block;
+        }
+      }
+      return plan;
+    } catch (const PoolError&) {
+      for (size_t i = 0; i < planned; i++) {
+        if (!plan[i].inPlace) {
+          ref_[plan[i].target] = 0;
+          usedData_--;
+          inflight_.erase(plan[i].target);
+        }
+      }
+      if (attempt > 0 || freedList_.empty()) {
+        outOfDataSpace_ = true;
+        throw;
+      }
+    }
+    l.unlock();
+    commit();
+  }
+}
+
+// Writes the request's bytes: runs of whole blocks consecutive in the data
+// file go out as one O_DIRECT write (no page-cache writeback of fresh blocks
+// of a sparse file, which ran far slower here); partial writes in place are
+// buffered (also merged when contiguous); a partial write to a new block
+// writes the whole block: zeros, or the old block's bytes (copy-on-write),
+// around the new ones.
+void Pool::writeData(const std::vector<WriteStep>& plan, uint64_t off, const uint8_t* buf, size_t len) {
+  enum Kind { kNone, kDirect, kBuffered } kind = kNone;
+  uint64_t runAt = 0;  // data file offset of the pending run
+  const uint8_t* runSrc = nullptr;
+  size_t runLen = 0;
+  auto flush = [&] {
+    if (kind == kDirect) {
+      uint8_t* a = reinterpret_cast<uintptr_t>(runSrc) % kDirectAlign ? tlsRun.get(runLen) : nullptr;
+      if (a) memcpy(a, runSrc, runLen);
+      pwriteAll(dataDirectFd_, a ? a : runSrc, runLen, runAt);
+    } else if (kind == kBuffered) {
+      pwriteAll(dataFd_, runSrc, runLen, runAt);
+    }
+    kind = kNone;
+    runLen = 0;
+  };
+  uint64_t first = off / blockBytes_;
+  while (len) {
+    uint64_t vb = off / blockBytes_, bo = off % blockBytes_;
+    size_t n = std::min<size_t>(len, blockBytes_ - bo);
+    const WriteStep& s = plan[vb - first];
+    uint64_t at = s.target * blockBytes_ + bo;
+    bool whole = n == blockBytes_;
+    if (whole || s.inPlace) {
+      Kind k = whole && dataDirectFd_ >= 0 ? kDirect : kBuffered;
+      if (kind != k || runAt + runLen != at) flush();
+      if (kind == kNone) kind = k, runAt = at, runSrc = buf;
+      runLen += n;
+    } else {
+      flush();
+      uint8_t* blk = tlsBlock.get(blockBytes_);
+      if (s.copy)
+        readData(blk, blockBytes_, s.old * blockBytes_);
+      else
+        memset(blk, 0, blockBytes_);
+      memcpy(blk + bo, buf, n);
+      pwriteAll(dataDirectFd_ >= 0 ? dataDirectFd_ : dataFd_, blk, blockBytes_, s.target * blockBytes_);
+    }
+    buf += n, off += n, len -= n;
+  }
+  flush();
+}
+
+void Pool::unmapBlock(uint64_t id, uint64_t vb) {
+  std::lock_guard s(stripe(id, vb));
+  std::lock_guard l(mu_);
+  ThinDevice& d = device(id);
+  auto it = d.map.find(vb);
+  if (it == d.map.end()) return;
+  decRef(it->second.block);
+  d.map.erase(it);
+  mappingChanged(d);
+}
+
+void Pool::zeroRange(uint64_t id, uint64_t off, size_t len) {
+  {
+    std::lock_guard l(mu_);
+    ThinDevice& d = device(id);
+    if (!d.map.count(off / blockBytes_)) return;  // unmapped reads as zeros already
+  }
+  std::vector<uint8_t> zeros(len, 0);
+  writeBlocks(id, off, zeros.data(), len);
+}
+
+void Pool::discard(uint64_t id, uint64_t off, uint64_t len) {
+  std::shared_lock g(gate_);
+  uint64_t end = off + len;
+  while (off < end) {
+    uint64_t vb = off / blockBytes_, bo = off % blockBytes_;
+    uint64_t n = std::min<uint64_t>(end - off, blockBytes_ - bo);
+    if (n == blockBytes_)
+      unmapBlock(id, vb);
+    else
+      zeroRange(id, off, size_t(n));
+    off += n;
+  }
+}
+
+}  // namespace tp
