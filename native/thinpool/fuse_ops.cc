@@ -56,6 +56,10 @@ void opInit(void*, struct fuse_conn_info* conn) {
   conn->max_write = kMaxRequest;
   conn->max_read = kMaxRequest;
   conn->max_readahead = 0;
+  // The loop device keeps up to 128 requests queued; FUSE's default of 12
+  // background (async direct I/O) requests in flight was the limit here.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
@@ -210,13 +214,6 @@ void fuseMount(Daemon& d) {
   if (!d.session) throw PoolError(EIO, "cannot create the FUSE session");
   if (fuse_session_mount(d.session, d.mountPoint.c_str()) != 0)
     throw PoolError(EIO, "cannot mount FUSE at \"" + d.mountPoint + "\"");
-}
-
-int fuseServe(Daemon& d) {
-  fuse_loop_config cfg{};
-  cfg.clone_fd = 0;
-  cfg.max_idle_threads = 16;
-  return fuse_session_loop_mt(d.session, &cfg);
 }
 
 }  // namespace tp
