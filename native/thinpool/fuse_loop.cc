@@ -7,6 +7,8 @@
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -66,6 +68,9 @@ int workerLoop(fuse_session* se) {
   return 0;
 }
 
+// Interrupts a worker's blocking read of the FUSE device (no SA_RESTART).
+void onWake(int) {}
+
 }  // namespace
 
 void unmountOnce(Daemon& d) {
@@ -73,6 +78,10 @@ void unmountOnce(Daemon& d) {
 }
 
 int fuseServe(Daemon& d) {
+  struct sigaction sa{};
+  sa.sa_handler = onWake;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, nullptr);
   std::mutex mu;
   std::condition_variable cv;
   int running = kWorkers, error = 0;
@@ -93,16 +102,18 @@ int fuseServe(Daemon& d) {
     });
   }
   {
-    // A signal only marks the session exited; the workers blocked reading
-    // the device return once it is unmounted.
+    // A signal or `close` only marks the session exited: then the mount
+    // goes, and workers still blocked reading the device (the connection
+    // lives on while anything holds the mount) are interrupted until all
+    // have returned, as libfuse's own loop cancels them.
     std::unique_lock l(mu);
     while (running > 0) {
-      cv.wait_for(l, std::chrono::milliseconds(200));
-      if (fuse_session_exited(d.session) && !d.unmounted) {
-        l.unlock();
-        unmountOnce(d);
-        l.lock();
-      }
+      cv.wait_for(l, std::chrono::milliseconds(100));
+      if (!fuse_session_exited(d.session)) continue;
+      l.unlock();
+      unmountOnce(d);
+      for (auto& w : workers) pthread_kill(w.native_handle(), SIGUSR1);
+      l.lock();
     }
   }
   for (auto& w : workers) w.join();
