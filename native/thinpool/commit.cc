@@ -208,10 +208,10 @@ void Pool::buildCommit(CommitImage& img) {
       keys.clear();
       values.resize(d.map.size() * 8);
       size_t i = 0;
-      for (auto& [vb, m] : d.map) {
+      d.map.forEach([&](uint64_t vb, const Mapping& m) {
         keys.push_back(vb);
         put64(values.data() + i++ * 8, (m.block << 24) | (m.time & kTimeMask));
-      }
+      });
       root = writeBtree(sink, keys.data(), values.data(), keys.size(), 8, &img.devices.back().nodes);
       img.devices.back().root = root;
     }

@@ -49,8 +49,7 @@ void Pool::read(uint64_t id, uint64_t off, uint8_t* buf, size_t len) {
   {
     std::lock_guard l(mu_);
     ThinDevice& d = device(id);
-    for (auto it = d.map.lower_bound(first); it != d.map.end() && it->first <= last; ++it)
-      phys[it->first - first] = int64_t(it->second.block);
+    d.map.forRange(first, last, [&](uint64_t vb, const Mapping& m) { phys[vb - first] = int64_t(m.block); });
   }
   uint64_t runStart = 0;  // data file offset of the pending run
   size_t runLen = 0;
@@ -114,11 +113,8 @@ void Pool::writeBlocks(uint64_t id, uint64_t off, const uint8_t* buf, size_t len
     const WriteStep& s = plan[vb - first];
     if (s.inPlace) continue;
     inflight_.erase(s.target);
-    auto [it, inserted] = d.map.try_emplace(vb, Mapping{s.target, time_ & kTimeMask});
-    if (!inserted) {
-      decRef(it->second.block);
-      it->second = Mapping{s.target, time_ & kTimeMask};
-    }
+    Mapping old;
+    if (d.map.set(vb, Mapping{s.target, time_ & kTimeMask}, &old)) decRef(old.block);
     changed = true;
   }
   if (changed) mappingChanged(d);
@@ -134,13 +130,12 @@ std::vector<Pool::WriteStep> Pool::planWrite(uint64_t id, uint64_t first, uint64
     std::vector<WriteStep> plan(last - first + 1);
     size_t planned = 0;
     try {
-      auto it = d.map.lower_bound(first);
       for (uint64_t vb = first; vb <= last; vb++, planned++) {
         WriteStep& s = plan[vb - first];
-        while (it != d.map.end() && it->first < vb) ++it;
-        bool mapped = it != d.map.end() && it->first == vb;
-        if (mapped && ref_[it->second.block] == 1) {
-          s.target = it->second.block;
+        const Mapping* cur = d.map.find(vb);
+        bool mapped = cur != nullptr;
+        if (mapped && ref_[cur->block] == 1) {
+          s.target = cur->block;
           s.inPlace = true;
           continue;
         }
@@ -150,7 +145,7 @@ std::vector<Pool::WriteStep> Pool::planWrite(uint64_t id, uint64_t first, uint64
         uint64_t lo = std::max(off, vb * blockBytes_), hi = std::min(off + len, (vb + 1) * blockBytes_);
         if (mapped && hi - lo < blockBytes_) {
           s.copy = true;
-          s.old = it->second.block;
+          s.old = cur->block;
         }
       }
       return plan;
@@ -225,10 +220,9 @@ void Pool::unmapBlock(uint64_t id, uint64_t vb) {
   std::lock_guard s(stripe(id, vb));
   std::lock_guard l(mu_);
   ThinDevice& d = device(id);
-  auto it = d.map.find(vb);
-  if (it == d.map.end()) return;
-  decRef(it->second.block);
-  d.map.erase(it);
+  Mapping old;
+  if (!d.map.erase(vb, &old)) return;
+  decRef(old.block);
   mappingChanged(d);
 }
 
@@ -236,7 +230,7 @@ void Pool::zeroRange(uint64_t id, uint64_t off, size_t len) {
   {
     std::lock_guard l(mu_);
     ThinDevice& d = device(id);
-    if (!d.map.count(off / blockBytes_)) return;  // unmapped reads as zeros already
+    if (!d.map.find(off / blockBytes_)) return;  // unmapped reads as zeros already
   }
   std::vector<uint8_t> zeros(len, 0);
   writeBlocks(id, off, zeros.data(), len);

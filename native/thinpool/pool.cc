@@ -105,13 +105,17 @@ void Pool::load() {
     d.mappingDirty = false;
     // A snapshot whose whole subtree is another device's keeps sharing it.
     auto owner = rootOwner.find(root);
-    if (owner != rootOwner.end()) d.committedNodes = devices_[owner->second].committedNodes;
-    else rootOwner[root] = id;
-    bool sharedRoot = owner != rootOwner.end();
+    if (owner != rootOwner.end()) {  // same tree: share the loaded mapping's chunks too
+      ThinDevice& o = devices_[owner->second];
+      d.committedNodes = o.committedNodes;
+      d.map = o.map;
+      d.map.forEach([&](uint64_t, const Mapping& m) { ref_[m.block]++; });
+      continue;
+    }
+    rootOwner[root] = id;
     walkBtree(
         rd, root, 8,
         [&](uint64_t b) {
-          if (sharedRoot) return true;
           mark(b);
           d.committedNodes.push_back(b);
           return true;
@@ -119,7 +123,7 @@ void Pool::load() {
         [&](uint64_t vb, const uint8_t* v) {
           uint64_t raw = get64(v), block = raw >> 24;
           if (block >= nrData_) throw FormatError("mapping to data block " + std::to_string(block) + " out of range");
-          d.map[vb] = Mapping{block, uint32_t(raw & kTimeMask)};
+          d.map.set(vb, Mapping{block, uint32_t(raw & kTimeMask)});
           ref_[block]++;
         });
   }
@@ -204,8 +208,8 @@ void Pool::createSnap(uint64_t id, uint64_t origin) {
     ThinDevice& o = device(origin);
     time_ = (time_ + 1) & kTimeMask;
     ThinDevice s;
-    s.map = o.map;
-    for (auto& [vb, m] : s.map) ref_[m.block]++;
+    s.map = o.map;  // shares o's chunks until either side changes one
+    s.map.forEach([&](uint64_t, const Mapping& m) { ref_[m.block]++; });
     if (!o.mappingDirty) {
       // Same mapping as the origin's committed subtree: share it, as the
       // kernel does (the root's metadata reference count becomes 2).
@@ -228,7 +232,7 @@ void Pool::deleteDevice(uint64_t id) {
     std::unique_lock g(gate_);
     std::lock_guard l(mu_);
     ThinDevice& d = device(id);
-    for (auto& [vb, m] : d.map) decRef(m.block);
+    d.map.forEach([&](uint64_t, const Mapping& m) { decRef(m.block); });
     devices_.erase(id);
     dirty_ = true;
   }
@@ -289,7 +293,7 @@ std::string Pool::infoJson() {
     if (!first) o << ',';
     first = false;
     uint64_t exclusive = 0;
-    for (auto& [vb, m] : d.map) exclusive += ref_[m.block] == 1;
+    d.map.forEach([&](uint64_t, const Mapping& m) { exclusive += ref_[m.block] == 1; });
     o << "{\"id\":" << id << ",\"mappedBlocks\":" << d.map.size() << ",\"exclusiveBlocks\":" << exclusive
       << ",\"transaction\":" << d.transaction << ",\"creationTime\":" << d.creationTime
       << ",\"snapTime\":" << d.snapTime << "}";

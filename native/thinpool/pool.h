@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "blockmap.h"
 #include "btree.h"
 
 namespace tp {
@@ -22,17 +23,11 @@ struct PoolError : std::runtime_error {
   PoolError(int e, const std::string& msg) : std::runtime_error(msg), err(e) {}
 };
 
-/** One virtual block's mapping. */
-struct Mapping {
-  uint64_t block;  // data block
-  uint32_t time;   // pool time when the mapping was made (24 bits)
-};
-
 /** A thin device: its details row and its mapping. */
 struct ThinDevice {
   uint64_t transaction = 0;
   uint32_t creationTime = 0, snapTime = 0;
-  std::map<uint64_t, Mapping> map;
+  BlockMap map;
   // Committed subtree blocks while the mapping is unchanged since the last
   // commit (reused as-is); cleared when the mapping changes.
   bool mappingDirty = true;
