@@ -169,7 +169,10 @@ void Pool::adoptCommit(CommitImage& img) {
     it->second.committedRoot = cd.root;
     it->second.mappingDirty = false;
   }
-  for (uint64_t b : img.freed) pendingFree_[b] = 0;
+  for (uint64_t b : img.freed) {
+    pendingFree_[b] = 0;
+    hostAllocated_[b] = 0;  // punched
+  }
 }
 
 void Pool::buildCommit(CommitImage& img) {
@@ -342,6 +345,7 @@ void Pool::format(const std::string& metaPath, const std::string& dataPath, uint
   if (p.nrData_ == 0) throw PoolError(EINVAL, "data file holds no whole data block");
   p.ref_.assign(p.nrData_, 0);
   p.pendingFree_.assign(p.nrData_, 0);
+  p.hostAllocated_.assign(p.nrData_, 0);
   p.metaCommitted_.assign(p.nrMeta_, 0);
   MetaBlock zero{};
   pwriteAll(p.metaFd_, zero.data(), kMetaBlock, 0);  // no valid superblock until the commit ends

@@ -75,6 +75,7 @@ void Pool::load() {
   nrData_ = get64(dsm);
   ref_.assign(nrData_, 0);
   pendingFree_.assign(nrData_, 0);
+  hostAllocated_.assign(nrData_, 0);
   metaCommitted_.assign(nrMeta_, 0);
   metaCommitted_[0] = 1;
   MetaReader rd(metaFd_, nrMeta_);
@@ -260,6 +261,7 @@ void Pool::grow(uint64_t nrBlocks) {
     nrData_ = nrBlocks;
     ref_.resize(nrData_, 0);
     pendingFree_.resize(nrData_, 0);
+    hostAllocated_.resize(nrData_, 0);
     outOfDataSpace_ = false;
     dirty_ = true;
   }

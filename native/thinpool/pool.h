@@ -95,7 +95,9 @@ class Pool {
   std::vector<std::unique_lock<std::mutex>> lockStripes(uint64_t id, uint64_t first, uint64_t last);
   void readData(uint8_t* buf, size_t len, uint64_t at);
   void writeBlocks(uint64_t id, uint64_t off, const uint8_t* buf, size_t len);
-  std::vector<WriteStep> planWrite(uint64_t id, uint64_t first, uint64_t last, uint64_t off, size_t len);
+  std::vector<WriteStep> planWrite(uint64_t id, uint64_t first, uint64_t last, uint64_t off, size_t len,
+                                   std::vector<std::pair<uint64_t, uint64_t>>& prealloc);
+  void preallocate(const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
   void writeData(const std::vector<WriteStep>& plan, uint64_t off, const uint8_t* buf, size_t len);
   void mappingChanged(ThinDevice& d) {  // with mu_ held
     d.mappingDirty = true;
@@ -122,6 +124,10 @@ class Pool {
   std::map<uint64_t, ThinDevice> devices_;
   std::vector<uint32_t> ref_;          // data block reference counts
   std::vector<uint8_t> pendingFree_;   // freed since the last commit: not reusable yet
+  // Data blocks known to be allocated in the data file's filesystem (a hint:
+  // see Pool::preallocate); cleared when a block is punched.
+  std::vector<uint8_t> hostAllocated_;
+  std::atomic<bool> canPreallocate_{true};  // false once fallocate says EOPNOTSUPP
   std::vector<uint64_t> freedList_;    // same blocks, to punch after the commit
   std::unordered_set<uint64_t> inflight_;  // allocated for writes not yet mapped
   uint64_t usedData_ = 0, dataCursor_ = 0;
