@@ -106,6 +106,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   strata::InitAt(env, exports);
   strata::InitLoop(env, exports);
   strata::InitScan(env, exports);
+  strata::InitExportScan(env, exports);
   strata::InitApply(env, exports);
   strata::InitCodec(env, exports);
   strata::InitOverlay(env, exports);

@@ -51,6 +51,7 @@ void InitFs(Napi::Env env, Napi::Object exports);
 void InitAt(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
 void InitScan(Napi::Env env, Napi::Object exports);
+void InitExportScan(Napi::Env env, Napi::Object exports);
 void InitApply(Napi::Env env, Napi::Object exports);
 void InitCodec(Napi::Env env, Napi::Object exports);
 void InitOverlay(Napi::Env env, Napi::Object exports);

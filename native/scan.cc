@@ -13,12 +13,12 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
-#include <atomic>
 #include <limits>
 #include <memory>
 #include <vector>
 
 #include "common.h"
+#include "dir_at.h"
 
 namespace strata {
 namespace {
@@ -32,48 +32,9 @@ struct NameIno {
 constexpr int kFields = 10;  // mode uid gid rdevMaj rdevMin size mtimeSec mtimeNsec ino nlink
 
 bool ReadNames(int dirfd, const std::string& path, std::vector<NameIno>& out, SysError& e) {
-  int fd = dup(dirfd);
-  if (fd < 0) return Fail(e, "dup", path);
-  DIR* d = fdopendir(fd);
-  if (!d) {
-    close(fd);
-    return Fail(e, "fdopendir", path);
-  }
-  errno = 0;
-  while (struct dirent* ent = readdir(d)) {
-    if (ent->d_name[0] == '.' && (ent->d_name[1] == 0 || (ent->d_name[1] == '.' && ent->d_name[2] == 0))) continue;
-    out.push_back({ent->d_name, ent->d_ino});
-  }
-  int err = errno;
-  closedir(d);
-  if (err) {
-    errno = err;
-    return Fail(e, "readdir", path);
-  }
+  if (!ForEachName(dirfd, path, [&](const struct dirent& d) { out.push_back({d.d_name, d.d_ino}); }, e)) return false;
   std::sort(out.begin(), out.end(), [](const NameIno& a, const NameIno& b) { return a.name < b.name; });
   return true;
-}
-
-// getxattrat(2) (Linux 6.13+) reads the xattr relative to the directory fd;
-// older kernels go through /proc/self/fd/N/name, which costs a procfs lookup.
-constexpr long kSysGetxattrat = 464;
-struct XattrArgs {
-  uint64_t value;
-  uint32_t size;
-  uint32_t flags;
-};
-std::atomic<bool> noGetxattrat{false};
-
-ssize_t GetCapability(int dirfd, const std::string& name, char* buf, size_t size) {
-  if (!noGetxattrat.load(std::memory_order_relaxed)) {
-    XattrArgs args = {reinterpret_cast<uintptr_t>(buf), static_cast<uint32_t>(size), 0};
-    long r = syscall(kSysGetxattrat, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, "security.capability", &args,
-                     sizeof(args));
-    if (r >= 0 || errno != ENOSYS) return r;
-    noGetxattrat = true;
-  }
-  std::string p = "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
-  return lgetxattr(p.c_str(), "security.capability", buf, size);
 }
 
 struct Side {
@@ -98,7 +59,7 @@ void StatInto(int dirfd, const std::string& name, Side& side, size_t i) {
   f[9] = static_cast<double>(st.st_nlink);
   if (S_ISLNK(st.st_mode)) return;  // capabilities live on files only
   char buf[256];
-  ssize_t n = GetCapability(dirfd, name, buf, sizeof(buf));
+  ssize_t n = GetXattrAt(dirfd, name, "security.capability", buf, sizeof(buf));
   if (n >= 0) {
     side.caps[i].assign(buf, buf + n);
     side.hasCap[i] = true;

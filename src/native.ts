@@ -82,6 +82,14 @@ interface Addon {
   detachLoop(device: string): Promise<void>;
   loopStatus(device: string): Promise<{ backingFile: string; offset: number; sizelimit: number; flags: number }>;
   scanPair(newDir: string | null, oldDir: string | null): Promise<ScanPairResult>;
+  exportScan(
+    root: number,
+    dir: string,
+    names: string[],
+    opaque: boolean,
+    inlineMax: number,
+    inlineBudget: number,
+  ): Promise<ExportScanResult>;
   mountFrom(dir: string, source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   fsmountConfig(
     fstype: string,
@@ -91,6 +99,7 @@ interface Addon {
   ): Promise<void>;
   hasUnknownDtype(dir: string): Promise<boolean>;
   SCAN_FIELDS: number;
+  ExportWalker: new (root: number, opaque: boolean, inlineMax: number) => RawExportWalker;
   NativeApplier: new (root: string, threads: number) => RawApplier;
   NativeCodec: new (kind: CodecKind, level?: number) => RawCodec;
   codecs: CodecKind[];
@@ -98,6 +107,11 @@ interface Addon {
 
 interface RawApplier {
   submit(meta: Buffer, bodies: Buffer[]): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+interface RawExportWalker {
+  next(maxEntries: number, maxBytes: number): Promise<ExportScanResult>;
   close(): Promise<void>;
 }
 
@@ -120,6 +134,26 @@ export interface ScanPairResult {
   oldStats: Float64Array;
   newCaps: Array<Buffer | undefined>;
   oldCaps: Array<Buffer | undefined>;
+}
+
+/**
+ * Entries for export (see {@link exportScan}, {@link ExportWalker}): names
+ * (the ones asked for, or paths from the walk), packed lstat fields
+ * (`EXPORT` offsets; NaN mode = vanished), and by index the raw
+ * `security.capability`, the overlay opaque flag, symlink targets and, for
+ * small regular files, their content at `data[DATA_OFFSET ..+ SIZE]`.
+ */
+export interface ExportScanResult {
+  /** exportScan: the directory itself is gone or no longer a directory inside the root. */
+  missing: boolean;
+  /** ExportWalker: the walk is over after this batch. */
+  done: boolean;
+  names: string[];
+  stats: Float64Array;
+  caps: Array<Buffer | undefined>;
+  opaque: Array<boolean | undefined>;
+  links: Array<string | undefined>;
+  data: Buffer;
 }
 
 const require = createRequire(import.meta.url);
@@ -349,6 +383,62 @@ export const SCAN = Object.freeze({
 /** Reads one directory pair for the changes walk (see {@link ScanPairResult}). */
 export function scanPair(newDir: string | null, oldDir: string | null) {
   return call(() => addon.scanPair(newDir, oldDir));
+}
+
+/** Field offsets inside {@link ExportScanResult} stats. */
+export const EXPORT = Object.freeze({
+  FIELDS: 11,
+  MODE: 0,
+  UID: 1,
+  GID: 2,
+  RDEV_MAJOR: 3,
+  RDEV_MINOR: 4,
+  SIZE: 5,
+  MTIME_SEC: 6,
+  DEV: 7,
+  INO: 8,
+  NLINK: 9,
+  /** Offset of the content in `data`, or -1 when not read (too large, over budget, or not a file). */
+  DATA_OFFSET: 10,
+});
+
+/**
+ * Describes the entries `names` of directory `dir` (relative, resolved
+ * inside root fd `root` with RESOLVE_IN_ROOT) in one thread-pool trip.
+ * Regular files of at most `inlineMax` bytes are read while `inlineBudget`
+ * bytes last.
+ */
+export function exportScan(
+  root: number,
+  dir: string,
+  names: string[],
+  opts: { opaque: boolean; inlineMax: number; inlineBudget: number },
+) {
+  return call(() => addon.exportScan(root, dir, names, opts.opaque, opts.inlineMax, opts.inlineBudget));
+}
+
+/**
+ * A depth-first walk of the tree under root fd `root` (entries of each
+ * directory in byte order, a directory's contents right after it), handed
+ * out in batches with paths relative to the root. Subdirectories are opened
+ * one name at a time with O_NOFOLLOW, so the walk never leaves the tree.
+ * One {@link next} at a time; always {@link close} it.
+ */
+export class ExportWalker {
+  #raw: RawExportWalker;
+
+  constructor(root: number, opts: { opaque: boolean; inlineMax: number }) {
+    this.#raw = new addon.ExportWalker(root, opts.opaque, opts.inlineMax);
+  }
+
+  /** Up to `maxEntries` entries, stopping early once `maxBytes` of file content is inlined. */
+  next(maxEntries: number, maxBytes: number): Promise<ExportScanResult> {
+    return call(() => this.#raw.next(maxEntries, maxBytes));
+  }
+
+  close(): Promise<void> {
+    return call(() => this.#raw.close());
+  }
 }
 
 /**

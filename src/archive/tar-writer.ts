@@ -14,29 +14,49 @@ export interface TarOutputEntry {
   body?: AsyncIterable<Buffer> | Buffer;
 }
 
+/** Output is gathered into chunks of about this size: one stream write per chunk, not per header. */
+const CHUNK = 1 << 20;
+
 async function* encode(entries: AsyncIterable<TarOutputEntry>): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let pending = 0;
+  const add = (b: Buffer) => {
+    parts.push(b);
+    pending += b.length;
+  };
+  const take = () => {
+    const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, pending);
+    parts = [];
+    pending = 0;
+    return out;
+  };
   for await (const { header, body } of entries) {
-    yield encodeHeader(header);
-    if (header.type !== "file" || header.size === 0) continue;
-    let left = header.size;
-    if (body) {
-      const chunks = Buffer.isBuffer(body) ? [body] : body;
-      for await (const chunk of chunks) {
-        if (left <= 0) break;
-        const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
-        left -= part.length;
-        yield part;
+    add(encodeHeader(header));
+    if (header.type === "file" && header.size > 0) {
+      let left = header.size;
+      if (body) {
+        const chunks = Buffer.isBuffer(body) ? [body] : body;
+        for await (const chunk of chunks) {
+          if (left <= 0) break;
+          const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
+          left -= part.length;
+          add(part);
+          if (pending >= CHUNK) yield take();
+        }
       }
+      while (left > 0) {
+        const z = Buffer.alloc(Math.min(left, CHUNK));
+        left -= z.length;
+        add(z);
+        if (pending >= CHUNK) yield take();
+      }
+      const pad = padding(header.size);
+      if (pad) add(Buffer.alloc(pad));
     }
-    while (left > 0) {
-      const z = Buffer.alloc(Math.min(left, 1 << 20));
-      left -= z.length;
-      yield z;
-    }
-    const pad = padding(header.size);
-    if (pad) yield Buffer.alloc(pad);
+    if (pending >= CHUNK) yield take();
   }
-  yield Buffer.alloc(BLOCK * 2);
+  add(Buffer.alloc(BLOCK * 2));
+  yield take();
 }
 
 /**

@@ -91,7 +91,7 @@ async function fresh(dir: string): Promise<void> {
 }
 
 async function strataApply(file: string, dir: string): Promise<void> {
-  const { stream } = await decompress(createReadStream(file, { highWaterMark: 1 << 20 }));
+  const { stream } = await decompress(createReadStream(file, { highWaterMark: 256 << 10 }));
   await applyLayer(dir, stream);
 }
 

@@ -11,18 +11,16 @@
  *
  * @module
  */
-import { readdir } from "node:fs/promises";
 import { posix } from "node:path";
 import type { Readable } from "node:stream";
 import type { TarHeader } from "../archive/tar-header.js";
 import { type TarOutputEntry, tarStream } from "../archive/tar-writer.js";
-import { OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, type WhiteoutFormat } from "../archive/whiteouts.js";
+import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX, type WhiteoutFormat } from "../archive/whiteouts.js";
 import { hasCode } from "../errors.js";
 import type { Change } from "../graphdriver/driver.js";
 import * as n from "../native.js";
-import { C } from "../native.js";
+import { C, EXPORT, type ExportScanResult } from "../native.js";
 import { readFdAndClose } from "../util/read-fd.js";
-import { RootDir } from "./root-dir.js";
 
 export interface ExportOptions {
   /** How whiteouts are stored in the tree being exported. Default "aufs" (no conversion). */
@@ -43,57 +41,72 @@ export function capabilityForExport(cap: Buffer): Buffer {
   return cap;
 }
 
+/** Small files are read with their directory's metadata, up to this much per directory scan. */
+const INLINE_MAX = 256 << 10;
+const INLINE_BUDGET = 4 << 20;
+/** Directory scans of a change list kept in flight ahead of the tar writer. */
+const PREFETCH = 3;
+/** Entries per batch of a tree walk. */
+const WALK_ENTRIES = 2048;
+const RESOLVE = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS;
+
+type Scan = ExportScanResult;
+
+/**
+ * Turns scanned entries into tar entries: the filesystem work happens in
+ * {@link n.exportScan} (one thread-pool trip per directory, contained by
+ * RESOLVE_IN_ROOT); this class only shapes headers and remembers hardlinks.
+ */
 class Exporter {
-  #root: RootDir;
-  #opts: ExportOptions;
+  readonly root: number;
+  readonly #overlay: boolean;
   #seen = new Map<string, string>(); // dev:ino -> first name written
 
-  constructor(root: RootDir, opts: ExportOptions) {
-    this.#root = root;
-    this.#opts = opts;
+  constructor(root: number, opts: ExportOptions) {
+    this.root = root;
+    this.#overlay = opts.whiteouts === "overlay";
   }
 
-  /** Entries for one path (relative, no leading "/"); none when it vanished. */
-  async *entry(rel: string): AsyncGenerator<TarOutputEntry> {
-    await this.#root.settle();
-    const parentRel = posix.dirname(rel) === "." ? "" : posix.dirname(rel);
-    const base = posix.basename(rel);
-    let parent: number;
-    let st: Awaited<ReturnType<typeof n.fstatat>>;
-    try {
-      parent = await this.#root.dir(parentRel);
-      st = await n.fstatat(parent, base, C.AT_SYMLINK_NOFOLLOW);
-    } catch (err) {
-      if (hasCode(err, "ENOENT", "ENOTDIR")) return; // the container removed it meanwhile
-      throw err;
-    }
-    const fmt = st.mode & C.S_IFMT;
+  scan(dir: string, names: string[]): Promise<Scan> {
+    const p = n.exportScan(this.root, dir, names, {
+      opaque: this.#overlay,
+      inlineMax: INLINE_MAX,
+      inlineBudget: INLINE_BUDGET,
+    });
+    p.catch(() => {}); // prefetched: a failure is reported when awaited, or dropped with the export
+    return p;
+  }
+
+  /** Tar entries for entry `i` of `scan` (directory `dir`); none when it vanished. */
+  *entries(scan: Scan, i: number, dir: string): Generator<TarOutputEntry> {
+    const f = scan.stats.subarray(i * EXPORT.FIELDS, (i + 1) * EXPORT.FIELDS);
+    const mode = f[EXPORT.MODE]!;
+    if (Number.isNaN(mode)) return; // the container removed it meanwhile
+    const rel = dir ? `${dir}/${scan.names[i]}` : scan.names[i]!;
+    const fmt = mode & C.S_IFMT;
     const header: TarHeader = {
       name: rel,
       type: "file",
-      mode: st.mode & 0o7777,
-      uid: st.uid,
-      gid: st.gid,
+      mode: mode & 0o7777,
+      uid: f[EXPORT.UID]!,
+      gid: f[EXPORT.GID]!,
       uname: "",
       gname: "",
       size: 0,
-      mtime: { sec: st.mtimeSec, nsec: 0 },
+      mtime: { sec: f[EXPORT.MTIME_SEC]!, nsec: 0 },
       linkname: "",
       devmajor: 0,
       devminor: 0,
       xattrs: new Map(),
     };
-    const overlay = this.#opts.whiteouts === "overlay";
-    if (overlay && fmt === C.S_IFCHR && st.rdevMajor === 0 && st.rdevMinor === 0) {
-      yield { header: { ...header, name: posix.join(parentRel, WHITEOUT_PREFIX + base), mode: 0o600 } };
+    if (this.#overlay && fmt === C.S_IFCHR && f[EXPORT.RDEV_MAJOR] === 0 && f[EXPORT.RDEV_MINOR] === 0) {
+      yield { header: { ...header, name: whiteoutName(rel), mode: 0o600 } };
       return;
     }
-    if (fmt !== C.S_IFLNK) {
-      const cap = await n.lgetxattr(RootDir.procPath(parent, base), "security.capability").catch(() => null);
-      if (cap) header.xattrs.set("security.capability", capabilityForExport(cap));
-    }
-    const key = `${st.dev}:${st.ino}`;
-    if (fmt !== C.S_IFDIR && st.nlink > 1) {
+    const cap = scan.caps[i];
+    if (cap) header.xattrs.set("security.capability", capabilityForExport(cap));
+    if (fmt !== C.S_IFDIR && f[EXPORT.NLINK]! > 1) {
+      const key = `${f[EXPORT.DEV]}:${f[EXPORT.INO]}`;
       const first = this.#seen.get(key);
       if (first !== undefined) {
         yield { header: { ...header, type: "link", linkname: first } };
@@ -102,27 +115,23 @@ class Exporter {
       this.#seen.set(key, rel);
     }
     switch (fmt) {
-      case C.S_IFDIR: {
+      case C.S_IFDIR:
         header.type = "dir";
         yield { header };
-        if (overlay) {
-          const opaque = await n.lgetxattr(RootDir.procPath(parent, base), OVERLAY_OPAQUE_XATTR).catch(() => null);
-          if (opaque?.toString() === "y") {
-            yield { header: { ...header, type: "file", name: posix.join(rel, WHITEOUT_OPAQUE), xattrs: new Map() } };
-          }
+        if (scan.opaque[i]) {
+          yield { header: { ...header, type: "file", name: `${rel}/${WHITEOUT_OPAQUE}`, xattrs: new Map() } };
         }
         return;
-      }
       case C.S_IFLNK:
         header.type = "symlink";
-        header.linkname = await n.readlinkat(parent, base);
+        header.linkname = scan.links[i] ?? "";
         yield { header };
         return;
       case C.S_IFCHR:
       case C.S_IFBLK:
         header.type = fmt === C.S_IFCHR ? "char" : "block";
-        header.devmajor = st.rdevMajor;
-        header.devminor = st.rdevMinor;
+        header.devmajor = f[EXPORT.RDEV_MAJOR]!;
+        header.devminor = f[EXPORT.RDEV_MINOR]!;
         yield { header };
         return;
       case C.S_IFIFO:
@@ -130,9 +139,10 @@ class Exporter {
         yield { header };
         return;
       case C.S_IFREG: {
-        header.size = st.size;
-        const fd = await n.openat2(parent, base, C.O_RDONLY | C.O_NOFOLLOW);
-        yield { header, body: readFdAndClose(fd, st.size) };
+        header.size = f[EXPORT.SIZE]!;
+        const at = f[EXPORT.DATA_OFFSET]!;
+        const body = at >= 0 ? scan.data.subarray(at, at + header.size) : this.#stream(rel, header.size);
+        yield { header, body };
         return;
       }
       default:
@@ -140,9 +150,27 @@ class Exporter {
     }
   }
 
-  async close(): Promise<void> {
-    await this.#root.close();
+  /** A large file's content, opened inside the root only when the writer gets to it. */
+  async *#stream(rel: string, size: number): AsyncGenerator<Buffer> {
+    let fd: number;
+    try {
+      fd = await n.openat2(this.root, rel, C.O_RDONLY | C.O_NOFOLLOW, 0, RESOLVE);
+    } catch (err) {
+      if (hasCode(err, "ENOENT", "ENOTDIR", "ELOOP")) return; // gone or swapped: the writer zero-fills
+      throw err;
+    }
+    yield* readFdAndClose(fd, size);
   }
+}
+
+/** `a/b/NAME` -> `a/b/.wh.NAME` */
+function whiteoutName(rel: string): string {
+  const slash = rel.lastIndexOf("/");
+  return rel.slice(0, slash + 1) + WHITEOUT_PREFIX + rel.slice(slash + 1);
+}
+
+async function openRoot(dir: string): Promise<number> {
+  return n.openat2(C.AT_FDCWD, dir, C.O_PATH | C.O_DIRECTORY);
 }
 
 /**
@@ -154,23 +182,52 @@ class Exporter {
 export function exportChanges(dir: string, changes: Change[], opts: ExportOptions = {}): Readable {
   const sorted = [...changes].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   async function* entries(): AsyncGenerator<TarOutputEntry> {
-    const ex = new Exporter(await RootDir.open(dir), opts);
+    const root = await openRoot(dir);
     try {
+      const ex = new Exporter(root, opts);
       const now = Math.floor(Date.now() / 1000);
-      for (const c of sorted) {
-        const rel = c.path.replace(/^\/+/, "");
-        if (c.kind === "D") {
-          const name = posix.join(posix.dirname(rel), WHITEOUT_PREFIX + posix.basename(rel));
-          yield { header: whiteoutHeader(name, now) };
-        } else {
-          yield* ex.entry(rel);
+      const steps = changeSteps(sorted);
+      const scans = steps.map(() => null as Promise<Scan> | null);
+      const start = (k: number) => {
+        const s = steps[k];
+        if (s && "names" in s && !scans[k]) scans[k] = ex.scan(s.dir, s.names);
+      };
+      for (let k = 0; k < steps.length; k++) {
+        for (let j = k; j < k + PREFETCH; j++) start(j);
+        const step = steps[k]!;
+        if ("whiteout" in step) {
+          yield { header: whiteoutHeader(step.whiteout, now) };
+          continue;
         }
+        const scan = await scans[k]!;
+        scans[k] = null;
+        for (let i = 0; i < scan.names.length; i++) yield* ex.entries(scan, i, step.dir);
       }
     } finally {
-      await ex.close();
+      await n.close(root);
     }
   }
   return tarStream(entries());
+}
+
+type ChangeStep = { whiteout: string } | { dir: string; names: string[] };
+
+/** Sorted changes as steps: a whiteout per deletion, and runs of siblings scanned together. */
+function changeSteps(sorted: Change[]): ChangeStep[] {
+  const steps: ChangeStep[] = [];
+  for (const c of sorted) {
+    const rel = c.path.replace(/^\/+/, "");
+    const dir = posix.dirname(rel) === "." ? "" : posix.dirname(rel);
+    const base = posix.basename(rel);
+    if (c.kind === "D") {
+      steps.push({ whiteout: whiteoutName(rel) });
+      continue;
+    }
+    const last = steps[steps.length - 1];
+    if (last && "names" in last && last.dir === dir) last.names.push(base);
+    else steps.push({ dir, names: [base] });
+  }
+  return steps;
 }
 
 function whiteoutHeader(name: string, sec: number): TarHeader {
@@ -197,23 +254,22 @@ function whiteoutHeader(name: string, sec: number): TarHeader {
  */
 export function exportTree(dir: string, opts: ExportOptions = {}): Readable {
   async function* entries(): AsyncGenerator<TarOutputEntry> {
-    const ex = new Exporter(await RootDir.open(dir), opts);
+    const root = await openRoot(dir);
+    const ex = new Exporter(root, opts);
+    const walker = new n.ExportWalker(root, { opaque: opts.whiteouts === "overlay", inlineMax: INLINE_MAX });
     try {
-      yield* walkTree(ex, dir, "");
+      // The next batch is read while this one is written.
+      let pending = walker.next(WALK_ENTRIES, INLINE_BUDGET);
+      for (;;) {
+        const batch = await pending;
+        if (!batch.done) pending = walker.next(WALK_ENTRIES, INLINE_BUDGET);
+        for (let i = 0; i < batch.names.length; i++) yield* ex.entries(batch, i, "");
+        if (batch.done) break;
+      }
     } finally {
-      await ex.close();
+      await walker.close(); // waits for a read-ahead still in flight
+      await n.close(root);
     }
   }
   return tarStream(entries());
-}
-
-async function* walkTree(ex: Exporter, top: string, rel: string): AsyncGenerator<TarOutputEntry> {
-  const names = (await readdir(rel ? posix.join(top, rel) : top, { withFileTypes: true }))
-    .map((d) => ({ name: d.name, dir: d.isDirectory() }))
-    .sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
-  for (const d of names) {
-    const childRel = rel ? `${rel}/${d.name}` : d.name;
-    yield* ex.entry(childRel);
-    if (d.dir) yield* walkTree(ex, top, childRel);
-  }
 }

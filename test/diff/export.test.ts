@@ -3,8 +3,10 @@
  * (exportTree/exportChanges), changesSize, and the root entry on apply.
  */
 import { execFileSync } from "node:child_process";
+import { createReadStream, createWriteStream } from "node:fs";
 import { link, lstat, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
 import test from "ava";
 import type { TarHeader } from "../../src/archive/tar-header.js";
 import { readTar } from "../../src/archive/tar-reader.js";
@@ -120,4 +122,43 @@ test("applyLayer() applies the root entry ./ to the root itself: mode, owner, xa
   t.is(st.mtimeMs, 1_500_000_000_000, "restored after the child was created");
   t.is((await lgetxattr(dir, "user.root"))?.toString(), "yes");
   t.is(await readFile(join(dir, "f"), "utf8"), "x");
+});
+
+test("exportTree() of a tree larger than one native batch: every entry once, in walk order, small and large bodies intact", async (t) => {
+  const src = await tempDir(t);
+  const back = await tempDir(t);
+  // 3 x 40 x 30 files (more than a batch of entries and of inlined bytes), a file over
+  // the inline limit, an empty file, hardlinks whose first name lands in an earlier batch.
+  for (let a = 0; a < 3; a++) {
+    for (let b = 0; b < 40; b++) {
+      const d = join(src, `a${a}`, `b${String(b).padStart(2, "0")}`);
+      await mkdir(d, { recursive: true });
+      for (let f = 0; f < 30; f++) await writeFile(join(d, `f${f}`), Buffer.alloc(4000 + f * 97, a * 40 + b));
+    }
+  }
+  const big = Buffer.alloc(3 << 20);
+  for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
+  await writeFile(join(src, "big"), big);
+  await writeFile(join(src, "empty"), "");
+  await link(join(src, "a0/b00/f0"), join(src, "z-late-link"));
+  const tarFile = join(await tempDir(t), "tree.tar");
+  const names: string[] = [];
+  await pipeline(exportTree(src), createWriteStream(tarFile));
+  for await (const e of readTar(createReadStream(tarFile))) {
+    names.push(e.header.name);
+    await e.readAll();
+  }
+  const expected = execFileSync("find", [".", "-mindepth", "1"], { cwd: src, encoding: "utf8" })
+    .split("\n")
+    .filter(Boolean)
+    .map((p) => p.slice(2));
+  t.is(names.length, expected.length);
+  t.deepEqual(names.map((n) => n.replace(/\/$/, "")).sort(), expected.sort());
+  t.true(names.indexOf("a0/b00/f0") < names.indexOf("z-late-link"));
+  // Depth first in byte order: each directory right before its contents.
+  t.deepEqual(names.slice(0, 3), ["a0/", "a0/b00/", "a0/b00/f0"]);
+  execFileSync("tar", ["-xf", tarFile, "-C", back]);
+  execFileSync("diff", ["-r", "--no-dereference", src, back]);
+  t.deepEqual(await readFile(join(back, "big")), big);
+  t.is((await lstat(join(back, "z-late-link"))).ino, (await lstat(join(back, "a0/b00/f0"))).ino);
 });

@@ -16,7 +16,8 @@ import { dirname, join } from "node:path";
 import { hasCode, NotSupportedError } from "../../errors.js";
 import { backingFs, FS_MAGIC } from "../../graphdriver/fsmagic.js";
 import { C, fsmountConfig, hasUnknownDtype, lgetxattr, lsetxattr, mount, umount2 } from "../../native.js";
-import { type MountFeatures, mountsUnder, superOptions, unmountOverlay } from "./mount.js";
+import { mountOf } from "../../util/mountinfo.js";
+import { type MountFeatures, mountsUnder, unmountOverlay } from "./mount.js";
 
 /** What the checks found. */
 export interface OverlaySupport extends MountFeatures {
@@ -199,6 +200,6 @@ async function probeNaiveReason(probe: string, indexParam: boolean): Promise<str
 
 /** xfs mounted with project quota enforcement (prjquota/pquota/pqnoenforce). */
 async function hasProjectQuota(dir: string): Promise<boolean> {
-  const opts = await superOptions(dir);
+  const opts = (await mountOf(dir)).superOptions;
   return opts.some((o) => o === "prjquota" || o === "pquota" || o === "pqnoenforce");
 }

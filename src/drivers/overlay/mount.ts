@@ -14,11 +14,12 @@
  *
  * @module
  */
-import { readFile, rmdir } from "node:fs/promises";
+import { rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import { hasCode, StrataError } from "../../errors.js";
 import { FS_MAGIC } from "../../graphdriver/fsmagic.js";
 import { C, fsmountConfig, MOUNT_ATTR, mount, mountFrom, statfs, umount2 } from "../../native.js";
+import { readMountinfo } from "../../util/mountinfo.js";
 
 /** mount(2) accepts at most a page of data, NUL included. */
 export const PAGE_SIZE = 4096;
@@ -123,53 +124,8 @@ export async function unmountOverlay(target: string): Promise<void> {
   }
 }
 
-/** Decodes the octal escapes of a mountinfo field (`\040` is a space). */
-function unescapeMountinfo(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** Mount points listed in /proc/self/mountinfo that lie inside `dir`. */
+/** Mount points strictly inside `dir`, once per mount (stacked mounts repeat). */
 export async function mountsUnder(dir: string): Promise<string[]> {
-  const text = await readFile("/proc/self/mountinfo", "utf8");
   const prefix = dir.endsWith("/") ? dir : `${dir}/`;
-  const out: string[] = [];
-  for (const line of text.split("\n")) {
-    const mp = line.split(" ")[4];
-    if (mp === undefined) continue;
-    const p = unescapeMountinfo(mp);
-    if (p.startsWith(prefix)) out.push(p);
-  }
-  return out;
-}
-
-/** Super-block options of the mount holding `path` (longest mount-point prefix). */
-export async function superOptions(path: string): Promise<string[]> {
-  const text = await readFile("/proc/self/mountinfo", "utf8");
-  let best = "";
-  let opts: string[] = [];
-  for (const line of text.split("\n")) {
-    const fields = line.split(" ");
-    const mp = fields[4] === undefined ? undefined : unescapeMountinfo(fields[4]);
-    if (mp === undefined) continue;
-    const inside = path === mp || path.startsWith(mp.endsWith("/") ? mp : `${mp}/`);
-    if (!inside || mp.length < best.length) continue;
-    const sep = fields.indexOf("-");
-    best = mp;
-    opts = (fields[sep + 3] ?? "").split(",");
-  }
-  return opts;
-}
-
-/** The mount point of the filesystem holding `path` (longest prefix in mountinfo). */
-export async function mountPointOf(path: string): Promise<string> {
-  const text = await readFile("/proc/self/mountinfo", "utf8");
-  let best = "/";
-  for (const line of text.split("\n")) {
-    const f = line.split(" ")[4];
-    if (f === undefined) continue;
-    const mp = unescapeMountinfo(f);
-    const inside = path === mp || path.startsWith(mp.endsWith("/") ? mp : `${mp}/`);
-    if (inside && mp.length > best.length) best = mp;
-  }
-  return best;
+  return (await readMountinfo()).map((m) => m.mountPoint).filter((p) => p.startsWith(prefix));
 }

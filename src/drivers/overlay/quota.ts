@@ -14,7 +14,7 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { hasCode, StrataError } from "../../errors.js";
-import { mountPointOf } from "./mount.js";
+import { mountOf } from "../../util/mountinfo.js";
 
 const run = promisify(execFile);
 /** First project id strata hands out (well above ids admins usually pick by hand). */
@@ -58,7 +58,7 @@ export class ProjectQuota {
     } finally {
       done();
     }
-    const mnt = await mountPointOf(dir);
+    const mnt = (await mountOf(dir)).mountPoint;
     try {
       await run("xfs_quota", ["-x", "-c", `project -s -p ${dir} ${id}`, "-c", `limit -p bhard=${bytes} ${id}`, mnt]);
     } catch (err) {
