@@ -1,7 +1,8 @@
-// Commits: the whole metadata is written afresh into blocks that are free in
-// the committed metadata (device subtrees whose mapping did not change are
-// reused as they are), synced, and only then the superblock is written and
-// synced. A crash at any point leaves the previous commit intact.
+// Commits: the whole metadata is built afresh (under the state lock) into
+// blocks that are free in the committed metadata (device subtrees whose
+// mapping did not change are reused as they are), then written and synced
+// without the lock, and only then the superblock is written and synced. A
+// crash at any point leaves the previous commit intact.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,4 +1,5 @@
-// Opening a pool, the messages and the data path. commit.cc writes metadata.
+// Opening a pool, the messages and the status. datapath.cc serves reads and
+// writes; commit.cc writes metadata.
 #include "pool.h"
 
 #include <fcntl.h>
