@@ -1,12 +1,14 @@
-// Commits: the whole metadata is written afresh into blocks that are free in
-// the committed metadata (device subtrees whose mapping did not change are
-// reused as they are), synced, and only then the superblock is written and
-// synced. A crash at any point leaves the previous commit intact.
+// Commits: the whole metadata is built afresh (under the state lock) into
+// blocks that are free in the committed metadata (device subtrees whose
+// mapping did not change are reused as they are), then written and synced
+// without the lock, and only then the superblock is written and synced. A
+// crash at any point leaves the previous commit intact.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <cerrno>
 #include <cstring>
 
@@ -85,27 +87,100 @@ void syncFd(int fd, const char* what) {
 
 }  // namespace
 
-// Data before metadata: the data file is synced (without blocking writers)
-// before the mappings that reference it are committed. A block copied for
-// copy-on-write and mapped while that sync ran is synced again under the
-// lock, since its mapping replaces one whose data was durable; a fresh
-// block mapped meanwhile may read back as zeros after a crash, which is
-// what an unflushed write may do.
+// What a commit writes, built under the state lock from one consistent view
+// of the pool, then written and synced without the lock.
+struct Pool::CommitImage {
+  struct Device {
+    uint64_t id, changeGen, root;
+    bool rewritten;
+    std::vector<uint64_t> nodes;
+  };
+  std::vector<uint32_t> used;  // metadata reference counts of the new image
+  std::unique_ptr<CommitSink> sink;
+  MetaBlock superblock{};
+  uint64_t usedMeta = 0, dataGen = 0;
+  std::vector<Device> devices;
+  std::vector<uint64_t> freed;  // data blocks the image no longer references
+};
+
+// Data before metadata, and the state lock held only while the image is
+// built: every mapping in the image was made after its data was written (and
+// dataGen_ bumped), so one data sync after the build covers all of it; then
+// the new metadata blocks, a sync, the superblock, a sync. Writers go on
+// meanwhile; what they change after the build goes into the next commit.
 void Pool::commit() {
   std::lock_guard c(commitMu_);
-  uint64_t gen = dataGen_, cow = cowGen_;
-  if (!dirty_ && gen == syncedGen_) return;
-  if (gen != syncedGen_) syncFd(dataFd_, "data file");
+  CommitImage img;
+  {
+    std::lock_guard l(mu_);
+    img.dataGen = dataGen_;
+    if (!dirty_ && img.dataGen == syncedGen_) return;
+    if (dirty_) buildCommit(img);
+  }
+  if (!img.sink) {  // in-place overwrites only: no metadata change
+    syncFd(dataFd_, "data file");
+    std::lock_guard l(mu_);
+    syncedGen_ = std::max(syncedGen_, img.dataGen);
+    return;
+  }
+  try {
+    writeCommit(img);
+  } catch (...) {
+    std::lock_guard l(mu_);
+    // Nothing was adopted: the freed blocks stay pending, the state dirty.
+    freedList_.insert(freedList_.end(), img.freed.begin(), img.freed.end());
+    dirty_ = true;
+    throw;
+  }
+  // Durable: punch the blocks it stopped referencing (still unallocatable,
+  // so no lock is needed), then adopt it.
+  punchFreed(img.freed);
   std::lock_guard l(mu_);
-  if (cowGen_ != cow) syncFd(dataFd_, "data file");
-  syncedGen_ = gen;
-  if (dirty_) commitLocked();
+  adoptCommit(img);
 }
 
-void Pool::commitLocked() {
+void Pool::writeCommit(CommitImage& img) {
+  if (img.dataGen != syncedGen_) syncFd(dataFd_, "data file");
+  img.sink->flush(metaFd_);
+  syncFd(metaFd_, "metadata");
+  pwriteAll(metaFd_, img.superblock.data(), kMetaBlock, 0);
+  syncFd(metaFd_, "metadata");
+}
+
+void Pool::punchFreed(std::vector<uint64_t>& freed) {
+  std::sort(freed.begin(), freed.end());
+  for (size_t a = 0; a < freed.size();) {
+    size_t z = a + 1;
+    while (z < freed.size() && freed[z] == freed[z - 1] + 1) z++;
+    fallocate(dataFd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(freed[a] * blockBytes_),
+              off_t((z - a) * blockBytes_));
+    a = z;
+  }
+}
+
+void Pool::adoptCommit(CommitImage& img) {
+  for (uint64_t b = 0; b < nrMeta_; b++) metaCommitted_[b] = img.used[b] > 0;
+  usedMeta_ = img.usedMeta;
+  syncedGen_ = std::max(syncedGen_, img.dataGen);
+  for (auto& cd : img.devices) {
+    auto it = devices_.find(cd.id);
+    // Changed (or deleted and made anew) since the build: stays dirty.
+    if (it == devices_.end() || it->second.changeGen != cd.changeGen || !cd.rewritten) continue;
+    it->second.committedNodes = std::move(cd.nodes);
+    it->second.committedRoot = cd.root;
+    it->second.mappingDirty = false;
+  }
+  for (uint64_t b : img.freed) {
+    pendingFree_[b] = 0;
+    hostAllocated_[b] = 0;  // punched
+  }
+}
+
+void Pool::buildCommit(CommitImage& img) {
   // Metadata reference counts: 1 per node, plus one per extra device whose
   // subtree root is shared (snapshots share their origin's committed tree).
-  std::vector<uint32_t> used(nrMeta_, 0);
+  img.used.assign(nrMeta_, 0);
+  std::vector<uint32_t>& used = img.used;
   used[0] = 1;
   for (auto& [id, d] : devices_) {
     if (d.mappingDirty) continue;
@@ -113,23 +188,36 @@ void Pool::commitLocked() {
       if (b != d.committedRoot) used[b] = 1;
     used[d.committedRoot]++;
   }
-  CommitSink sink(metaCommitted_, used);
+  img.sink = std::make_unique<CommitSink>(metaCommitted_, used);
+  CommitSink& sink = *img.sink;
+  // Blocks allocated for writes still in flight are not mapped yet: the
+  // image counts them free (they are, as far as its mappings go).
+  struct InflightUncounted {
+    Pool& p;
+    explicit InflightUncounted(Pool& pool) : p(pool) {
+      for (uint64_t b : p.inflight_) p.ref_[b]--;
+    }
+    ~InflightUncounted() {
+      for (uint64_t b : p.inflight_) p.ref_[b]++;
+    }
+  } uncounted(*this);
 
   // Device mapping subtrees, the top-level mapping tree, the details tree.
-  std::map<uint64_t, std::vector<uint64_t>> newNodes;
   std::vector<uint64_t> ids, keys;
   std::vector<uint8_t> topValues, detailValues, values;
   for (auto& [id, d] : devices_) {
     uint64_t root = d.committedRoot;
+    img.devices.push_back(CommitImage::Device{id, d.changeGen, root, d.mappingDirty, {}});
     if (d.mappingDirty) {
       keys.clear();
       values.resize(d.map.size() * 8);
       size_t i = 0;
-      for (auto& [vb, m] : d.map) {
+      d.map.forEach([&](uint64_t vb, const Mapping& m) {
         keys.push_back(vb);
         put64(values.data() + i++ * 8, (m.block << 24) | (m.time & kTimeMask));
-      }
-      root = writeBtree(sink, keys.data(), values.data(), keys.size(), 8, &newNodes[id]);
+      });
+      root = writeBtree(sink, keys.data(), values.data(), keys.size(), 8, &img.devices.back().nodes);
+      img.devices.back().root = root;
     }
     ids.push_back(id);
     uint8_t v[kDetailsValueSize];
@@ -140,9 +228,7 @@ void Pool::commitLocked() {
     put32(v + 16, d.creationTime);
     put32(v + 20, d.snapTime);
     detailValues.insert(detailValues.end(), v, v + kDetailsValueSize);
-    (void)root;
   }
-  // Remember the new roots (second pass: topValues holds them in id order).
   uint64_t mappingRoot = writeBtree(sink, ids.data(), topValues.data(), ids.size(), 8);
   uint64_t detailsRoot = writeBtree(sink, ids.data(), detailValues.data(), ids.size(), kDetailsValueSize);
 
@@ -210,10 +296,9 @@ void Pool::commitLocked() {
   sink.emit(metaIndex, index);
   uint64_t usedMeta = uint64_t(std::count_if(used.begin(), used.end(), [](uint32_t c) { return c > 0; }));
 
-  sink.flush(metaFd_);
-  syncFd(metaFd_, "metadata");
+  img.usedMeta = usedMeta;
 
-  MetaBlock sb{};
+  MetaBlock& sb = img.superblock;
   put64(sb.data() + kSbBlocknr, 0);
   put64(sb.data() + kSbMagic, kMagic);
   put32(sb.data() + kSbVersion, kVersion);
@@ -221,7 +306,7 @@ void Pool::commitLocked() {
   put64(sb.data() + kSbTrans, transaction_);
   put64(sb.data() + kSbHeldRoot, 0);
   put64(sb.data() + kSbDataSm, nrData_);
-  put64(sb.data() + kSbDataSm + 8, usedData_);
+  put64(sb.data() + kSbDataSm + 8, usedData_ - inflight_.size());
   put64(sb.data() + kSbDataSm + 16, dataIndexRoot);
   put64(sb.data() + kSbDataSm + 24, dataRefRoot);
   put64(sb.data() + kSbMetaSm, nrMeta_);
@@ -234,33 +319,10 @@ void Pool::commitLocked() {
   put32(sb.data() + kSbMetaBlockSize, kMetaBlock / 512);
   put64(sb.data() + kSbMetaNrBlocks, nrMeta_);
   sealBlock(sb.data(), kSuperblockXor);
-  pwriteAll(metaFd_, sb.data(), kMetaBlock, 0);
-  syncFd(metaFd_, "metadata");
 
-  // The commit is durable: adopt it.
-  for (uint64_t b = 0; b < nrMeta_; b++) metaCommitted_[b] = used[b] > 0;
-  usedMeta_ = usedMeta;
-  size_t i = 0;
-  for (auto& [id, d] : devices_) {
-    if (d.mappingDirty) {
-      d.committedNodes = std::move(newNodes[id]);
-      d.committedRoot = get64(topValues.data() + i * 8);
-      d.mappingDirty = false;
-    }
-    i++;
-  }
-  // Blocks freed before this commit are now unreferenced on disk: punch them
-  // (sparse data file) and make them allocatable again.
-  std::sort(freedList_.begin(), freedList_.end());
-  for (size_t a = 0; a < freedList_.size();) {
-    size_t z = a + 1;
-    while (z < freedList_.size() && freedList_[z] == freedList_[z - 1] + 1) z++;
-    fallocate(dataFd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(freedList_[a] * blockBytes_),
-              off_t((z - a) * blockBytes_));
-    for (size_t k = a; k < z; k++) pendingFree_[freedList_[k]] = 0;
-    a = z;
-  }
-  freedList_.clear();
+  // Blocks freed before this build are unreferenced by the image; the ones
+  // freed later stay pending for the next commit.
+  img.freed.swap(freedList_);
   dirty_ = false;
 }
 
@@ -284,11 +346,13 @@ void Pool::format(const std::string& metaPath, const std::string& dataPath, uint
   if (p.nrData_ == 0) throw PoolError(EINVAL, "data file holds no whole data block");
   p.ref_.assign(p.nrData_, 0);
   p.pendingFree_.assign(p.nrData_, 0);
+  p.hostAllocated_.assign(p.nrData_, 0);
   p.metaCommitted_.assign(p.nrMeta_, 0);
   MetaBlock zero{};
   pwriteAll(p.metaFd_, zero.data(), kMetaBlock, 0);  // no valid superblock until the commit ends
-  std::lock_guard l(p.mu_);
-  p.commitLocked();
+  CommitImage img;
+  p.buildCommit(img);
+  p.writeCommit(img);
 }
 
 }  // namespace tp

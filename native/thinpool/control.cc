@@ -162,7 +162,7 @@ void controlServe(Daemon& d, int listenFd) {
     if (close) {
       d.closing = true;
       fuse_session_exit(d.session);
-      fuse_session_unmount(d.session);
+      unmountOnce(d);
       ::close(listenFd);
       return;
     }

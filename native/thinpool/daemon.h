@@ -22,12 +22,15 @@ struct Daemon {
   std::map<uint64_t, uint64_t> active;  // device id -> size in bytes
   std::map<uint64_t, int> opens;        // device id -> open file handles
   std::atomic<bool> closing{false};
+  std::atomic<bool> unmounted{false};  // see unmountOnce
 };
 
 /** Creates the FUSE session and mounts it; throws on failure. */
 void fuseMount(Daemon& d);
-/** Serves FUSE requests on worker threads until the session ends. */
+/** Serves FUSE requests on worker threads until the session ends (unmounted, or a signal). */
 int fuseServe(Daemon& d);
+/** Unmounts the FUSE mount unless already done (close request, signal, shutdown). */
+void unmountOnce(Daemon& d);
 /** Binds and listens on the control socket; returns the listening fd. */
 int controlListen(const std::string& path);
 /** Answers control connections until `close` is requested. */

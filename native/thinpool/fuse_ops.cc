@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "daemon.h"
+#include "io.h"
 
 namespace tp {
 
@@ -55,6 +56,10 @@ void opInit(void*, struct fuse_conn_info* conn) {
   conn->max_write = kMaxRequest;
   conn->max_read = kMaxRequest;
   conn->max_readahead = 0;
+  // The loop device keeps up to 128 requests queued; FUSE's default of 12
+  // background (async direct I/O) requests in flight was the limit here.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
@@ -132,11 +137,11 @@ void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   if (!deviceSize(d, ino, devSize)) return (void)fuse_reply_err(req, ENOENT);
   if (uint64_t(off) >= devSize) return (void)fuse_reply_buf(req, nullptr, 0);
   size = size_t(std::min<uint64_t>(size, devSize - uint64_t(off)));
-  thread_local std::vector<uint8_t> buf;
-  buf.resize(size);
+  thread_local AlignedBuffer buf;  // aligned: the pool reads into it with O_DIRECT
   try {
-    d.pool->read(ino - 2, uint64_t(off), buf.data(), size);
-    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), size);
+    uint8_t* mem = buf.get(size);
+    d.pool->read(ino - 2, uint64_t(off), mem, size);
+    fuse_reply_buf(req, reinterpret_cast<const char*>(mem), size);
   } catch (const std::exception& e) {
     fuse_reply_err(req, errnoOf(e));
   }
@@ -209,13 +214,6 @@ void fuseMount(Daemon& d) {
   if (!d.session) throw PoolError(EIO, "cannot create the FUSE session");
   if (fuse_session_mount(d.session, d.mountPoint.c_str()) != 0)
     throw PoolError(EIO, "cannot mount FUSE at \"" + d.mountPoint + "\"");
-}
-
-int fuseServe(Daemon& d) {
-  fuse_loop_config cfg{};
-  cfg.clone_fd = 0;
-  cfg.max_idle_threads = 16;
-  return fuse_session_loop_mt(d.session, &cfg);
 }
 
 }  // namespace tp

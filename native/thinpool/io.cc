@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "pool.h"
@@ -29,6 +30,20 @@ void pwriteAll(int fd, const uint8_t* buf, size_t len, uint64_t off) {
     if (n < 0) throw PoolError(errno, std::string("write failed: ") + strerror(errno));
     buf += n, len -= size_t(n), off += uint64_t(n);
   }
+}
+
+AlignedBuffer::~AlignedBuffer() { free(mem_); }
+
+uint8_t* AlignedBuffer::get(size_t size) {
+  if (size_ < size) {
+    free(mem_);
+    mem_ = nullptr;
+    size_ = 0;
+    if (posix_memalign(reinterpret_cast<void**>(&mem_), kDirectAlign, size) != 0)
+      throw PoolError(ENOMEM, "out of memory");
+    size_ = size;
+  }
+  return mem_;
 }
 
 }  // namespace tp

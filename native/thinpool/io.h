@@ -1,4 +1,5 @@
-// Whole-buffer pread/pwrite that retry on short transfers and EINTR.
+// Whole-buffer pread/pwrite that retry on short transfers and EINTR, and
+// buffers aligned for O_DIRECT.
 #pragma once
 #include <sys/types.h>
 
@@ -6,8 +7,33 @@
 #include <cstdint>
 
 namespace tp {
+
+/** Alignment of offsets, lengths and memory for O_DIRECT transfers on the data file. */
+constexpr size_t kDirectAlign = 4096;
+
 /** Reads exactly `len` bytes at `off`; bytes past end of file read as zeros. Throws PoolError(EIO...). */
 void preadAll(int fd, uint8_t* buf, size_t len, uint64_t off);
 /** Writes exactly `len` bytes at `off`. Throws PoolError with the errno. */
 void pwriteAll(int fd, const uint8_t* buf, size_t len, uint64_t off);
+
+/** True when an O_DIRECT transfer of `len` bytes at file offset `off` into/from `mem` is allowed. */
+inline bool directAligned(uint64_t off, size_t len, const void* mem) {
+  return off % kDirectAlign == 0 && len % kDirectAlign == 0 && reinterpret_cast<uintptr_t>(mem) % kDirectAlign == 0;
+}
+
+/** A growable buffer aligned for O_DIRECT (one per thread where used; not copyable). */
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  ~AlignedBuffer();
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  /** At least `size` bytes; contents are not kept when it grows. */
+  uint8_t* get(size_t size);
+
+ private:
+  uint8_t* mem_ = nullptr;
+  size_t size_ = 0;
+};
+
 }  // namespace tp

@@ -77,7 +77,7 @@ int serve(std::map<std::string, std::string>& f) {
   timer.join();
   pool.commit();
   fuse_remove_signal_handlers(d.session);
-  if (!d.closing) fuse_session_unmount(d.session);  // `close` unmounted already
+  unmountOnce(d);  // `close` or a signal may have unmounted already
   fuse_session_destroy(d.session);
   unlink(d.socketPath.c_str());
   fprintf(stderr, "strata-poold: pool closed (%s)\n", d.closing ? "close request" : "FUSE session ended");

@@ -1,4 +1,5 @@
-// Opening a pool, the messages and the data path. commit.cc writes metadata.
+// Opening a pool, the messages and the status. datapath.cc serves reads and
+// writes; commit.cc writes metadata.
 #include "pool.h"
 
 #include <fcntl.h>
@@ -25,19 +26,6 @@ uint64_t fileSize(int fd) {
   struct stat st;
   if (fstat(fd, &st) != 0) throw PoolError(errno, std::string("fstat failed: ") + strerror(errno));
   return uint64_t(st.st_size);
-}
-thread_local std::vector<uint8_t> tlsBlock;
-
-// A block-sized buffer aligned for O_DIRECT, one per thread.
-uint8_t* alignedBlock(size_t size) {
-  thread_local uint8_t* buf = nullptr;
-  thread_local size_t bufSize = 0;
-  if (bufSize < size) {
-    free(buf);
-    if (posix_memalign(reinterpret_cast<void**>(&buf), 4096, size) != 0) throw PoolError(ENOMEM, "out of memory");
-    bufSize = size;
-  }
-  return buf;
 }
 }  // namespace
 
@@ -88,6 +76,7 @@ void Pool::load() {
   nrData_ = get64(dsm);
   ref_.assign(nrData_, 0);
   pendingFree_.assign(nrData_, 0);
+  hostAllocated_.assign(nrData_, 0);
   metaCommitted_.assign(nrMeta_, 0);
   metaCommitted_[0] = 1;
   MetaReader rd(metaFd_, nrMeta_);
@@ -118,13 +107,17 @@ void Pool::load() {
     d.mappingDirty = false;
     // A snapshot whose whole subtree is another device's keeps sharing it.
     auto owner = rootOwner.find(root);
-    if (owner != rootOwner.end()) d.committedNodes = devices_[owner->second].committedNodes;
-    else rootOwner[root] = id;
-    bool sharedRoot = owner != rootOwner.end();
+    if (owner != rootOwner.end()) {  // same tree: share the loaded mapping's chunks too
+      ThinDevice& o = devices_[owner->second];
+      d.committedNodes = o.committedNodes;
+      d.map = o.map;
+      d.map.forEach([&](uint64_t, const Mapping& m) { ref_[m.block]++; });
+      continue;
+    }
+    rootOwner[root] = id;
     walkBtree(
         rd, root, 8,
         [&](uint64_t b) {
-          if (sharedRoot) return true;
           mark(b);
           d.committedNodes.push_back(b);
           return true;
@@ -132,7 +125,7 @@ void Pool::load() {
         [&](uint64_t vb, const uint8_t* v) {
           uint64_t raw = get64(v), block = raw >> 24;
           if (block >= nrData_) throw FormatError("mapping to data block " + std::to_string(block) + " out of range");
-          d.map[vb] = Mapping{block, uint32_t(raw & kTimeMask)};
+          d.map.set(vb, Mapping{block, uint32_t(raw & kTimeMask)});
           ref_[block]++;
         });
   }
@@ -203,7 +196,7 @@ void Pool::createThin(uint64_t id) {
     ThinDevice& d = devices_[id];
     d.transaction = transaction_;
     d.creationTime = d.snapTime = time_;
-    dirty_ = true;
+    mappingChanged(d);
   }
   commit();
 }
@@ -217,8 +210,8 @@ void Pool::createSnap(uint64_t id, uint64_t origin) {
     ThinDevice& o = device(origin);
     time_ = (time_ + 1) & kTimeMask;
     ThinDevice s;
-    s.map = o.map;
-    for (auto& [vb, m] : s.map) ref_[m.block]++;
+    s.map = o.map;  // shares o's chunks until either side changes one
+    s.map.forEach([&](uint64_t, const Mapping& m) { ref_[m.block]++; });
     if (!o.mappingDirty) {
       // Same mapping as the origin's committed subtree: share it, as the
       // kernel does (the root's metadata reference count becomes 2).
@@ -226,6 +219,7 @@ void Pool::createSnap(uint64_t id, uint64_t origin) {
       s.committedNodes = o.committedNodes;
       s.mappingDirty = false;
     }
+    s.changeGen = ++changeCounter_;
     s.transaction = transaction_;
     s.creationTime = s.snapTime = time_;
     o.snapTime = time_;
@@ -240,7 +234,7 @@ void Pool::deleteDevice(uint64_t id) {
     std::unique_lock g(gate_);
     std::lock_guard l(mu_);
     ThinDevice& d = device(id);
-    for (auto& [vb, m] : d.map) decRef(m.block);
+    d.map.forEach([&](uint64_t, const Mapping& m) { decRef(m.block); });
     devices_.erase(id);
     dirty_ = true;
   }
@@ -268,171 +262,11 @@ void Pool::grow(uint64_t nrBlocks) {
     nrData_ = nrBlocks;
     ref_.resize(nrData_, 0);
     pendingFree_.resize(nrData_, 0);
+    hostAllocated_.resize(nrData_, 0);
     outOfDataSpace_ = false;
     dirty_ = true;
   }
   commit();
-}
-
-// One lookup for the whole request, then one pread per run of data blocks
-// that are contiguous in the data file (a sequentially written device reads
-// back in requests as large as the caller's). The stripes of every block are
-// held, taken in index order: writers hold one stripe at a time, so no cycle.
-void Pool::read(uint64_t id, uint64_t off, uint8_t* buf, size_t len) {
-  if (len == 0) return;
-  std::shared_lock g(gate_);
-  uint64_t first = off / blockBytes_, last = (off + len - 1) / blockBytes_;
-  std::vector<size_t> stripeIdx;
-  for (uint64_t vb = first; vb <= last; vb++)
-    stripeIdx.push_back(size_t(&stripe(id, vb) - stripes_.data()));
-  std::sort(stripeIdx.begin(), stripeIdx.end());
-  stripeIdx.erase(std::unique(stripeIdx.begin(), stripeIdx.end()), stripeIdx.end());
-  std::vector<std::unique_lock<std::mutex>> held;
-  for (size_t i : stripeIdx) held.emplace_back(stripes_[i]);
-  std::vector<int64_t> phys(last - first + 1, -1);
-  {
-    std::lock_guard l(mu_);
-    ThinDevice& d = device(id);
-    for (auto it = d.map.lower_bound(first); it != d.map.end() && it->first <= last; ++it)
-      phys[it->first - first] = int64_t(it->second.block);
-  }
-  uint64_t runStart = 0;  // data file offset of the pending run
-  size_t runLen = 0;
-  uint8_t* runBuf = nullptr;
-  auto flush = [&] {
-    if (runLen) preadAll(dataFd_, runBuf, runLen, runStart);
-    runLen = 0;
-  };
-  while (len) {
-    uint64_t vb = off / blockBytes_, bo = off % blockBytes_;
-    size_t n = std::min<size_t>(len, blockBytes_ - bo);
-    int64_t pb = phys[vb - first];
-    if (pb < 0) {
-      flush();
-      memset(buf, 0, n);
-    } else {
-      uint64_t at = uint64_t(pb) * blockBytes_ + bo;
-      if (runLen && runStart + runLen != at) flush();
-      if (!runLen) runStart = at, runBuf = buf;
-      runLen += n;
-    }
-    buf += n, off += n, len -= n;
-  }
-  flush();
-}
-
-void Pool::write(uint64_t id, uint64_t off, const uint8_t* buf, size_t len) {
-  std::shared_lock g(gate_);
-  writeBlocks(id, off, buf, len);
-}
-
-// Per block: write in place when the block is mapped and not shared;
-// otherwise allocate a new block (copying the old one for a partial write to
-// a shared block) and map it once its data is written.
-void Pool::writeBlocks(uint64_t id, uint64_t off, const uint8_t* buf, size_t len) {
-  while (len) {
-    uint64_t vb = off / blockBytes_, bo = off % blockBytes_;
-    size_t n = std::min<size_t>(len, blockBytes_ - bo);
-    std::lock_guard s(stripe(id, vb));
-    uint64_t target = 0, old = 0;
-    bool inPlace = false, copy = false;
-    for (int attempt = 0;; attempt++) {
-      std::unique_lock l(mu_);
-      ThinDevice& d = device(id);
-      auto it = d.map.find(vb);
-      if (it != d.map.end() && ref_[it->second.block] == 1) {
-        target = it->second.block;
-        inPlace = true;
-        break;
-      }
-      try {
-        target = allocateData();
-        copy = it != d.map.end();
-        if (copy) old = it->second.block;
-        break;
-      } catch (const PoolError& e) {
-        // Blocks freed since the last commit come back after a commit.
-        if (attempt > 0 || freedList_.empty()) {
-          outOfDataSpace_ = true;
-          throw;
-        }
-      }
-      l.unlock();
-      commit();
-    }
-    try {
-      if (n == blockBytes_ && dataDirectFd_ >= 0) {
-        uint8_t* a = alignedBlock(n);
-        memcpy(a, buf, n);
-        pwriteAll(dataDirectFd_, a, n, target * blockBytes_);
-      } else if (inPlace || n == blockBytes_) {
-        pwriteAll(dataFd_, buf, n, target * blockBytes_ + (inPlace ? bo : 0));
-      } else {
-        tlsBlock.resize(blockBytes_);
-        if (copy)
-          preadAll(dataFd_, tlsBlock.data(), blockBytes_, old * blockBytes_);
-        else
-          memset(tlsBlock.data(), 0, blockBytes_);
-        memcpy(tlsBlock.data() + bo, buf, n);
-        pwriteAll(dataFd_, tlsBlock.data(), blockBytes_, target * blockBytes_);
-      }
-    } catch (...) {
-      if (!inPlace) {
-        std::lock_guard l(mu_);
-        ref_[target] = 0;
-        usedData_--;
-      }
-      throw;
-    }
-    dataGen_++;
-    if (!inPlace) {
-      std::lock_guard l(mu_);
-      ThinDevice& d = device(id);
-      if (copy) cowGen_++;
-      auto it = d.map.find(vb);
-      if (it != d.map.end()) decRef(it->second.block);
-      d.map[vb] = Mapping{target, time_ & kTimeMask};
-      d.mappingDirty = true;
-      dirty_ = true;
-    }
-    buf += n, off += n, len -= n;
-  }
-}
-
-void Pool::unmapBlock(uint64_t id, uint64_t vb) {
-  std::lock_guard s(stripe(id, vb));
-  std::lock_guard l(mu_);
-  ThinDevice& d = device(id);
-  auto it = d.map.find(vb);
-  if (it == d.map.end()) return;
-  decRef(it->second.block);
-  d.map.erase(it);
-  d.mappingDirty = true;
-  dirty_ = true;
-}
-
-void Pool::zeroRange(uint64_t id, uint64_t off, size_t len) {
-  {
-    std::lock_guard l(mu_);
-    ThinDevice& d = device(id);
-    if (!d.map.count(off / blockBytes_)) return;  // unmapped reads as zeros already
-  }
-  std::vector<uint8_t> zeros(len, 0);
-  writeBlocks(id, off, zeros.data(), len);
-}
-
-void Pool::discard(uint64_t id, uint64_t off, uint64_t len) {
-  std::shared_lock g(gate_);
-  uint64_t end = off + len;
-  while (off < end) {
-    uint64_t vb = off / blockBytes_, bo = off % blockBytes_;
-    uint64_t n = std::min<uint64_t>(end - off, blockBytes_ - bo);
-    if (n == blockBytes_)
-      unmapBlock(id, vb);
-    else
-      zeroRange(id, off, size_t(n));
-    off += n;
-  }
 }
 
 PoolStatus Pool::status() {
@@ -462,7 +296,7 @@ std::string Pool::infoJson() {
     if (!first) o << ',';
     first = false;
     uint64_t exclusive = 0;
-    for (auto& [vb, m] : d.map) exclusive += ref_[m.block] == 1;
+    d.map.forEach([&](uint64_t, const Mapping& m) { exclusive += ref_[m.block] == 1; });
     o << "{\"id\":" << id << ",\"mappedBlocks\":" << d.map.size() << ",\"exclusiveBlocks\":" << exclusive
       << ",\"transaction\":" << d.transaction << ",\"creationTime\":" << d.creationTime
       << ",\"snapTime\":" << d.snapTime << "}";

@@ -9,8 +9,10 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
+#include "blockmap.h"
 #include "btree.h"
 
 namespace tp {
@@ -21,22 +23,19 @@ struct PoolError : std::runtime_error {
   PoolError(int e, const std::string& msg) : std::runtime_error(msg), err(e) {}
 };
 
-/** One virtual block's mapping. */
-struct Mapping {
-  uint64_t block;  // data block
-  uint32_t time;   // pool time when the mapping was made (24 bits)
-};
-
 /** A thin device: its details row and its mapping. */
 struct ThinDevice {
   uint64_t transaction = 0;
   uint32_t creationTime = 0, snapTime = 0;
-  std::map<uint64_t, Mapping> map;
+  BlockMap map;
   // Committed subtree blocks while the mapping is unchanged since the last
   // commit (reused as-is); cleared when the mapping changes.
   bool mappingDirty = true;
   std::vector<uint64_t> committedNodes;
   uint64_t committedRoot = 0;
+  // Pool-wide change counter as of the last change to this device's mapping
+  // (or its creation): a commit built before that change cannot clean it.
+  uint64_t changeGen = 0;
 };
 
 /** Figures for the status line and the control socket's `info`. */
@@ -84,9 +83,31 @@ class Pool {
 
  private:
   Pool() = default;  // for format()
+  /** Where one virtual block's bytes of a write go. */
+  struct WriteStep {
+    uint64_t target = 0;  // data block written
+    uint64_t old = 0;     // block whose other bytes are kept (copy)
+    bool inPlace = false, copy = false;
+  };
+  struct CommitImage;  // a commit built under mu_ and written without it (commit.cc)
+
   void load();
+  std::vector<std::unique_lock<std::mutex>> lockStripes(uint64_t id, uint64_t first, uint64_t last);
+  void readData(uint8_t* buf, size_t len, uint64_t at);
   void writeBlocks(uint64_t id, uint64_t off, const uint8_t* buf, size_t len);
-  void commitLocked();           // with mu_ held
+  std::vector<WriteStep> planWrite(uint64_t id, uint64_t first, uint64_t last, uint64_t off, size_t len,
+                                   std::vector<std::pair<uint64_t, uint64_t>>& prealloc);
+  void preallocate(const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
+  void writeData(const std::vector<WriteStep>& plan, uint64_t off, const uint8_t* buf, size_t len);
+  void mappingChanged(ThinDevice& d) {  // with mu_ held
+    d.mappingDirty = true;
+    d.changeGen = ++changeCounter_;
+    dirty_ = true;
+  }
+  void buildCommit(CommitImage& img);    // with mu_ held
+  void writeCommit(CommitImage& img);    // without mu_: data sync, metadata blocks, superblock
+  void adoptCommit(CommitImage& img);    // with mu_ held, once the commit is durable
+  void punchFreed(std::vector<uint64_t>& freed);  // holes where freed blocks were (sparse data file)
   uint64_t allocateData();        // with mu_ held; throws ENOSPC
   void decRef(uint64_t b);        // with mu_ held
   ThinDevice& device(uint64_t id);  // with mu_ held; throws ENODEV
@@ -103,7 +124,12 @@ class Pool {
   std::map<uint64_t, ThinDevice> devices_;
   std::vector<uint32_t> ref_;          // data block reference counts
   std::vector<uint8_t> pendingFree_;   // freed since the last commit: not reusable yet
+  // Data blocks known to be allocated in the data file's filesystem (a hint:
+  // see Pool::preallocate); cleared when a block is punched.
+  std::vector<uint8_t> hostAllocated_;
+  std::atomic<bool> canPreallocate_{true};  // false once fallocate says EOPNOTSUPP
   std::vector<uint64_t> freedList_;    // same blocks, to punch after the commit
+  std::unordered_set<uint64_t> inflight_;  // allocated for writes not yet mapped
   uint64_t usedData_ = 0, dataCursor_ = 0;
   std::vector<uint8_t> metaCommitted_;  // blocks of the committed metadata
   uint64_t usedMeta_ = 0;
@@ -111,10 +137,10 @@ class Pool {
   std::atomic<bool> dirty_{false};
   std::atomic<uint64_t> dataGen_{0};  // bumped after every data write
   uint64_t syncedGen_ = 0;            // dataGen_ as of the last data sync
-  std::atomic<uint64_t> cowGen_{0};   // bumped when a copied block is mapped
+  uint64_t changeCounter_ = 0;        // see ThinDevice::changeGen
 
-  std::mutex mu_;             // all in-memory state
-  std::mutex commitMu_;       // one commit at a time
+  std::mutex mu_;             // all in-memory state; never held across I/O on the data path
+  std::mutex commitMu_;       // one commit at a time (held across its I/O)
   std::shared_mutex gate_;    // data I/O shared; snapshot/delete exclusive (quiesce)
   std::array<std::mutex, 1024> stripes_;  // one writer per virtual block
 };

@@ -65,6 +65,8 @@ test("after SIGKILL the next command detaches stale loops, cleans the mount and 
   const { pool, dir } = await makePool(t);
   await pool.createThin(1);
   const dev = await pool.activate(1, 16 << 20);
+  const maxKib = await readFile(`/sys/block/${dev.replace("/dev/", "")}/queue/max_sectors_kb`, "utf8");
+  t.is(maxKib.trim(), "1024", "loop requests are capped at the daemon's FUSE request size");
   await pool.createThin(2);
   const oldPid = pool.pid;
   process.kill(oldPid, "SIGKILL");
