@@ -1,6 +1,7 @@
 #include "dir_at.h"
 
 #include <fcntl.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -31,6 +32,19 @@ ssize_t GetXattrAt(int dirfd, const std::string& name, const char* attr, char* b
   }
   std::string p = "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
   return lgetxattr(p.c_str(), attr, buf, size);
+}
+
+void PackStat(const struct stat& st, double* f) {
+  f[0] = st.st_mode;
+  f[1] = st.st_uid;
+  f[2] = st.st_gid;
+  f[3] = major(st.st_rdev);
+  f[4] = minor(st.st_rdev);
+  f[5] = static_cast<double>(st.st_size);
+  f[6] = static_cast<double>(st.st_mtim.tv_sec);
+  f[7] = static_cast<double>(st.st_mtim.tv_nsec);
+  f[8] = static_cast<double>(st.st_ino);
+  f[9] = static_cast<double>(st.st_nlink);
 }
 
 bool ForEachName(int dirfd, const std::string& path, const std::function<void(const struct dirent&)>& fn, SysError& e) {

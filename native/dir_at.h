@@ -1,8 +1,10 @@
 // Reading through a directory fd, shared by the changes scanner and the
-// export scanner: its names, and an xattr of a name without following symlinks.
+// export scanner: its names, an xattr of a name without following symlinks,
+// and lstat results packed as numbers for JavaScript.
 #pragma once
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -18,6 +20,11 @@ ssize_t GetXattrAt(int dirfd, const std::string& name, const char* attr, char* b
 
 // Calls `fn` for each entry of directory fd `dirfd` except "." and ".."
 // (`path` names it in errors). The fd itself stays open and unmoved.
+// Packed lstat fields (SCAN in src/native.ts): mode uid gid rdevMajor rdevMinor
+// size mtimeSec mtimeNsec ino nlink.
+constexpr int kStatFields = 10;
+void PackStat(const struct stat& st, double* f);
+
 bool ForEachName(int dirfd, const std::string& path, const std::function<void(const struct dirent&)>& fn, SysError& e);
 
 }  // namespace strata

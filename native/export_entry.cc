@@ -5,7 +5,6 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,18 +62,10 @@ void DescribeEntry(int dirfd, const std::string& base, ExportEntry& ent, double*
                    std::vector<char>& data, size_t& budget) {
   struct stat st;
   f[0] = NAN;  // vanished unless the lstat below succeeds
-  f[10] = -1;
+  f[11] = -1;
   if (fstatat(dirfd, base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
-  f[0] = st.st_mode;
-  f[1] = st.st_uid;
-  f[2] = st.st_gid;
-  f[3] = major(st.st_rdev);
-  f[4] = minor(st.st_rdev);
-  f[5] = static_cast<double>(st.st_size);
-  f[6] = static_cast<double>(st.st_mtim.tv_sec);
-  f[7] = static_cast<double>(st.st_dev);
-  f[8] = static_cast<double>(st.st_ino);
-  f[9] = static_cast<double>(st.st_nlink);
+  PackStat(st, f);
+  f[10] = static_cast<double>(st.st_dev);
   if (S_ISLNK(st.st_mode)) {
     char buf[PATH_MAX];
     ssize_t n = readlinkat(dirfd, base.c_str(), buf, sizeof(buf));
@@ -95,7 +86,7 @@ void DescribeEntry(int dirfd, const std::string& base, ExportEntry& ent, double*
   if (S_ISREG(st.st_mode) && size > 0 && size <= o.inlineMax && size <= budget) {
     size_t offset = data.size();
     if (ReadSmall(dirfd, base, size, data)) {
-      f[10] = static_cast<double>(offset);
+      f[11] = static_cast<double>(offset);
       budget -= size;
     }
   }

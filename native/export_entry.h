@@ -11,11 +11,12 @@
 #include <vector>
 
 #include "common.h"
+#include "dir_at.h"
 
 namespace strata {
 
 // Fields per entry in the packed stat array (see EXPORT in src/native.ts).
-constexpr int kExportFields = 11;  // mode uid gid rdevMaj rdevMin size mtimeSec dev ino nlink dataOffset
+constexpr int kExportFields = kStatFields + 2;  // PackStat's fields, then dev and dataOffset
 
 struct ExportEntry {
   std::string name;  // as returned to JavaScript (a base name, or a path for the walker)

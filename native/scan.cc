@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -29,7 +28,7 @@ struct NameIno {
 };
 
 // Fields per entry in the packed stat arrays.
-constexpr int kFields = 10;  // mode uid gid rdevMaj rdevMin size mtimeSec mtimeNsec ino nlink
+constexpr int kFields = kStatFields;
 
 bool ReadNames(int dirfd, const std::string& path, std::vector<NameIno>& out, SysError& e) {
   if (!ForEachName(dirfd, path, [&](const struct dirent& d) { out.push_back({d.d_name, d.d_ino}); }, e)) return false;
@@ -47,16 +46,7 @@ void StatInto(int dirfd, const std::string& name, Side& side, size_t i) {
   struct stat st;
   double* f = &side.stats[i * kFields];
   if (fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;  // vanished: absent
-  f[0] = st.st_mode;
-  f[1] = st.st_uid;
-  f[2] = st.st_gid;
-  f[3] = major(st.st_rdev);
-  f[4] = minor(st.st_rdev);
-  f[5] = static_cast<double>(st.st_size);
-  f[6] = static_cast<double>(st.st_mtim.tv_sec);
-  f[7] = static_cast<double>(st.st_mtim.tv_nsec);
-  f[8] = static_cast<double>(st.st_ino);
-  f[9] = static_cast<double>(st.st_nlink);
+  PackStat(st, f);
   if (S_ISLNK(st.st_mode)) return;  // capabilities live on files only
   char buf[256];
   ssize_t n = GetXattrAt(dirfd, name, "security.capability", buf, sizeof(buf));

@@ -385,21 +385,13 @@ export function scanPair(newDir: string | null, oldDir: string | null) {
   return call(() => addon.scanPair(newDir, oldDir));
 }
 
-/** Field offsets inside {@link ExportScanResult} stats. */
+/** Field offsets inside {@link ExportScanResult} stats: the {@link SCAN} fields, then two more. */
 export const EXPORT = Object.freeze({
-  FIELDS: 11,
-  MODE: 0,
-  UID: 1,
-  GID: 2,
-  RDEV_MAJOR: 3,
-  RDEV_MINOR: 4,
-  SIZE: 5,
-  MTIME_SEC: 6,
-  DEV: 7,
-  INO: 8,
-  NLINK: 9,
+  ...SCAN,
+  FIELDS: 12,
+  DEV: 10,
   /** Offset of the content in `data`, or -1 when not read (too large, over budget, or not a file). */
-  DATA_OFFSET: 10,
+  DATA_OFFSET: 11,
 });
 
 /**
