@@ -6,6 +6,8 @@
 // which gives the same result with one fstatat fewer per new entry.
 #include "apply_fs.h"
 
+#include "dir_at.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -124,21 +126,10 @@ bool ApplyFs::RemoveTree(int at, const std::string& name, SysError& e) {
   if (errno != EISDIR) return Fail(e, "unlinkat", name);
   int fd = openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT || Fail(e, "openat", name);
-  DIR* d = fdopendir(fd);
-  if (!d) {
-    close(fd);
-    return Fail(e, "fdopendir", name);
-  }
   std::vector<std::string> children;
-  while (struct dirent* ent = readdir(d)) {
-    const char* n = ent->d_name;
-    if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
-    children.emplace_back(n);
-  }
-  bool ok = true;
-  for (const auto& c : children)
-    if (!(ok = RemoveTree(dirfd(d), c, e))) break;
-  closedir(d);
+  bool ok = ForEachName(fd, name, [&](const struct dirent& d) { children.emplace_back(d.d_name); }, e);
+  for (size_t i = 0; ok && i < children.size(); i++) ok = RemoveTree(fd, children[i], e);
+  close(fd);
   if (!ok) return false;
   return unlinkat(at, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT || Fail(e, "unlinkat", name);
 }
