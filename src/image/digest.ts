@@ -36,12 +36,8 @@ export function sha256(data: Buffer | string): string {
   return `sha256:${createHash("sha256").update(data).digest("hex")}`;
 }
 
-/** chainID(n) = diffID(0) for n = 0, else sha256(chainID(n-1) + " " + diffID(n)). */
-export function chainIDs(diffIDs: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const d of diffIDs) out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
-  return out;
-}
+/** The chain rule lives with the layer store; images use the same one. */
+export { chainIDs } from "../layer/ids.js";
 
 /**
  * A pass-through that hashes and counts what flows through it. With `expect`

@@ -49,7 +49,7 @@ test("chainIDs() follows the layer chain rule", (t) => {
   const a = sha256("a");
   const b = sha256("b");
   const c = sha256("c");
-  const ids = chainIDs([a, b, c]);
+  const ids: string[] = chainIDs([a, b, c]);
   t.is(ids[0], a);
   t.is(ids[1], sha256(`${a} ${b}`));
   t.is(ids[2], sha256(`${ids[1]} ${c}`));

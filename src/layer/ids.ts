@@ -33,10 +33,13 @@ export function chainID(parentChainID: string, diffID: Digest): Digest {
   return `sha256:${createHash("sha256").update(`${parentChainID} ${diffID}`).digest("hex")}`;
 }
 
-/** chainIDs of every layer of an image, bottom first. */
-export function chainIDs(diffIDs: Digest[]): Digest[] {
+/**
+ * chainIDs of every layer of an image, bottom first.
+ * @throws ERR_INVALID_DIGEST for a diffID that is not a sha256 digest
+ */
+export function chainIDs(diffIDs: readonly string[]): Digest[] {
   const out: Digest[] = [];
-  for (const d of diffIDs) out.push(chainID(out[out.length - 1] ?? "", d));
+  for (const d of diffIDs) out.push(chainID(out[out.length - 1] ?? "", assertDigest(d, "a diffID")));
   return out;
 }
 
