@@ -11,8 +11,8 @@
  *   written before pending references, or an `rmi` killed half-way).
  *   Repair: the reference goes.
  * - `image-layer-unheld`: a layer an image record uses without "image" and
- *   with no live import holding it (older stores, where a reused layer was
- *   not given "image"). Repair: "image" is added.
+ *   with no import holding it (older stores, where a reused layer was not
+ *   given "image"). Repair: "image" is added.
  *
  * Pending references of live processes are imports in progress, not
  * problems. A removed reference deletes the layer (and parents) when nothing
@@ -59,8 +59,8 @@ export async function checkImageRefs(layers: LayerStore, images: ImageStore, rep
     // Adds first: a layer an image uses must be held before any removal can delete it.
     for (const { chainID, refs: names } of listed) {
       if (!used.has(chainID) || names.includes(IMAGE_REF)) continue;
-      const live = await anyLive(names.filter((n) => n.startsWith(PENDING_PREFIX)));
-      if (live) continue; // an import in progress gives it "image" when it finishes
+      // A live import gives it "image" when it finishes; a dead one's ref is reported (and converted) below.
+      if (names.some((n) => n.startsWith(PENDING_PREFIX))) continue;
       found("image-layer-unheld", chainID, `used by an image record but not held by "${IMAGE_REF}"`);
       if (repair) await refs.add(chainID, IMAGE_REF);
     }
@@ -85,12 +85,4 @@ export async function checkImageRefs(layers: LayerStore, images: ImageStore, rep
     }
     return report;
   });
-}
-
-async function anyLive(pending: string[]): Promise<boolean> {
-  for (const name of pending) {
-    const owner = pendingOwner(name);
-    if (owner && (await isAlive(owner))) return true;
-  }
-  return false;
 }
