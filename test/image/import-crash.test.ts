@@ -1,11 +1,11 @@
 /**
- * Imports killed between registering their layers and recording their
- * image, with real `strata` processes on a real store (vfs): `strata check`
- * reports the layers they leave (held by a pending reference of a dead
- * process), `check --repair` drops them or, when the image record was
- * written, gives them "image"; an import still running in another process
- * is not reported and finishes cleanly. The pause points are the test hooks
- * of `src/image/test-hooks.ts`.
+ * Imports (load, pull, commit) killed between registering their layers and
+ * recording their image, with real `strata` processes on a real store (vfs)
+ * and a real registry: `strata check` reports the layers they leave (held by
+ * a pending reference of a dead process), `check --repair` drops them or,
+ * when the image record was written, gives them "image"; an import still
+ * running in another process is not reported and finishes cleanly. The
+ * pause points are the test hooks of `src/image/test-hooks.ts`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -18,6 +18,7 @@ import { CLI, strata } from "../helpers/cli.js";
 import { makeTar } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
 import { writeFixtureLayout } from "./fixture.js";
+import { skopeo, startRegistry } from "./peers.js";
 
 interface Problem {
   kind: string;
@@ -140,6 +141,30 @@ test("a load killed after its image record: --repair keeps the layers for the im
   t.is((await strata([...g, "rmi", "crash/b:1"])).code, 0);
   t.deepEqual(await layerIDs(g), []);
   t.regex((await strata([...g, "check"])).stdout, /store is consistent/);
+});
+
+test("a pull killed before its image record: check reports the layers, --repair removes them", async (t) => {
+  const reg = await startRegistry(t);
+  const { dir, g } = await store(t);
+  const fx = await writeFixtureLayout(join(dir, "fx"), "v1", 45);
+  await skopeo("copy", `oci:${fx.dir}:v1`, `docker://${reg.addr}/crash/pull:v1`, "--dest-tls-verify=false");
+  const p = await startPaused(t, dir, "AFTER_LAYERS", [...g, "pull", "-q", `${reg.addr}/crash/pull:v1`]);
+  await p.kill();
+  const found = await checkJson(g);
+  t.is(found.code, 1);
+  t.deepEqual(found.problems.map((x) => `${x.kind} ${x.subject}`).sort(), [
+    ...chainIDs(fx.diffIDs)
+      .map((c) => `dead-import-ref ${c}`)
+      .sort(),
+  ]);
+  t.is((await checkJson(g, true)).problems.length, 3);
+  t.deepEqual(await checkJson(g), { code: 0, problems: [] });
+  t.deepEqual(await layerIDs(g), []);
+  // The pull, run again to the end, stores the image as if nothing had happened.
+  const again = await strata([...g, "pull", "-q", `${reg.addr}/crash/pull:v1`]);
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(await layerIDs(g), [...chainIDs(fx.diffIDs)].sort());
+  t.deepEqual(await checkJson(g), { code: 0, problems: [] });
 });
 
 test("an import in progress in a live process is not reported, not pruned, and finishes cleanly", async (t) => {
