@@ -92,7 +92,8 @@ test("a reused layer is held like a registered one: by the import, then by image
   const [recB] = await loadImages(fxB.dir, a.sink, a.store, { tag: "reuse/b:1" });
   const refs = (c: string) => a.layers.db.refs(c as Digest).then((r) => r.sort());
   t.deepEqual(await refs(bottom.chainID), [IMAGE_REF, "user"], "the reused user layer got the image ref too");
-  for (const l of [...recA.layers, ...recB.layers].slice(1)) t.deepEqual(await refs(l.chainID), [IMAGE_REF]);
+  for (const l of [...recA.layers, ...recB.layers].filter((l) => l.chainID !== bottom.chainID))
+    t.deepEqual(await refs(l.chainID), [IMAGE_REF]);
   t.deepEqual((await checkImageRefs(a.layers, a.store, false)).problems, []);
 
   const res = await a.store.remove("reuse/a:1");
