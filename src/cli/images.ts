@@ -271,7 +271,8 @@ export function registerImageCommands(
           const res = await store.remove(i, o.force);
           for (const u of res.untagged) print(`Untagged: ${u}`);
           for (const d of res.deleted) print(`Deleted: ${d}`);
-          if (sink.release) for (const c of [...res.unusedChainIDs].reverse()) await sink.release(c);
+          const drop = sink.releaseImage?.bind(sink) ?? sink.release?.bind(sink);
+          if (drop) for (const c of [...res.unusedChainIDs].reverse()) await drop(c);
         }
       });
     });

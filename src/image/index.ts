@@ -5,7 +5,8 @@
  * (parallel fetch, verify, decompress, hash, apply in order), and the
  * image-record store (name/tag → config + layer chain).
  *
- * It reaches the layer store only through {@link LayerSink}.
+ * It reaches the layer store only through {@link LayerSink}, and (for
+ * `strata check`'s image side, `ref-check.ts`) the layer store's `withRefs`.
  *
  * @example
  * const store = await ImageStore.open("/var/lib/strata/image");

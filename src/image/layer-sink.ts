@@ -33,9 +33,27 @@ export interface LayerSink {
   /** The exact uncompressed tar of a stored layer (verified against its diffID). */
   tarStream(chainID: string): Promise<Readable>;
   /**
-   * Optional: undoes one `register` (a layer store with reference counts
-   * drops the layer when nothing else holds it). Imports that fail call it
-   * for the layers they registered, so a failed pull leaves nothing behind.
+   * Optional: takes this import's hold on an already-stored layer, the same
+   * hold `register` takes, so the layer cannot go away (another process's
+   * `rmi`) before the image record that reuses it is written.
+   * @returns false when the layer is not stored (then the import registers it)
+   */
+  hold?(chainID: string): Promise<boolean>;
+  /**
+   * Optional: undoes one `register` or `hold` (a layer store with reference
+   * counts drops the layer when nothing else holds it). Imports that fail
+   * call it for the layers they hold, so a failed pull leaves nothing behind.
    */
   release?(chainID: string): Promise<void>;
+  /**
+   * Optional: the image record using `chainIDs` (its whole chain) is durably
+   * written: hold them as image layers and drop this import's holds on them.
+   * Sinks without it keep the `register` hold as the image's.
+   */
+  imageRecorded?(chainIDs: string[]): Promise<void>;
+  /**
+   * Optional: no image record uses this layer any more (`rmi`): drop the
+   * image hold. Sinks without it are called with `release` instead.
+   */
+  releaseImage?(chainID: string): Promise<void>;
 }

@@ -2,8 +2,9 @@
  * `strata load`: imports every image of a docker-archive or an OCI layout
  * (a tar file or a directory) through the layer pipeline, then records the
  * images and their tags. Records are written only after every layer of
- * every image is in; on failure the layers this load registered are
- * released and no record is written.
+ * every image is in; each image's layers move to the image hold once its
+ * record is written; on failure the layers of the images not recorded are
+ * released.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import type { LayerSink } from "./layer-sink.js";
 import { isOciLayout, readOciLayout } from "./oci-layout.js";
 import { type ImportOptions, type ImportResult, importLayers } from "./pipeline.js";
 import { openSource } from "./source.js";
+import { testPause } from "./test-hooks.js";
 import type { Platform } from "./types.js";
 
 /** Options of {@link loadImages}. */
@@ -60,27 +62,43 @@ export async function loadImages(
     );
   }
   const done: Array<{ image: ArchiveImage; result: ImportResult }> = [];
+  let recorded = 0;
   try {
     for (const image of images) done.push({ image, result: await importLayers(sink, image.layers, opts) });
+    await testPause("AFTER_LAYERS");
     const out: ImageRecord[] = [];
     for (const { image, result } of done) {
       out.push(await store.put(image.config, result.layers, [...image.tags, ...(opts.tag ? [opts.tag] : [])]));
+      // From here the record uses the layers: never release them, even if the next step fails.
+      recorded++;
+      await imageRecorded(
+        sink,
+        result.layers.map((l) => l.chainID),
+      );
     }
     return out;
   } catch (err) {
     await releaseAll(
       sink,
-      done.map((d) => d.result),
+      done.slice(recorded).map((d) => d.result),
     );
     throw err;
   }
 }
 
-/** Releases, newest first, the layers that imports registered (when the sink can release). */
+/** Releases, newest first, the layers that imports hold (when the sink can release). */
 export async function releaseAll(sink: LayerSink, results: ImportResult[]): Promise<void> {
   if (!sink.release) return;
-  for (const r of [...results].reverse())
-    for (const c of [...r.registered].reverse()) await sink.release(c).catch(() => {});
+  for (const r of [...results].reverse()) for (const c of [...r.held].reverse()) await sink.release(c).catch(() => {});
+}
+
+/**
+ * Tells the sink that the image record using `chainIDs` (its whole chain) is
+ * durably written, so its layers move from the import's hold to the image hold.
+ */
+export async function imageRecorded(sink: LayerSink, chainIDs: string[]): Promise<void> {
+  await testPause("AFTER_RECORD");
+  await sink.imageRecorded?.(chainIDs);
 }
 
 /**

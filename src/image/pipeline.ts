@@ -10,8 +10,9 @@
  * their parent is in, never spooled. The sink checks the config's diffID in
  * the same pass as it stores the tar, so nothing is hashed twice and nothing
  * is stored from bad data. A layer whose chainID the sink already has is not
- * fetched. On any failure the layers this import registered are released
- * (when the sink can) and the error is thrown.
+ * fetched (it is held, when the sink can, as a registered one is). On any
+ * failure the layers this import holds are released (when the sink can) and
+ * the error is thrown.
  *
  * @module
  */
@@ -55,6 +56,12 @@ export interface ImportResult {
   layers: LayerRecord[];
   /** ChainIDs this import registered (the others were already stored). */
   registered: string[];
+  /**
+   * ChainIDs this import holds in the sink, bottom first: those it
+   * registered and the stored ones it reuses (with a sink that can `hold`).
+   * Each is released once if the image is not recorded.
+   */
+  held: string[];
 }
 
 /** Options of {@link importLayers}. */
@@ -78,7 +85,7 @@ const settled = (p: Promise<unknown>) =>
 
 /**
  * Imports the layers of one image, bottom first.
- * @returns one record per layer, in order, and the chainIDs it registered
+ * @returns one record per layer, in order, and the chainIDs it registered and holds
  * @throws ERR_DIGEST_MISMATCH when a blob or a tar is not what was promised; whatever a source throws
  */
 export async function importLayers(
@@ -95,6 +102,7 @@ export async function importLayers(
   }));
   const abort = new AbortController();
   const registeredByUs: string[] = [];
+  const heldByUs: string[] = [];
   const spool = await mkdtemp(join(opts.spoolDir ?? tmpdir(), "strata-spool-"));
   const queue = new PQueue({ concurrency: Math.max(1, opts.concurrency ?? 3) });
 
@@ -111,7 +119,9 @@ export async function importLayers(
     for (let i = 0; i < layers.length; i++) {
       const src = layers[i];
       const parent = i === 0 ? "" : chains[i - 1];
-      if (await sink.has(chains[i])) {
+      const stored = sink.hold ? await sink.hold(chains[i]) : await sink.has(chains[i]);
+      if (stored) {
+        if (sink.hold) heldByUs.push(chains[i]);
         done[i] = true;
         registered.push(Promise.resolve());
         progress({ layer: i, id: src.label, status: "exists" });
@@ -143,6 +153,7 @@ export async function importLayers(
         progress({ layer: i, id: src.label, status: "applying", current, total: src.blob?.size });
         const res = await sink.register(input, parent, src.diffID);
         registeredByUs.push(res.chainID);
+        heldByUs.push(res.chainID);
         if (res.chainID !== chains[i])
           throw new Error(`layer store returned chainID ${res.chainID}, want ${chains[i]}`);
         records[i].size = res.size;
@@ -187,12 +198,12 @@ export async function importLayers(
     await Promise.all(registered.map(settled));
     await queue.onIdle();
     if (firstError !== undefined) throw firstError;
-    return { layers: records, registered: registeredByUs };
+    return { layers: records, registered: registeredByUs, held: heldByUs };
   } catch (err) {
     abort.abort(err);
     queue.clear();
     await queue.onIdle().catch(() => {});
-    if (sink.release) for (const c of registeredByUs.reverse()) await sink.release(c).catch(() => {});
+    if (sink.release) for (const c of heldByUs.reverse()) await sink.release(c).catch(() => {});
     throw err;
   } finally {
     await rm(spool, { recursive: true, force: true });

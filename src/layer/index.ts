@@ -9,5 +9,6 @@ export { chainID, chainIDs, type Digest, EMPTY_LAYER_DIGEST, isDigest, assertDig
 export type { ContainerRecord, LayerRecord } from "./layerdb.js";
 export { Mounts } from "./mounts.js";
 export { check, prune, recover, type CheckProblem, type RecoveryReport } from "./recovery.js";
+export { type LayerRefs, type RefEditor, withRefs } from "./refs.js";
 export { LayerStore, MAX_LAYER_DEPTH, type CreateRWOptions, type LayerInfo } from "./store.js";
 export { INIT_ENTRIES, initPaths, setupInitLayer } from "./init-layer.js";

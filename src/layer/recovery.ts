@@ -6,6 +6,9 @@
  * are removed, no partial layer is ever listed), finishes interrupted
  * deletions (`-removing` directories, containers in state "removing"),
  * drops mount holds of dead processes and unmounts what nothing holds.
+ * Named references are left alone, pending import refs of dead processes
+ * too: only the image records (outside this module) can tell whether such a
+ * layer is used; `src/image/ref-check.ts` decides, under the same lock.
  *
  * `check` reports what is inconsistent; with `repair` it fixes it.
  *

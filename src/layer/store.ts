@@ -5,7 +5,8 @@
  *
  * References (Docker's rules, persisted so they hold across processes): a
  * layer is held by each child layer, by each container on it, by each named
- * ref (an image, or `strata layer apply`), and by in-process handles from
+ * ref ("image", an import in progress, `strata layer apply`; see
+ * `refs.ts` for changing them under the lock), and by in-process handles from
  * `get`/`register`. When the last goes, the layer is deleted and the walk
  * continues with its parent. A layer or container that is mounted is never
  * deleted (ERR_ACTIVE_MOUNT).

@@ -4,16 +4,22 @@
  */
 import test from "ava";
 import type { ExecutionContext } from "ava";
+import { createHash } from "node:crypto";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Readable } from "node:stream";
+import { gzipSync } from "node:zlib";
 import { createVfs } from "../../src/drivers/vfs/index.js";
 import { saveDockerArchive } from "../../src/image/docker-archive.js";
 import { ImageStore } from "../../src/image/image-store.js";
-import { layerStoreSink } from "../../src/image/layer-store-sink.js";
+import { IMAGE_REF, layerStoreSink } from "../../src/image/layer-store-sink.js";
 import { loadImages } from "../../src/image/load.js";
 import { pullImage } from "../../src/image/registry/pull.js";
-import { check, LayerStore } from "../../src/layer/index.js";
+import { checkImageRefs } from "../../src/image/ref-check.js";
+import { check, type Digest, LayerStore } from "../../src/layer/index.js";
 import { tempDir } from "../helpers/tmp.js";
-import { writeFixtureLayout } from "./fixture.js";
+import { makeTar } from "../helpers/tar.js";
+import { fixtureLayers, writeFixtureLayout } from "./fixture.js";
 import { type Action, startProxy } from "./proxy.js";
 import { skopeo, startRegistry } from "./peers.js";
 
@@ -36,13 +42,16 @@ test("load, save and rmi over the LayerStore keep check clean and remove the lay
   const [rec] = await loadImages(fx.dir, a.sink, a.store, { tag: "ls/img:1" });
   t.deepEqual((await a.layers.layers()).map((l) => l.chainID).sort(), rec.layers.map((l) => l.chainID).sort());
   t.deepEqual(await check(a.layers, false), []);
+  for (const l of rec.layers)
+    t.deepEqual(await a.layers.db.refs(l.chainID as Digest), [IMAGE_REF], "only the image ref");
+  t.deepEqual((await checkImageRefs(a.layers, a.store, false)).problems, []);
   const out = join(await tempDir(t), "saved.tar");
   await saveDockerArchive(a.store, a.sink, ["ls/img:1"], out);
   const b = await open(t);
   const [again] = await loadImages(out, b.sink, b.store);
   t.is(again.id, rec.id);
   const res = await a.store.remove("ls/img:1");
-  for (const c of [...res.unusedChainIDs].reverse()) await a.sink.release?.(c);
+  for (const c of [...res.unusedChainIDs].reverse()) await a.sink.releaseImage(c);
   t.deepEqual(await a.layers.layers(), []);
   t.deepEqual(await check(a.layers, false), []);
 });
@@ -67,4 +76,59 @@ test("a pull with a corrupt blob leaves the LayerStore empty and clean", async (
   const rec = await pullImage(`${reg.addr}/ls/img:v1`, a.sink, a.store);
   t.is(rec.id, fx.configDigest);
   t.is((await a.layers.layers()).length, 3);
+});
+
+test("a reused layer is held like a registered one: by the import, then by image, and rmi keeps it for others", async (t) => {
+  const dir = await tempDir(t);
+  const a = await open(t);
+  const tars = await fixtureLayers(23);
+  const fxA = await writeFixtureLayout(join(dir, "a"), "v1", 23, tars);
+  const other = await makeTar([{ name: "b/" }, { name: "b/only", content: "image b" }]);
+  const fxB = await writeFixtureLayout(join(dir, "b"), "v1", 23, [tars[0], tars[1], other]);
+  // The bottom layer is already there, held by a user ref only (`strata layer apply`).
+  const bottom = await a.layers.register(Readable.from([tars[0]]), "", { ref: "user" });
+  await a.layers.release(bottom.chainID);
+  const [recA] = await loadImages(fxA.dir, a.sink, a.store, { tag: "reuse/a:1" });
+  const [recB] = await loadImages(fxB.dir, a.sink, a.store, { tag: "reuse/b:1" });
+  const refs = (c: string) => a.layers.db.refs(c as Digest).then((r) => r.sort());
+  t.deepEqual(await refs(bottom.chainID), [IMAGE_REF, "user"], "the reused user layer got the image ref too");
+  for (const l of [...recA.layers, ...recB.layers].filter((l) => l.chainID !== bottom.chainID))
+    t.deepEqual(await refs(l.chainID), [IMAGE_REF]);
+  t.deepEqual((await checkImageRefs(a.layers, a.store, false)).problems, []);
+
+  const res = await a.store.remove("reuse/a:1");
+  t.deepEqual(res.unusedChainIDs, [recA.layers[2].chainID], "the shared layers stay in use by b");
+  for (const c of [...res.unusedChainIDs].reverse()) await a.sink.releaseImage(c);
+  t.deepEqual((await a.layers.layers()).map((l) => l.chainID).sort(), recB.layers.map((l) => l.chainID).sort());
+  const resB = await a.store.remove("reuse/b:1");
+  for (const c of [...resB.unusedChainIDs].reverse()) await a.sink.releaseImage(c);
+  t.deepEqual(
+    (await a.layers.layers()).map((l) => l.chainID),
+    [bottom.chainID],
+    "the user layer outlives the images",
+  );
+  t.deepEqual(await refs(bottom.chainID), ["user"]);
+  t.deepEqual(await check(a.layers, false), []);
+  t.deepEqual((await checkImageRefs(a.layers, a.store, false)).problems, []);
+});
+
+test("a failed import drops only its own holds: reused layers keep their image ref", async (t) => {
+  const dir = await tempDir(t);
+  const a = await open(t);
+  const tars = await fixtureLayers(24);
+  const fxA = await writeFixtureLayout(join(dir, "a"), "v1", 24, tars);
+  const [recA] = await loadImages(fxA.dir, a.sink, a.store, { tag: "fail/a:1" });
+  const bad = await makeTar([{ name: "bad/" }, { name: "bad/f", content: "x" }]);
+  const fxB = await writeFixtureLayout(join(dir, "b"), "v1", 24, [tars[0], tars[1], bad]);
+  // Corrupt the top blob of b: the import fails after holding the two shared layers.
+  const blobs = join(fxB.dir, "blobs", "sha256");
+  const manifestFiles = await readdir(blobs);
+  const gz = gzipSync(bad);
+  const victim = manifestFiles.find((n) => n === createHash("sha256").update(gz).digest("hex"));
+  t.truthy(victim);
+  await writeFile(join(blobs, victim!), Buffer.concat([gz.subarray(0, gz.length - 8), Buffer.alloc(8)]));
+  await t.throwsAsync(loadImages(fxB.dir, a.sink, a.store, { tag: "fail/b:1" }));
+  t.deepEqual((await a.layers.layers()).map((l) => l.chainID).sort(), recA.layers.map((l) => l.chainID).sort());
+  for (const l of recA.layers) t.deepEqual(await a.layers.db.refs(l.chainID as Digest), [IMAGE_REF]);
+  t.deepEqual((await checkImageRefs(a.layers, a.store, false)).problems, []);
 });

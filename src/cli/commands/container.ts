@@ -108,10 +108,13 @@ export function containerCommands(program: Command): void {
           }
           try {
             await pipeline(await store.diffTar(name), createWriteStream(file));
-            // Image layers are held by the "image" ref, as the image commands hold them.
-            const info = await store.register(createReadStream(file), rec.parent, { ref: image ? "image" : "user" });
+            if (image) {
+              // Held as the image commands hold layers: pending, then "image" once recorded.
+              console.log(await commitImage(store, g.root, rec.parent, file, image));
+              return;
+            }
+            const info = await store.register(createReadStream(file), rec.parent, { ref: "user" });
             await store.release(info.chainID);
-            if (image) await commitImage(store, g.root, rec.parent, info, image);
             console.log(info.chainID);
           } finally {
             if (tmp) await rm(tmp, { recursive: true, force: true });

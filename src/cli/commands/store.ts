@@ -1,11 +1,28 @@
 /**
  * `strata info|check|prune`.
  *
+ * `check` and `prune` look at both stores: the layer store's own consistency
+ * (`src/layer/recovery.ts`) and its image references against the image
+ * records (`src/image/ref-check.ts`), which only this level knows together.
+ *
  * @module
  */
 import type { Command } from "commander";
-import { check, prune } from "../../layer/index.js";
+import { ImageStore } from "../../image/image-store.js";
+import { checkImageRefs, type ImageRefReport } from "../../image/ref-check.js";
+import { check, type LayerStore, prune } from "../../layer/index.js";
 import { withStore } from "../context.js";
+import { imageDir } from "../images.js";
+
+/** Runs the image-reference check of the image records stored beside `store`'s driver. */
+async function imageRefs(store: LayerStore, root: string, repair: boolean): Promise<ImageRefReport> {
+  const images = await ImageStore.open(imageDir(root, store.driver.name));
+  try {
+    return await checkImageRefs(store, images, repair);
+  } finally {
+    await images.close();
+  }
+}
 
 export function storeCommands(program: Command): void {
   program
@@ -30,26 +47,29 @@ export function storeCommands(program: Command): void {
 
   program
     .command("check")
-    .description("verify the store (refcounts, orphans, driver layers, mounts)")
+    .description("verify the store (refcounts, orphans, driver layers, mounts, image references)")
     .option("--repair", "fix what is found")
     .action(async (o: { repair?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store, g) => {
-        const problems = await check(store, o.repair ?? false);
+        const repair = o.repair ?? false;
+        const problems = [...(await check(store, repair)), ...(await imageRefs(store, g.root, repair)).problems];
         if (g.json) console.log(JSON.stringify(problems, null, 2));
         else
           for (const p of problems)
-            console.log(`${o.repair ? "repaired" : "problem"}: ${p.kind} ${p.subject}: ${p.detail}`);
+            console.log(`${repair ? "repaired" : "problem"}: ${p.kind} ${p.subject}: ${p.detail}`);
         if (!g.json && problems.length === 0) console.log("store is consistent");
-        if (problems.length > 0 && !o.repair) process.exitCode = 1;
+        if (problems.length > 0 && !repair) process.exitCode = 1;
       });
     });
 
   program
     .command("prune")
-    .description("remove layers nothing references")
+    .description("remove layers nothing references (and image references of dead imports or of no image)")
     .action(async (_o: unknown, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        for (const id of await prune(store)) console.log(`deleted ${id}`);
+      await withStore(cmd, async (store, g) => {
+        // Layers leaked by killed imports are held by references: drop those first, as check --repair does.
+        const { deleted } = await imageRefs(store, g.root, true);
+        for (const id of [...deleted, ...(await prune(store))]) console.log(`deleted ${id}`);
       });
     });
 }

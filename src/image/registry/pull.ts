@@ -11,12 +11,13 @@ import { assertDigest } from "../digest.js";
 import type { ImageRecord, ImageStore } from "../image-store.js";
 import { parseConfig } from "../image-store.js";
 import type { LayerSink } from "../layer-sink.js";
-import { releaseAll } from "../load.js";
+import { imageRecorded, releaseAll } from "../load.js";
 import { assertLayerType } from "../oci-layout.js";
 import { type ImportOptions, type ImportResult, importLayers, type LayerSource } from "../pipeline.js";
 import { hostPlatform, selectPlatform } from "../platform.js";
 import { familiarName, parseReference, repoName } from "../reference.js";
 import { type Descriptor, type ImageIndex, type ImageManifest, MT, type Platform } from "../types.js";
+import { testPause } from "../test-hooks.js";
 import { type ClientOptions, type FetchedManifest, RegistryClient } from "./client.js";
 
 /** Media types a pull accepts for a manifest. */
@@ -104,12 +105,20 @@ export async function pullImage(
     };
   });
   let result: ImportResult | undefined;
+  let rec: ImageRecord | undefined;
   try {
     result = await importLayers(sink, layers, opts);
+    await testPause("AFTER_LAYERS");
     const tags = r.tag ? [`${repoName(r)}:${r.tag}`] : [];
-    return await store.put(config, result.layers, tags, `${repoName(r)}@${topDigest}`);
+    rec = await store.put(config, result.layers, tags, `${repoName(r)}@${topDigest}`);
+    await imageRecorded(
+      sink,
+      result.layers.map((l) => l.chainID),
+    );
+    return rec;
   } catch (err) {
-    if (result) await releaseAll(sink, [result]);
+    // Once the record is written it uses the layers: they are never released here.
+    if (result && !rec) await releaseAll(sink, [result]);
     throw err;
   }
 }

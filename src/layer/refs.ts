@@ -1,0 +1,65 @@
+/**
+ * Named references read and changed as one critical section under the
+ * store lock. Owners of references that depend on state outside the layer
+ * store (the image records decide which layers the "image" ref must hold)
+ * use it to decide and change without racing other processes: a process
+ * that changes refs must take the same lock, so what the decision read
+ * cannot move under it.
+ *
+ * @module
+ */
+import { NotFoundError } from "../errors.js";
+import type { Digest } from "./ids.js";
+import type { LayerStore } from "./store.js";
+
+/** One stored layer and the named references on it. */
+export interface LayerRefs {
+  chainID: Digest;
+  refs: string[];
+}
+
+/** What {@link withRefs} hands its callback: reads and changes of named references. */
+export interface RefEditor {
+  /** Every stored layer with its named references. */
+  list(): Promise<LayerRefs[]>;
+  /**
+   * Adds `name` on a stored layer (adding one that is there is a no-op).
+   * @throws ERR_LAYER_NOT_FOUND
+   */
+  add(chainID: Digest, name: string): Promise<void>;
+  /**
+   * Drops `name` (a no-op when it is not there), then deletes the layer and
+   * its parents as far as nothing references them, as `removeRef` does.
+   * @returns the chainIDs deleted
+   */
+  remove(chainID: Digest, name: string): Promise<Digest[]>;
+}
+
+/**
+ * Runs `fn` under the store lock with a {@link RefEditor}. `fn` must not call
+ * methods of the store that take the lock themselves (the lock does not nest).
+ * @example
+ * await withRefs(store, async (refs) => {
+ *   for (const l of await refs.list()) if (l.refs.includes("old")) await refs.remove(l.chainID, "old");
+ * });
+ */
+export function withRefs<T>(store: LayerStore, fn: (refs: RefEditor) => Promise<T>): Promise<T> {
+  const db = store.db;
+  const editor: RefEditor = {
+    async list() {
+      const out: LayerRefs[] = [];
+      for (const l of await db.listLayers()) out.push({ chainID: l.chainID, refs: await db.refs(l.chainID) });
+      return out;
+    },
+    async add(chainID, name) {
+      if (!(await db.readLayer(chainID)))
+        throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot add reference: no layer "${chainID}"`);
+      await db.addRef(chainID, name);
+    },
+    async remove(chainID, name) {
+      await db.removeRef(chainID, name);
+      return store.deleteUnreferencedLocked(chainID);
+    },
+  };
+  return store.lock.with(() => fn(editor));
+}
