@@ -19,6 +19,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { hasCode } from "../errors.js";
+import { isStaleTmp, isTmpName, tmpName } from "../graphdriver/tmp-names.js";
 import { syncDir, writeJsonAtomic } from "../util/atomic.js";
 import { type Digest, hex } from "./ids.js";
 import type { ProcessIdentity } from "../util/process.js";
@@ -235,9 +236,23 @@ export class LayerDB {
     return out;
   }
 
-  /** Clears stale staging directories. */
+  /**
+   * A scratch directory under tmp/ for work that runs outside the store lock
+   * (a commit's layer tar): on the store's filesystem rather than in /tmp,
+   * and named for this process so that a later {@link clearTmp} removes it
+   * only once this process is gone (killed before its own cleanup).
+   */
+  async scratchDir(label: string): Promise<string> {
+    const dir = join(this.dir, "tmp", await tmpName(label));
+    await mkdir(dir);
+    return dir;
+  }
+
+  /** Clears stale staging directories (call under the store lock): all but live processes' scratch dirs. */
   async clearTmp(): Promise<void> {
-    for (const n of await readdir(join(this.dir, "tmp")))
+    for (const n of await readdir(join(this.dir, "tmp"))) {
+      if (isTmpName(n) && !(await isStaleTmp(n))) continue;
       await rm(join(this.dir, "tmp", n), { recursive: true, force: true });
+    }
   }
 }

@@ -143,6 +143,8 @@ for (const name of drivers) {
       .factory({ root, options: driverTestOptions(name) });
     const store = await LayerStore.open(root, driver);
     try {
+      // Killed commits' scratch tars live under the store's tmp/; opening the store (recovery) removed them.
+      t.deepEqual(await readdir(join(store.db.dir, "tmp")), [], "no scratch left by killed commits");
       for (const l of await store.layers()) {
         const path = await store.mounts.acquire(l.cacheID);
         try {

@@ -4,8 +4,7 @@
  * @module
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
@@ -103,7 +102,7 @@ export function containerCommands(program: Command): void {
           let file = o.output;
           let tmp: string | undefined;
           if (!file) {
-            tmp = await mkdtemp(join(tmpdir(), "strata-commit-"));
+            tmp = await store.db.scratchDir("commit");
             file = join(tmp, "layer.tar");
           }
           try {
