@@ -56,4 +56,10 @@ export interface LayerSink {
    * image hold. Sinks without it are called with `release` instead.
    */
   releaseImage?(chainID: string): Promise<void>;
+  /**
+   * Optional: a new scratch directory for spool files, which the store
+   * removes if this process dies before it does (see LayerDB.scratchDir).
+   * Without it, spool files go to the system temp dir.
+   */
+  scratchDir?(label: string): Promise<string>;
 }

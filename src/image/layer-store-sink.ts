@@ -81,6 +81,7 @@ export function layerStoreSink(store: LayerStore): Required<LayerSink> {
         for (const c of chainIDs) if (holds.has(c) && count(c, -1) === 0) await refs.remove(digest(c), name);
       });
     },
+    scratchDir: (label: string) => store.db.scratchDir(label),
     async releaseImage(chainID: string) {
       try {
         await store.removeRef(digest(chainID), IMAGE_REF);

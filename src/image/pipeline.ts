@@ -69,7 +69,7 @@ export interface ImportOptions {
   /** Layers fetched at once. @default 3 */
   concurrency?: number;
   progress?: ProgressFn;
-  /** Where spool files go. @default os.tmpdir() */
+  /** Where spool files go. @default the sink's scratch dir when it has one, else os.tmpdir() */
   spoolDir?: string;
 }
 
@@ -103,7 +103,11 @@ export async function importLayers(
   const abort = new AbortController();
   const registeredByUs: string[] = [];
   const heldByUs: string[] = [];
-  const spool = await mkdtemp(join(opts.spoolDir ?? tmpdir(), "strata-spool-"));
+  // In the store when it offers one (a SIGKILLed pull's spool is then cleared by the next store open).
+  const spool =
+    opts.spoolDir === undefined && sink.scratchDir
+      ? await sink.scratchDir("spool")
+      : await mkdtemp(join(opts.spoolDir ?? tmpdir(), "strata-spool-"));
   const queue = new PQueue({ concurrency: Math.max(1, opts.concurrency ?? 3) });
 
   // registered[i] settles when layer i is in the sink; the chain enforces order.

@@ -8,12 +8,14 @@ import { createHash } from "node:crypto";
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import { createVfs } from "../../src/drivers/vfs/index.js";
 import { saveDockerArchive } from "../../src/image/docker-archive.js";
 import { ImageStore } from "../../src/image/image-store.js";
 import { IMAGE_REF, layerStoreSink } from "../../src/image/layer-store-sink.js";
 import { loadImages } from "../../src/image/load.js";
+import { importLayers, type LayerSource } from "../../src/image/pipeline.js";
 import { pullImage } from "../../src/image/registry/pull.js";
 import { checkImageRefs } from "../../src/image/ref-check.js";
 import { check, type Digest, LayerStore } from "../../src/layer/index.js";
@@ -131,4 +133,38 @@ test("a failed import drops only its own holds: reused layers keep their image r
   t.deepEqual((await a.layers.layers()).map((l) => l.chainID).sort(), recA.layers.map((l) => l.chainID).sort());
   for (const l of recA.layers) t.deepEqual(await a.layers.db.refs(l.chainID as Digest), [IMAGE_REF]);
   t.deepEqual((await checkImageRefs(a.layers, a.store, false)).problems, []);
+});
+
+test("a pull's spool lives in the store's tmp/ while upper layers wait, and is gone afterwards", async (t) => {
+  const tars = await fixtureLayers(7);
+  const a = await open(t);
+  const tmp = join(a.layers.db.dir, "tmp");
+  const seen: string[][] = [];
+  // Layer 0 trickles in, so layers 1 and 2 arrive first and are spooled.
+  const sources: LayerSource[] = tars.map((tar, i) => ({
+    diffID: `sha256:${createHash("sha256").update(tar).digest("hex")}`,
+    label: `layer${i}`,
+    open: async () =>
+      Readable.from(
+        (async function* () {
+          const gz = gzipSync(tar);
+          for (let o = 0; o < gz.length; o += 16384) {
+            if (i === 0) await sleep(15);
+            yield gz.subarray(o, o + 16384);
+          }
+        })(),
+      ),
+  }));
+  await importLayers(a.sink, sources, {
+    concurrency: 3,
+    progress: (e) => {
+      if (e.status === "spooling") void readdir(tmp).then((names) => seen.push(names));
+    },
+  });
+  t.true(seen.length > 0, "some layer was spooled");
+  t.true(
+    seen.some((names) => names.some((n) => n.startsWith("spool.tmp-"))),
+    `spool dir under the store: ${JSON.stringify(seen)}`,
+  );
+  t.deepEqual(await readdir(tmp), [], "spool removed");
 });
