@@ -79,7 +79,7 @@ class Pool {
    * mutation was in flight when it started, holds what the devices hold.
    */
   uint64_t mutationsBegun() const { return mutationsBegun_.load(); }
-  bool mutationsIdle() const { return mutationsBegun_.load() == mutationsDone_.load(); }
+  uint64_t mutationsDone() const { return mutationsDone_.load(); }
 
   bool hasDevice(uint64_t id);
   uint32_t blockBytes() const { return blockBytes_; }

@@ -53,12 +53,16 @@ void ReadAhead::after(uint64_t id, uint64_t off, size_t len, uint64_t deviceSize
   // Fill unless the window still holds valid bytes just ahead of this read (a
   // window elsewhere, left by another stream or a probe, does not count).
   bool spent = !w.valid || end < w.start || end >= w.start + w.len;
-  if (!sequential || !spent || w.filling || !pool_.mutationsIdle()) return;
+  if (!sequential || !spent || w.filling) return;
+  // Begun first, then done: a mutation that begins after this load moves
+  // mutationsBegun() and voids the window; one in flight now skips the fill.
+  uint64_t mutations = pool_.mutationsBegun();
+  if (pool_.mutationsDone() != mutations) return;
   uint64_t start = std::max(end, w.frontier);
   if (start >= deviceSize) return;
   w.start = start;
   w.len = std::min(kWindowBytes, deviceSize - start);
-  w.mutations = pool_.mutationsBegun();
+  w.mutations = mutations;
   w.filling = true;
   w.valid = false;
   w.data = w.buf.get(w.len);
