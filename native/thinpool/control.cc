@@ -87,6 +87,7 @@ std::string handle(Daemon& d, const std::string& line, bool& close) {
       if (d.opens.count(id)) throw PoolError(EBUSY, "thin device " + std::to_string(id) + " is open");
       d.active.erase(id);
     }
+    d.readAhead->forget(id);
     std::string name = std::to_string(id);
     fuse_lowlevel_notify_inval_entry(d.session, 1, name.c_str(), name.size());
     d.pool->commit();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "pool.h"
+#include "readahead.h"
 
 struct fuse_session;
 
@@ -16,6 +17,7 @@ namespace tp {
 /** State shared by the FUSE handlers and the control thread. */
 struct Daemon {
   Pool* pool = nullptr;
+  ReadAhead* readAhead = nullptr;
   std::string mountPoint, socketPath;
   fuse_session* session = nullptr;
   std::mutex mu;  // guards `active` and `opens`

@@ -82,6 +82,7 @@ void Pool::read(uint64_t id, uint64_t off, uint8_t* buf, size_t len) {
 
 void Pool::write(uint64_t id, uint64_t off, const uint8_t* buf, size_t len) {
   if (len == 0) return;
+  Mutation m(*this);
   std::shared_lock g(gate_);
   writeBlocks(id, off, buf, len);
 }
@@ -266,6 +267,7 @@ void Pool::zeroRange(uint64_t id, uint64_t off, size_t len) {
 }
 
 void Pool::discard(uint64_t id, uint64_t off, uint64_t len) {
+  Mutation m(*this);
   std::shared_lock g(gate_);
   uint64_t end = off + len;
   while (off < end) {

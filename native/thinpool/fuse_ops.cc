@@ -140,11 +140,12 @@ void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   thread_local AlignedBuffer buf;  // aligned: the pool reads into it with O_DIRECT
   try {
     uint8_t* mem = buf.get(size);
-    d.pool->read(ino - 2, uint64_t(off), mem, size);
+    if (!d.readAhead->serve(ino - 2, uint64_t(off), size, mem)) d.pool->read(ino - 2, uint64_t(off), mem, size);
     fuse_reply_buf(req, reinterpret_cast<const char*>(mem), size);
   } catch (const std::exception& e) {
-    fuse_reply_err(req, errnoOf(e));
+    return (void)fuse_reply_err(req, errnoOf(e));
   }
+  d.readAhead->after(ino - 2, uint64_t(off), size, devSize);  // answered first: the next window costs the reader nothing
 }
 
 void opWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {

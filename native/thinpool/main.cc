@@ -39,6 +39,8 @@ int serve(std::map<std::string, std::string>& f) {
   Pool pool(need(f, "metadata"), need(f, "data"));
   Daemon d;
   d.pool = &pool;
+  ReadAhead readAhead(pool);
+  d.readAhead = &readAhead;
   d.mountPoint = need(f, "mount");
   d.socketPath = need(f, "socket");
   signal(SIGPIPE, SIG_IGN);

@@ -189,6 +189,7 @@ void Pool::decRef(uint64_t b) {
 }
 
 void Pool::createThin(uint64_t id) {
+  Mutation m(*this);
   if (id > kMaxDevId) throw PoolError(EINVAL, "device id " + std::to_string(id) + " is not 24-bit");
   {
     std::lock_guard l(mu_);
@@ -202,6 +203,7 @@ void Pool::createThin(uint64_t id) {
 }
 
 void Pool::createSnap(uint64_t id, uint64_t origin) {
+  Mutation m(*this);
   if (id > kMaxDevId) throw PoolError(EINVAL, "device id " + std::to_string(id) + " is not 24-bit");
   {
     std::unique_lock g(gate_);  // quiesce I/O so the origin is stable
@@ -230,6 +232,7 @@ void Pool::createSnap(uint64_t id, uint64_t origin) {
 }
 
 void Pool::deleteDevice(uint64_t id) {
+  Mutation m(*this);
   {
     std::unique_lock g(gate_);
     std::lock_guard l(mu_);

@@ -73,6 +73,14 @@ class Pool {
   void commit();
   bool dirty() const { return dirty_.load(); }
 
+  /**
+   * Counts of mutations (writes, discards, messages) begun and finished:
+   * a reader that copied data while `mutationsBegun()` did not move, and no
+   * mutation was in flight when it started, holds what the devices hold.
+   */
+  uint64_t mutationsBegun() const { return mutationsBegun_.load(); }
+  uint64_t mutationsDone() const { return mutationsDone_.load(); }
+
   bool hasDevice(uint64_t id);
   uint32_t blockBytes() const { return blockBytes_; }
   PoolStatus status();
@@ -136,6 +144,13 @@ class Pool {
   bool outOfDataSpace_ = false;
   std::atomic<bool> dirty_{false};
   std::atomic<uint64_t> dataGen_{0};  // bumped after every data write
+  std::atomic<uint64_t> mutationsBegun_{0}, mutationsDone_{0};  // see mutationsBegun()
+  /** Counts one mutation for its scope (see mutationsBegun()). */
+  struct Mutation {
+    Pool& p;
+    explicit Mutation(Pool& pool) : p(pool) { p.mutationsBegun_++; }
+    ~Mutation() { p.mutationsDone_++; }
+  };
   uint64_t syncedGen_ = 0;            // dataGen_ as of the last data sync
   uint64_t changeCounter_ = 0;        // see ThinDevice::changeGen
 

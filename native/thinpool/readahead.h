@@ -1,0 +1,57 @@
+// Read-ahead for sequential reads of a thin device. A direct reader (dd
+// iflag=direct, a database scan) has one request in flight, so every request
+// pays a FUSE round trip plus a data-file read; a disk or a plain loop file
+// pays only the read. When a device's reads run sequentially, the next window
+// is read into memory after a request is answered, and the following requests
+// are copied from it. Any mutation of the pool (write, discard, message)
+// invalidates every window: a window is used only if no mutation began since
+// it was filled (see Pool::mutationsBegun).
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "io.h"
+#include "pool.h"
+
+namespace tp {
+
+class ReadAhead {
+ public:
+  explicit ReadAhead(Pool& pool) : pool_(pool) {}
+  /**
+   * Copies [off, off + len) of device `id` into `out` when the device's window
+   * holds it (waiting for a fill in progress that will). False: read it from the pool.
+   */
+  bool serve(uint64_t id, uint64_t off, size_t len, uint8_t* out);
+  /**
+   * After a read of [off, off + len) was answered: when it carried the
+   * device's sequential frontier to the end of the window, fills the next
+   * window (on the calling worker thread) up to `deviceSize`.
+   */
+  void after(uint64_t id, uint64_t off, size_t len, uint64_t deviceSize);
+  /** Drops device `id`'s window (on deactivation). */
+  void forget(uint64_t id);
+
+ private:
+  struct Window {
+    std::mutex mu;
+    std::condition_variable filled;
+    uint64_t frontier = 0;  // end of the furthest read so far
+    int streak = 0;         // sequential reads in a row
+    uint64_t start = 0, len = 0;
+    uint64_t mutations = 0;  // Pool::mutationsBegun() when filled
+    bool filling = false, valid = false;
+    AlignedBuffer buf;
+    uint8_t* data = nullptr;
+  };
+  std::shared_ptr<Window> window(uint64_t id);
+
+  Pool& pool_;
+  std::mutex mapMu_;
+  std::map<uint64_t, std::shared_ptr<Window>> windows_;  // shared: a fill outlives forget()
+};
+
+}  // namespace tp
