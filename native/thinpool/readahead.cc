@@ -7,76 +7,84 @@
 namespace tp {
 
 namespace {
-constexpr uint64_t kWindowBytes = 4 << 20;  // read ahead per device: four 1 MiB requests
-constexpr uint64_t kSlackBytes = 2 << 20;   // reads this far behind the frontier still count as sequential
+constexpr uint64_t kWindowBytes = 4 << 20;  // per slot: four 1 MiB requests
+constexpr uint64_t kSlackBytes = 2 << 20;   // reads this far from the frontier still count as sequential
 }  // namespace
 
-std::shared_ptr<ReadAhead::Window> ReadAhead::window(uint64_t id) {
+std::shared_ptr<ReadAhead::Device> ReadAhead::device(uint64_t id) {
   std::lock_guard l(mapMu_);
-  auto& w = windows_[id];
-  if (!w) w = std::make_shared<Window>();
-  return w;
+  auto& d = devices_[id];
+  if (!d) d = std::make_shared<Device>();
+  return d;
 }
 
 void ReadAhead::forget(uint64_t id) {
   std::lock_guard l(mapMu_);
-  windows_.erase(id);
+  devices_.erase(id);
 }
 
 bool ReadAhead::serve(uint64_t id, uint64_t off, size_t len, uint8_t* out) {
-  auto held = window(id);
-  Window& w = *held;
-  std::unique_lock l(w.mu);
+  auto held = device(id);
+  Device& d = *held;
+  std::unique_lock l(d.mu);
   for (;;) {
-    if (off < w.start || off + len > w.start + w.len) return false;
-    if (!w.filling) break;
-    w.filled.wait(l);
+    Slot* s = nullptr;
+    for (Slot& c : d.slots)
+      if (off >= c.start && off + len <= c.start + c.len) s = &c;
+    if (!s) return false;
+    if (s->filling) {
+      d.filled.wait(l);
+      continue;
+    }
+    if (!s->valid || s->mutations != pool_.mutationsBegun()) {
+      s->valid = false;
+      return false;
+    }
+    memcpy(out, s->data + (off - s->start), len);
+    return true;
   }
-  if (!w.valid || w.mutations != pool_.mutationsBegun()) {
-    w.valid = false;
-    return false;
-  }
-  memcpy(out, w.data + (off - w.start), len);
-  return true;
 }
 
 void ReadAhead::after(uint64_t id, uint64_t off, size_t len, uint64_t deviceSize) {
-  auto held = window(id);
-  Window& w = *held;
-  std::unique_lock l(w.mu);
+  auto held = device(id);
+  Device& d = *held;
+  std::unique_lock l(d.mu);
   uint64_t end = off + len;
-  // Near the frontier on either side: a request split in two may arrive second half first.
-  bool near = off + kSlackBytes >= w.frontier && off <= w.frontier + kSlackBytes;
-  w.streak = near ? w.streak + 1 : 0;
-  bool sequential = w.streak >= 2;  // one read near the last is not yet a stream
-  w.frontier = near ? std::max(w.frontier, end) : end;
-  // Fill unless the window still holds valid bytes just ahead of this read (a
-  // window elsewhere, left by another stream or a probe, does not count).
-  bool spent = !w.valid || end < w.start || end >= w.start + w.len;
-  if (!sequential || !spent || w.filling) return;
+  // Near the frontier on either side: a request split in two may be answered second half first.
+  bool near = off + kSlackBytes >= d.frontier && off <= d.frontier + kSlackBytes;
+  d.streak = near ? d.streak + 1 : 0;
+  d.frontier = near ? std::max(d.frontier, end) : end;
+  if (d.streak < 2 || d.slots[0].filling || d.slots[1].filling) return;  // one read near the last is not yet a stream
+  // The slot the stream is in; the next window is filled into the other one,
+  // so that it is read while the stream consumes this one.
+  int in = -1;
+  for (int i = 0; i < 2; i++)
+    if (d.slots[i].valid && d.frontier >= d.slots[i].start && d.frontier < d.slots[i].start + d.slots[i].len) in = i;
+  Slot& fill = d.slots[in < 0 ? 0 : 1 - in];
+  uint64_t start = in < 0 ? d.frontier : d.slots[in].start + d.slots[in].len;
+  if (in >= 0 && fill.valid && fill.start == start) return;  // the next window is there already
+  if (start >= deviceSize) return;
   // Begun first, then done: a mutation that begins after this load moves
   // mutationsBegun() and voids the window; one in flight now skips the fill.
   uint64_t mutations = pool_.mutationsBegun();
   if (pool_.mutationsDone() != mutations) return;
-  uint64_t start = std::max(end, w.frontier);
-  if (start >= deviceSize) return;
-  w.start = start;
-  w.len = std::min(kWindowBytes, deviceSize - start);
-  w.mutations = mutations;
-  w.filling = true;
-  w.valid = false;
-  w.data = w.buf.get(w.len);
+  fill.start = start;
+  fill.len = std::min(kWindowBytes, deviceSize - start);
+  fill.mutations = mutations;
+  fill.filling = true;
+  fill.valid = false;
+  fill.data = fill.buf.get(fill.len);
   l.unlock();
   bool ok = true;
   try {
-    pool_.read(id, w.start, w.data, w.len);
+    pool_.read(id, fill.start, fill.data, fill.len);
   } catch (...) {
     ok = false;  // the readers that waited read from the pool themselves
   }
   l.lock();
-  w.filling = false;
-  w.valid = ok && w.mutations == pool_.mutationsBegun();
-  w.filled.notify_all();
+  fill.filling = false;
+  fill.valid = ok && fill.mutations == pool_.mutationsBegun();
+  d.filled.notify_all();
 }
 
 }  // namespace tp

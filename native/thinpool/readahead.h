@@ -3,7 +3,7 @@
 // pays a FUSE round trip plus a data-file read; a disk or a plain loop file
 // pays only the read. When a device's reads run sequentially, the next window
 // is read into memory after a request is answered, and the following requests
-// are copied from it. Any mutation of the pool (write, discard, message)
+// are copied from it; the window after it is read while they are. Any mutation of the pool (write, discard, message)
 // invalidates every window: a window is used only if no mutation began since
 // it was filled (see Pool::mutationsBegun).
 #pragma once
@@ -36,22 +36,27 @@ class ReadAhead {
   void forget(uint64_t id);
 
  private:
-  struct Window {
-    std::mutex mu;
-    std::condition_variable filled;
-    uint64_t frontier = 0;  // end of the furthest read so far
-    int streak = 0;         // sequential reads in a row
+  /** One window: a range of the device read ahead into memory. */
+  struct Slot {
     uint64_t start = 0, len = 0;
-    uint64_t mutations = 0;  // Pool::mutationsBegun() when filled
+    uint64_t mutations = 0;  // Pool::mutationsBegun() when the fill started
     bool filling = false, valid = false;
     AlignedBuffer buf;
     uint8_t* data = nullptr;
   };
-  std::shared_ptr<Window> window(uint64_t id);
+  /** Per device: two windows, so the next is read while the stream consumes the other. */
+  struct Device {
+    std::mutex mu;
+    std::condition_variable filled;
+    uint64_t frontier = 0;  // end of the furthest read so far
+    int streak = 0;         // reads in a row near the frontier
+    Slot slots[2];
+  };
+  std::shared_ptr<Device> device(uint64_t id);
 
   Pool& pool_;
   std::mutex mapMu_;
-  std::map<uint64_t, std::shared_ptr<Window>> windows_;  // shared: a fill outlives forget()
+  std::map<uint64_t, std::shared_ptr<Device>> devices_;  // shared: a fill outlives forget()
 };
 
 }  // namespace tp
