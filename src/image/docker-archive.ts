@@ -129,7 +129,8 @@ export async function saveDockerArchive(
   outFile: string,
 ): Promise<void> {
   const images = await Promise.all(refs.map((r) => store.resolve(r)));
-  const spool = await mkdtemp(join(tmpdir(), "strata-save-"));
+  // In the store when the sink offers it, so a killed save leaves nothing the next store open keeps.
+  const spool = sink.scratchDir ? await sink.scratchDir("save") : await mkdtemp(join(tmpdir(), "strata-save-"));
   const tmp = `${outFile}.tmp-${process.pid}`;
   try {
     const manifest: ManifestEntry[] = [];
