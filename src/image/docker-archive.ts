@@ -8,9 +8,8 @@
  * @module
  */
 import { createReadStream } from "node:fs";
-import { mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { rename, rm, stat } from "node:fs/promises";
 import { createWriteStream } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -19,7 +18,7 @@ import { InvalidArgumentError } from "../errors.js";
 import { header } from "./tar-entry.js";
 import { assertDigest, DigestMismatchError, DigestStream, digestHex, sha256 } from "./digest.js";
 import { type ImageRecord, type ImageStore, parseConfig, tagKey } from "./image-store.js";
-import type { LayerSink } from "./layer-sink.js";
+import { type LayerSink, spoolDirFor } from "./layer-sink.js";
 import type { LayerSource } from "./pipeline.js";
 import { type FileSource, openVerified } from "./source.js";
 import { familiarName, parseReference } from "./reference.js";
@@ -129,8 +128,7 @@ export async function saveDockerArchive(
   outFile: string,
 ): Promise<void> {
   const images = await Promise.all(refs.map((r) => store.resolve(r)));
-  // In the store when the sink offers it, so a killed save leaves nothing the next store open keeps.
-  const spool = sink.scratchDir ? await sink.scratchDir("save") : await mkdtemp(join(tmpdir(), "strata-save-"));
+  const spool = await spoolDirFor(sink, "save");
   const tmp = `${outFile}.tmp-${process.pid}`;
   try {
     const manifest: ManifestEntry[] = [];

@@ -4,6 +4,9 @@
  *
  * @module
  */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
 
 /** What {@link LayerSink.register} returns. */
@@ -62,4 +65,14 @@ export interface LayerSink {
    * Without it, spool files go to the system temp dir.
    */
   scratchDir?(label: string): Promise<string>;
+}
+
+/**
+ * A new spool directory for an import or a save: `strata-<label>-*` under
+ * `dir` when given, else the sink's scratch dir (in the store, cleared after
+ * a crash), else `strata-<label>-*` in the system temp dir.
+ */
+export async function spoolDirFor(sink: LayerSink, label: string, dir?: string): Promise<string> {
+  if (dir === undefined && sink.scratchDir) return sink.scratchDir(label);
+  return mkdtemp(join(dir ?? tmpdir(), `strata-${label}-`));
 }

@@ -17,8 +17,7 @@
  * @module
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -26,7 +25,7 @@ import PQueue from "p-queue";
 import { decompress } from "../archive/compression.js";
 import { chainIDs } from "./digest.js";
 import type { LayerRecord } from "./image-store.js";
-import type { LayerSink } from "./layer-sink.js";
+import { type LayerSink, spoolDirFor } from "./layer-sink.js";
 import type { ProgressFn } from "./progress.js";
 
 /** One layer to import. */
@@ -103,11 +102,7 @@ export async function importLayers(
   const abort = new AbortController();
   const registeredByUs: string[] = [];
   const heldByUs: string[] = [];
-  // In the store when it offers one (a SIGKILLed pull's spool is then cleared by the next store open).
-  const spool =
-    opts.spoolDir === undefined && sink.scratchDir
-      ? await sink.scratchDir("spool")
-      : await mkdtemp(join(opts.spoolDir ?? tmpdir(), "strata-spool-"));
+  const spool = await spoolDirFor(sink, "spool", opts.spoolDir);
   const queue = new PQueue({ concurrency: Math.max(1, opts.concurrency ?? 3) });
 
   // registered[i] settles when layer i is in the sink; the chain enforces order.
