@@ -144,6 +144,8 @@ class Pool {
   bool outOfDataSpace_ = false;
   std::atomic<bool> dirty_{false};
   std::atomic<uint64_t> dataGen_{0};  // bumped after every data write
+  uint64_t syncedGen_ = 0;            // dataGen_ as of the last data sync
+  uint64_t changeCounter_ = 0;        // see ThinDevice::changeGen
   std::atomic<uint64_t> mutationsBegun_{0}, mutationsDone_{0};  // see mutationsBegun()
   /** Counts one mutation for its scope (see mutationsBegun()). */
   struct Mutation {
@@ -151,8 +153,6 @@ class Pool {
     explicit Mutation(Pool& pool) : p(pool) { p.mutationsBegun_++; }
     ~Mutation() { p.mutationsDone_++; }
   };
-  uint64_t syncedGen_ = 0;            // dataGen_ as of the last data sync
-  uint64_t changeCounter_ = 0;        // see ThinDevice::changeGen
 
   std::mutex mu_;             // all in-memory state; never held across I/O on the data path
   std::mutex commitMu_;       // one commit at a time (held across its I/O)

@@ -1,11 +1,12 @@
 // Read-ahead for sequential reads of a thin device. A direct reader (dd
 // iflag=direct, a database scan) has one request in flight, so every request
 // pays a FUSE round trip plus a data-file read; a disk or a plain loop file
-// pays only the read. When a device's reads run sequentially, the next window
-// is read into memory after a request is answered, and the following requests
-// are copied from it; the window after it is read while they are. Any mutation of the pool (write, discard, message)
-// invalidates every window: a window is used only if no mutation began since
-// it was filled (see Pool::mutationsBegun).
+// pays only the read. When a device's reads run sequentially, the window after
+// the current one is read into memory once a request is answered, and the
+// following requests are copied from it while the next one is read. Any
+// mutation of the pool (write, discard, message) invalidates every window: a
+// window is used only if no mutation began since its fill started (see
+// Pool::mutationsBegun).
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -22,17 +23,17 @@ class ReadAhead {
  public:
   explicit ReadAhead(Pool& pool) : pool_(pool) {}
   /**
-   * Copies [off, off + len) of device `id` into `out` when the device's window
-   * holds it (waiting for a fill in progress that will). False: read it from the pool.
+   * Copies [off, off + len) of device `id` into `out` when one of the device's
+   * windows holds it (waiting for a fill in progress that will). False: read it from the pool.
    */
   bool serve(uint64_t id, uint64_t off, size_t len, uint8_t* out);
   /**
-   * After a read of [off, off + len) was answered: when it carried the
-   * device's sequential frontier to the end of the window, fills the next
-   * window (on the calling worker thread) up to `deviceSize`.
+   * After a read of [off, off + len) was answered: when the device's reads
+   * form a stream and the window after the one it is in is not there yet,
+   * fills it (on the calling worker thread), clipped to `deviceSize`.
    */
   void after(uint64_t id, uint64_t off, size_t len, uint64_t deviceSize);
-  /** Drops device `id`'s window (on deactivation). */
+  /** Drops device `id`'s windows (on deactivation). */
   void forget(uint64_t id);
 
  private:
