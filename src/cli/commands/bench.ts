@@ -7,17 +7,7 @@
 import type { Command } from "commander";
 import { builtinDrivers } from "../../drivers/index.js";
 import { InvalidArgumentError } from "../../errors.js";
-import {
-  compareResults,
-  FAMILIES,
-  formatComparison,
-  markdownReport,
-  PEERS,
-  type RawBenchOptions,
-  readResults,
-  resolveOptions,
-  runBench,
-} from "../../bench/index.js";
+import { FAMILIES, PEERS, type RawBenchOptions, resolveOptions } from "../../bench/options.js";
 
 export function benchCommand(program: Command): void {
   program
@@ -34,6 +24,11 @@ export function benchCommand(program: Command): void {
     .option("--quick", "the quick preset (under two minutes)")
     .option("--compare <files...>", "compare two results.json files (OLD NEW) instead of running")
     .action(async (o: RawBenchOptions & { compare?: string[] }) => {
+      // Loaded here, not at the top: the report's chart libraries (vega) take
+      // longer to load than most other commands take to run.
+      const { compareResults, formatComparison, markdownReport, readResults, runBench } = await import(
+        "../../bench/index.js"
+      );
       if (o.compare) {
         if (o.compare.length !== 2)
           throw new InvalidArgumentError(
