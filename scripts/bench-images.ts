@@ -1,33 +1,39 @@
 /**
- * `npm run bench:images`: strata pull / load against docker pull / load, side
- * by side in one run, on the same images:
- *   - "debian": the peer lab's Debian minbase rootfs (one layer), made unique
- *     with one appended file so dockerd cannot reuse a layer it already has;
+ * `npm run bench:images`: `strata pull` / `strata load` against `docker pull`
+ * / `docker load`, side by side in one run, on the same images:
+ *   - "debian": the peer lab's Debian minbase rootfs (one layer);
  *   - "5-layer": that base plus the peer lab's c1 layer and three generated layers.
- * Each image is pushed (gzip, by skopeo) to a private docker-registry on a
- * free port; strata pulls it into a fresh LayerStore (driver: $DRIVER, default
- * automatic selection) and the peer dockerd (overlay2) pulls it after `docker rmi`.
- * Then both load the same docker-archive. Prints medians of RUNS (default 3)
- * and the strata/docker ratio. The "no-apply" column runs the same pipeline
- * (fetch, verify, decompress, hash, order) into a sink that only hashes the
- * tars: the cost of src/image itself, without the diff engine and store.
+ * Both sides run their command-line tool as a user would: strata's CLI into a
+ * fresh store (driver: $DRIVER, default automatic selection), the docker CLI
+ * against the peer dockerd (overlay2). Each image goes through a private
+ * docker-registry on a free port (pushed gzip-compressed by skopeo) for
+ * pulls, and through a docker-archive for loads. Prints medians of RUNS
+ * (default 3) and the strata/docker ratio. The "no-apply" column runs
+ * strata's pipeline in this process (fetch, verify, decompress, hash, order)
+ * into a sink that only hashes the tars: the cost of src/image itself,
+ * without the diff engine and store.
  * Needs /tmp/peer-artifacts and the peer dockerd (/work/shared/peers/make-base-image.sh, start-dockerd.sh).
  *
- * Fairness on a shared ext4 without a journal (this VM's root): the inode
- * allocator walks past every inode freed in the last 5-10 s (perf:
- * `recently_deleted` under `ext4_create`), so a side that starts right after
- * a large delete (the other side's cleanup, or other work's churn in /tmp)
- * pays many times the file-creation cost. So the strata stores live on
- * /var/lib like Docker's (env BENCH_DIR), and before every timed operation,
- * strata's and Docker's alike, the bench syncs and waits SETTLE seconds
- * (default 10) after its last cleanup.
+ * Nothing is deleted until the end. This VM's root is ext4 without a
+ * journal, and there the inode allocator skips every inode freed in the last
+ * 60 s, or 360 s while its inode-table block is dirty (`recently_deleted`
+ * in fs/ext4/ialloc.c); right after a large delete, creating files costs
+ * many times more (perf: GNU tar's extract of the Debian layer 0.3 s on a
+ * quiet filesystem, 1.4-3.7 s after deleting an earlier copy). So every
+ * timed operation gets an image no store has seen — each layer of each
+ * (image, run, operation) carries one unique file, so neither side can
+ * reuse a layer — and the stores and Docker's images are removed only after
+ * the last timing. Run it when nothing has deleted many files on the same
+ * filesystem in the last few minutes. The sides take turns going first.
+ * Before every timed operation the bench syncs and waits SETTLE seconds
+ * (default 3), so neither pays for the other's writeback.
  *
  * On a saturated machine wall time mostly measures waiting for a CPU, so
  * the bench also prints the CPU time (user + system, all threads) each side
- * spent: strata's is this process's; Docker's is dockerd's own and its
- * reaped children's (docker-untar, unpigz) plus the docker CLI's; for pulls
- * both include the registry's. dockerd is shared with other users of the
- * peer lab, so its figure can include their work.
+ * spent: strata's CLI process's; Docker's is dockerd's own and its reaped
+ * children's (docker-untar, unpigz) plus the docker CLI's; for pulls both
+ * include the registry's. dockerd is shared with other users of the peer
+ * lab, so its figure can include their work.
  */
 import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -36,14 +42,12 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { ImageStore } from "../src/image/image-store.js";
 import type { LayerSink } from "../src/image/layer-sink.js";
 import { loadImages } from "../src/image/load.js";
 import { pullImage } from "../src/image/registry/pull.js";
-import { builtinDrivers } from "../src/drivers/index.js";
-import { layerStoreSink } from "../src/image/layer-store-sink.js";
-import { LayerStore } from "../src/layer/index.js";
 
 const run = promisify(execFile);
 const ART = process.env.PEER_ARTIFACTS ?? "/tmp/peer-artifacts";
@@ -51,7 +55,8 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 3);
 const DOCKER = ["-H", "unix:///run/peer-docker.sock"];
 const BENCH_DIR = process.env.BENCH_DIR ?? "/var/lib";
-const SETTLE = Number(process.env.SETTLE ?? 10);
+const SETTLE = Number(process.env.SETTLE ?? 3);
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const docker = (...a: string[]) => run("/usr/bin/docker", [...DOCKER, ...a], { maxBuffer: 1 << 26 });
 
 async function freePort(): Promise<number> {
@@ -143,6 +148,16 @@ async function genLayer(work: string, name: string, n: number, size: number): Pr
   return tar;
 }
 
+/** A copy of layer tar `src` with one more file, unique to `id`: a layer no store has. */
+async function uniqueLayer(src: string, dst: string, id: string): Promise<string> {
+  const dir = `${dst}.uniq`;
+  await mkdir(dir);
+  await writeFile(join(dir, "strata-bench-id"), `${id} ${randomBytes(16).toString("hex")}\n`);
+  await copyFile(src, dst);
+  await run("tar", ["--numeric-owner", "-rf", dst, "-C", dir, "strata-bench-id"]);
+  return dst;
+}
+
 /** Writes an OCI layout with uncompressed layers; skopeo turns it into archives and pushes. */
 async function layout(dir: string, tars: string[]): Promise<void> {
   const { createHash } = await import("node:crypto");
@@ -202,6 +217,13 @@ async function layout(dir: string, tars: string[]): Promise<void> {
   );
 }
 
+/** Runs a command-line tool and returns its wall seconds and the CPU seconds `cpu()` grew by. */
+function timedTool(cmd: string, args: string[], cpu: () => number): Promise<{ wall: number; cpu: number }> {
+  return timed(() => run(cmd, args, { maxBuffer: 1 << 26 }), cpu);
+}
+
+type Runs = { strata: number[]; docker: number[]; bare: number[]; strataCpu: number[]; dockerCpu: number[] };
+
 async function main(): Promise<void> {
   const work = await mkdtemp(join(BENCH_DIR, "strata-bench-images-"));
   const regDir = join(work, "registry");
@@ -225,19 +247,12 @@ async function main(): Promise<void> {
         break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    // Unique base: the Debian rootfs plus one file, so no store has the layer yet.
-    const uniq = join(work, "uniq");
-    await mkdir(uniq);
-    await writeFile(join(uniq, "strata-bench-id"), randomBytes(16).toString("hex"));
-    const base = join(work, "base.tar");
-    await copyFile(join(ART, "base-rootfs.tar"), base);
-    await run("tar", ["--numeric-owner", "-rf", base, "-C", uniq, "strata-bench-id"]);
     const gens = [];
     for (const [i, n] of [2000, 500, 50].entries())
       gens.push(await genLayer(work, `gen${i}`, n, i === 2 ? 1 << 20 : 8192));
     const images: Array<[string, string[]]> = [
-      ["debian", [base]],
-      ["5-layer", [base, join(ART, "c1-layer.tar"), ...gens]],
+      ["debian", [join(ART, "base-rootfs.tar")]],
+      ["5-layer", [join(ART, "base-rootfs.tar"), join(ART, "c1-layer.tar"), ...gens]],
     ];
     const load = loadavg()
       .map((l) => l.toFixed(2))
@@ -246,49 +261,76 @@ async function main(): Promise<void> {
       `images bench: ${RUNS} runs, median seconds, strata concurrency ${CONCURRENCY}, registry ${addr}, ` +
         `work ${work}, settle ${SETTLE} s, load average ${load}`,
     );
-    console.log(
-      "image     op     strata   docker   strata/docker   no-apply          cpu: strata   docker   strata/docker",
-    );
-    for (const [name, tars] of images) {
-      const dir = join(work, `layout-${name}`);
-      await layout(dir, tars);
-      const archive = join(work, `${name}.tar`);
-      const ref = `${addr}/bench/${name}:1`;
-      await run("skopeo", ["--insecure-policy", "copy", `oci:${dir}:1`, `docker-archive:${archive}:bench/${name}:1`]);
-      await run("skopeo", [
-        "--insecure-policy",
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-compress",
-        `oci:${dir}:1`,
-        `docker://${ref}`,
-      ]);
-      dockerNames.push(ref, `bench/${name}:1`);
-      type Runs = { strata: number[]; docker: number[]; bare: number[]; strataCpu: number[]; dockerCpu: number[] };
-      const empty = (): Runs => ({ strata: [], docker: [], bare: [], strataCpu: [], dockerCpu: [] });
-      const results: Record<string, Runs> = { pull: empty(), load: empty() };
-      const regCpu = () => (reg.pid ? cpuOf(reg.pid, "own") : 0);
-      for (let r = 0; r < RUNS; r++) {
+    const regCpu = () => (reg.pid ? cpuOf(reg.pid, "own") : 0);
+    const empty = (): Runs => ({ strata: [], docker: [], bare: [], strataCpu: [], dockerCpu: [] });
+    const results = new Map(images.map(([name]) => [name, { pull: empty(), load: empty() }]));
+    for (let r = 0; r < RUNS; r++) {
+      for (const [name, tars] of images) {
         for (const op of ["pull", "load"] as const) {
-          const root = await mkdtemp(join(work, "store-"));
-          const driver = await builtinDrivers().select(process.env.DRIVER, { root, options: {} });
-          const layers = await LayerStore.open(root, driver);
-          const sink = layerStoreSink(layers);
-          const store = await ImageStore.open(join(root, "images"));
-          if (r === 0 && op === "pull") console.log(`  (${name}: strata driver ${driver.name})`);
-          const st = await timed(
-            () =>
+          // This (image, run, op)'s own copy: unique layers, pushed or archived.
+          const id = `${name}-${r}-${op}`;
+          const vdir = join(work, id);
+          await mkdir(vdir);
+          const unique = [];
+          for (const [i, t] of tars.entries()) unique.push(await uniqueLayer(t, join(vdir, `layer${i}.tar`), id));
+          await layout(join(vdir, "layout"), unique);
+          const tag = `bench/${name}:${r}-${op}`;
+          const ref = `${addr}/${tag}`;
+          const archive = join(vdir, "image.tar");
+          if (op === "pull")
+            await run("skopeo", [
+              "--insecure-policy",
+              "copy",
+              "--dest-tls-verify=false",
+              "--dest-compress",
+              `oci:${join(vdir, "layout")}:1`,
+              `docker://${ref}`,
+            ]);
+          else
+            await run("skopeo", [
+              "--insecure-policy",
+              "copy",
+              `oci:${join(vdir, "layout")}:1`,
+              `docker-archive:${archive}:${tag}`,
+            ]);
+          dockerNames.push(op === "pull" ? ref : tag);
+          const res = results.get(name)![op];
+          const withRegistry = () => (op === "pull" ? regCpu() : 0);
+
+          const strata = async () => {
+            const root = await mkdtemp(join(work, "store-"));
+            const global = ["--root", root, ...(process.env.DRIVER ? ["--driver", process.env.DRIVER] : [])];
+            const args =
               op === "pull"
-                ? pullImage(ref, sink, store, { concurrency: CONCURRENCY })
-                : loadImages(archive, sink, store, { concurrency: CONCURRENCY }),
-            () => cpuOf("self", "own") + (op === "pull" ? regCpu() : 0),
-          );
-          results[op].strata.push(st.wall);
-          results[op].strataCpu.push(st.cpu);
-          await store.close();
-          await layers.close();
-          await driver.cleanup();
-          await rm(root, { recursive: true, force: true });
+                ? [CLI, ...global, "pull", "-q", "--concurrency", String(CONCURRENCY), ref]
+                : [CLI, ...global, "load", "-q", "--concurrency", String(CONCURRENCY), archive];
+            const t = await timedTool(process.execPath, args, () => cpuOf("self", "children") + withRegistry());
+            res.strata.push(t.wall);
+            res.strataCpu.push(t.cpu);
+            if (r === 0 && op === "pull") {
+              const info = await run(process.execPath, [CLI, ...global, "info"]);
+              const driver = /driver\W+(\w+)/i.exec(info.stdout)?.[1] ?? "?";
+              console.log(`  (${name}: strata driver ${driver})`);
+            }
+          };
+          const docker_ = async () => {
+            const dpid = dockerdPid();
+            const t = await timedTool(
+              "/usr/bin/docker",
+              op === "pull" ? [...DOCKER, "pull", "-q", ref] : [...DOCKER, "load", "-q", "-i", archive],
+              () => (dpid ? cpuOf(dpid, "both") : 0) + cpuOf("self", "children") + withRegistry(),
+            );
+            res.docker.push(t.wall);
+            res.dockerCpu.push(t.cpu);
+          };
+          // The sides take turns going first.
+          if (r % 2 === 0) {
+            await strata();
+            await docker_();
+          } else {
+            await docker_();
+            await strata();
+          }
           const bareStore = await ImageStore.open(join(await mkdtemp(join(work, "bare-")), "images"));
           const bare = hashOnlySink();
           const bt = await timed(
@@ -298,29 +340,28 @@ async function main(): Promise<void> {
                 : loadImages(archive, bare, bareStore, { concurrency: CONCURRENCY }),
             () => 0,
           );
-          results[op].bare.push(bt.wall);
+          res.bare.push(bt.wall);
           await bareStore.close();
-          const dname = op === "pull" ? ref : `bench/${name}:1`;
-          await docker("rmi", "-f", dname).catch(() => undefined);
-          const dpid = dockerdPid();
-          const dt = await timed(
-            () => (op === "pull" ? docker("pull", "-q", ref) : docker("load", "-q", "-i", archive)),
-            () => (dpid ? cpuOf(dpid, "both") : 0) + cpuOf("self", "children") + (op === "pull" ? regCpu() : 0),
-          );
-          results[op].docker.push(dt.wall);
-          results[op].dockerCpu.push(dt.cpu);
-          await docker("rmi", "-f", dname).catch(() => undefined);
         }
       }
+    }
+    console.log(
+      "image     op     strata   docker   strata/docker   no-apply          cpu: strata   docker   strata/docker",
+    );
+    for (const [name] of images) {
       for (const op of ["pull", "load"] as const) {
-        const s = median(results[op].strata);
-        const d = median(results[op].docker);
-        const b = median(results[op].bare);
-        const sc = median(results[op].strataCpu);
-        const dc = median(results[op].dockerCpu);
+        const runs = results.get(name)![op];
+        const s = median(runs.strata);
+        const d = median(runs.docker);
+        const b = median(runs.bare);
+        const sc = median(runs.strataCpu);
+        const dc = median(runs.dockerCpu);
         console.log(
           `${name.padEnd(9)} ${op.padEnd(6)} ${s.toFixed(2).padStart(6)}   ${d.toFixed(2).padStart(6)}   ${(s / d).toFixed(2).padStart(13)}   ${b.toFixed(2).padStart(8)} (${(b / d).toFixed(2)}x)` +
             `   ${sc.toFixed(2).padStart(11)}   ${dc.toFixed(2).padStart(6)}   ${(sc / dc).toFixed(2).padStart(13)}`,
+        );
+        console.log(
+          `${"".padEnd(16)} runs: strata ${runs.strata.map((x) => x.toFixed(2)).join(" ")}, docker ${runs.docker.map((x) => x.toFixed(2)).join(" ")}`,
         );
       }
     }

@@ -26,9 +26,8 @@ export function benchCommand(program: Command): void {
     .action(async (o: RawBenchOptions & { compare?: string[] }) => {
       // Loaded here, not at the top: the report's chart libraries (vega) take
       // longer to load than most other commands take to run.
-      const { compareResults, formatComparison, markdownReport, readResults, runBench } = await import(
-        "../../bench/index.js"
-      );
+      const { compareResults, formatComparison, markdownReport, readResults, runBench } =
+        await import("../../bench/index.js");
       if (o.compare) {
         if (o.compare.length !== 2)
           throw new InvalidArgumentError(
