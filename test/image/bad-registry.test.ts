@@ -229,3 +229,25 @@ test("basic auth: a Basic challenge is answered with the credentials", async (t)
   t.is(rec.id, fx.configDigest);
   t.true(proxy.seen.some((r) => r.headers.authorization === want));
 });
+
+test("blob downloads follow a redirect to another origin (a CDN) and do not take the credentials along", async (t) => {
+  const { reg, fx, blobs } = await setup(t);
+  const want = `Basic ${Buffer.from("bob:pw").toString("base64")}`;
+  const cdn = await startProxy(t, reg.addr, (): Action => ({ kind: "forward" }));
+  const proxy = await startProxy(t, reg.addr, (req): Action => {
+    if (req.headers.authorization !== want)
+      return { kind: "respond", status: 401, headers: { "www-authenticate": 'Basic realm="test"' }, body: "{}" };
+    if (req.method === "GET" && blobs.some((b) => isBlob(req.url, b)))
+      return { kind: "respond", status: 307, headers: { location: `http://${cdn.addr}${req.url}` } };
+    return { kind: "forward" };
+  });
+  const s = await stores(t);
+  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+    ...fast,
+    credentials: { username: "bob", password: "pw" },
+  });
+  t.is(rec.id, fx.configDigest);
+  const fetched = cdn.seen.filter((r) => blobs.some((b) => isBlob(r.url, b)));
+  t.is(fetched.length, blobs.length);
+  t.true(fetched.every((r) => r.headers.authorization === undefined));
+});

@@ -17,6 +17,7 @@ import { DigestMismatchError, DigestStream, sha256 } from "../digest.js";
 import { apiHost, isLocalRegistry } from "../reference.js";
 import { basicAuth, type Challenge, type Credentials, fetchToken, parseChallenge } from "./auth.js";
 import { RegistryError } from "./errors.js";
+import { type HttpResponse, httpRequest } from "./http.js";
 import { DEFAULT_STALL_TIMEOUT_MS, StallGuard } from "./stall.js";
 
 /** Options of {@link RegistryClient}. */
@@ -76,7 +77,7 @@ export class RegistryClient {
   #tokens = new Map<string, string>();
   #challenge: Challenge | undefined;
   /** The stall guard of each download response, for its body reader. */
-  #stalls = new WeakMap<Response, StallGuard>();
+  #stalls = new WeakMap<HttpResponse, StallGuard>();
 
   constructor(registry: string, opts: ClientOptions = {}) {
     this.registry = registry;
@@ -93,7 +94,7 @@ export class RegistryClient {
     return t ? `Bearer ${t}` : undefined;
   }
 
-  async #authenticate(res: Response, scopes: string[]): Promise<boolean> {
+  async #authenticate(res: HttpResponse, scopes: string[]): Promise<boolean> {
     const ch = parseChallenge(res.headers.get("www-authenticate") ?? "");
     if (!ch) return false;
     this.#challenge = ch;
@@ -108,7 +109,7 @@ export class RegistryClient {
    * below 400 (and 404, for the caller to interpret).
    * @throws RegistryError: ERR_REGISTRY_AUTH (401/403), ERR_REGISTRY (others), ERR_REGISTRY_UNREACHABLE
    */
-  async request(path: string, o: RequestOptions): Promise<Response> {
+  async request(path: string, o: RequestOptions): Promise<HttpResponse> {
     const url = path.startsWith("http") ? path : `${this.base}${path}`;
     const attempts = o.once ? 1 : (this.#opts.attempts ?? 5);
     let lastErr: unknown;
@@ -123,21 +124,18 @@ export class RegistryClient {
           const headers: Record<string, string> = { ...o.headers };
           const auth = this.#authHeader(o.scopes);
           if (auth) headers.authorization = auth;
-          const init = {
+          const res = await httpRequest(url, {
             method: o.method ?? "GET",
             headers,
             body: o.body,
             signal: stall?.signal ?? o.signal,
-            duplex: "half",
-            redirect: "follow",
-          };
-          const res = await fetch(url, init as RequestInit).catch((err: unknown) => {
+          }).catch((err: unknown) => {
             throw stall?.stalled ?? err;
           });
           stall?.touch();
           if (res.status === 401 && !authed && (o.body === undefined || Buffer.isBuffer(o.body))) {
             authed = true;
-            await res.body?.cancel();
+            await res.body.cancel();
             if (await this.#authenticate(res, o.scopes)) continue;
           }
           if (res.status < 400 || res.status === 404) {
@@ -162,13 +160,12 @@ export class RegistryClient {
    * The chunks of a response body, each pushing back its stall guard; a
    * stall ends the iteration with ERR_REGISTRY_STALLED.
    */
-  async *body(res: Response): AsyncGenerator<Buffer> {
+  async *body(res: HttpResponse): AsyncGenerator<Buffer> {
     const stall = this.#stalls.get(res);
     try {
-      if (!res.body) return;
-      for await (const c of res.body as AsyncIterable<Uint8Array>) {
+      for await (const c of res.body) {
         stall?.touch();
-        yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+        yield c;
       }
     } catch (err) {
       throw stall?.stalled ?? err;
@@ -271,7 +268,7 @@ export class RegistryClient {
   /** The size of a blob when the repository has it, else undefined. */
   async blobSize(repo: string, digest: string, scopes = [`repository:${repo}:pull`]): Promise<number | undefined> {
     const res = await this.request(`/v2/${repo}/blobs/${digest}`, { method: "HEAD", scopes });
-    await res.body?.cancel();
+    await res.body.cancel();
     if (res.status === 404) return undefined;
     return Number(res.headers.get("content-length") ?? -1);
   }
@@ -279,7 +276,8 @@ export class RegistryClient {
 
 function wrapNetwork(err: unknown, url: string): unknown {
   if (err instanceof StrataError || (err instanceof Error && err.name === "AbortError")) return err;
-  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-  const why = cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
+  // fetch wrapped the socket error as `cause`; undici's request throws it as it is.
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const why = e?.cause?.code ?? e?.cause?.message ?? e?.code ?? e?.message ?? String(err);
   return new RegistryError("ERR_REGISTRY_UNREACHABLE", 0, `Cannot reach the registry: ${why} "${url}"`, { cause: err });
 }

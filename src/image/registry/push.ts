@@ -48,7 +48,7 @@ async function startUpload(
   const q = mount ? `?mount=${encodeURIComponent(mount.digest)}&from=${encodeURIComponent(mount.from)}` : "";
   const scopes = [`repository:${repo}:pull,push`, ...(mount ? [`repository:${mount.from}:pull`] : [])];
   const res = await client.request(`/v2/${repo}/blobs/uploads/${q}`, { method: "POST", scopes });
-  await res.body?.cancel();
+  await res.body.cancel();
   if (res.status === 201 && mount) return { mounted: true };
   if (res.status !== 202)
     throw new StrataError("ERR_REGISTRY", `Cannot push: upload not started (HTTP ${res.status}) "${repo}"`);
@@ -77,7 +77,7 @@ async function pushSmallBlob(client: RegistryClient, repo: string, bytes: Buffer
     body: bytes,
     scopes,
   });
-  await res.body?.cancel();
+  await res.body.cancel();
   if (res.status !== 201) throw new StrataError("ERR_REGISTRY", `Cannot push the blob: HTTP ${res.status} "${digest}"`);
 }
 
@@ -95,7 +95,7 @@ async function patchAll(
     if (range) headers["content-range"] = range;
     if (Buffer.isBuffer(body)) headers["content-length"] = String(body.length);
     const res = await client.request(loc, { method: "PATCH", headers, body, scopes, once: !Buffer.isBuffer(body) });
-    await res.body?.cancel();
+    await res.body.cancel();
     if (res.status !== 202) throw new StrataError("ERR_REGISTRY", `Cannot push: PATCH answered HTTP ${res.status}`);
     return absolute(client, res.headers.get("location") ?? loc);
   };
@@ -152,7 +152,7 @@ async function pushLayer(
     headers: { "content-length": "0" },
     scopes,
   });
-  await res.body?.cancel();
+  await res.body.cancel();
   if (res.status !== 201)
     throw new StrataError("ERR_REGISTRY", `Cannot push the layer: HTTP ${res.status} "${blob.digest}"`);
   return { desc: { mediaType: MT.dockerLayer, digest: blob.digest, size: blob.bytes }, how: "pushed" };
@@ -199,7 +199,7 @@ export async function pushImage(
     body: bytes,
     scopes: [`repository:${repo}:pull,push`],
   });
-  await res.body?.cancel();
+  await res.body.cancel();
   if (res.status !== 201)
     throw new StrataError("ERR_REGISTRY", `Cannot push the manifest: HTTP ${res.status} "${familiarName(t)}"`);
   return { digest: sha256(bytes), layers: how };
