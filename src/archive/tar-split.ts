@@ -52,35 +52,75 @@ export class DigestMismatchError extends StrataError {
   }
 }
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
+/**
+ * A growable byte buffer. The recorder sees two small pieces per entry (a
+ * header, its padding): they are copied into one allocation rather than
+ * kept as a Buffer each.
+ */
+class ByteBuilder {
+  #buf = Buffer.allocUnsafe(64 << 10);
+  length = 0;
+
+  #reserve(n: number): void {
+    if (this.length + n <= this.#buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.length + n));
+    this.#buf.copy(next, 0, 0, this.length);
+    this.#buf = next;
+  }
+
+  append(b: Buffer): void {
+    this.#reserve(b.length);
+    b.copy(this.#buf, this.length);
+    this.length += b.length;
+  }
+
+  byte(v: number): void {
+    this.#reserve(1);
+    this.#buf[this.length++] = v;
+  }
+
+  varint(n: number): void {
+    do {
+      let b = n % 128;
+      n = Math.floor(n / 128);
+      if (n > 0) b |= 0x80;
+      this.byte(b);
+    } while (n > 0);
+  }
+
+  /** The bytes so far, without a copy; valid until the next append. */
+  view(): Buffer {
+    return this.#buf.subarray(0, this.length);
+  }
+
+  /** The bytes so far, handed over; the builder starts empty on a new buffer. */
+  take(): Buffer {
+    const out = this.#buf.subarray(0, this.length);
+    this.#buf = Buffer.allocUnsafe(this.#buf.length);
+    this.length = 0;
+    return out;
+  }
 }
 
 /**
  * A {@link TarRecorder} that builds a tar-split index. Pass it to `readTar`
  * or `applyLayer` (`recorder` option), let the archive be read to its end,
  * then call {@link finish} once. Memory stays bounded: the index is
- * compressed as it grows.
+ * compressed as it grows, at gzip level 1. With level 6 and a Buffer per
+ * piece, recording the Debian layer (6,657 entries) cost 80-100 ms of CPU;
+ * now 33-38 ms, for an index of 523 KB instead of 371 KB.
  */
 export class TarSplitRecorder implements TarRecorder {
-  #gzip = createGzip({ level: 6 });
+  #gzip = createGzip({ level: 1 });
   #out: Buffer[] = [];
-  #pendingRaw: Buffer[] = [];
-  #pendingRawLen = 0;
-  #records: Buffer[] = [MAGIC];
-  #recordsLen = MAGIC.length;
+  #pendingRaw = new ByteBuilder();
+  #records = new ByteBuilder();
   #files = 0;
   #done = false;
 
   constructor() {
     this.#gzip.on("data", (c: Buffer) => this.#out.push(c));
+    this.#records.append(MAGIC);
   }
 
   /** Number of file bodies recorded so far. */
@@ -88,39 +128,37 @@ export class TarSplitRecorder implements TarRecorder {
     return this.#files;
   }
 
-  /** Receives non-content bytes (called by readTar). */
+  /** Receives non-content bytes (called by readTar); copied, as the reader's chunk may be reused. */
   raw(bytes: Buffer): void {
-    if (bytes.length === 0) return;
-    this.#pendingRaw.push(Buffer.from(bytes)); // copy: the reader's chunk may be reused
-    this.#pendingRawLen += bytes.length;
+    this.#pendingRaw.append(bytes);
   }
 
   /** Receives an entry's body size (called by readTar); bodies of size 0 need no record. */
   file(name: string, size: number): void {
     if (size === 0) return;
     this.#flushRaw();
+    const r = this.#records;
+    r.byte(FILE);
+    r.varint(size);
     const nameBytes = Buffer.from(name, "utf8");
-    this.#push(Buffer.concat([Buffer.from([FILE]), varint(size), varint(nameBytes.length), nameBytes]));
+    r.varint(nameBytes.length);
+    r.append(nameBytes);
     this.#files++;
+    this.#maybeCompress();
   }
 
   #flushRaw(): void {
-    if (this.#pendingRawLen === 0) return;
-    const raw = Buffer.concat(this.#pendingRaw);
-    this.#pendingRaw = [];
-    this.#pendingRawLen = 0;
-    this.#push(Buffer.concat([Buffer.from([RAW]), varint(raw.length)]));
-    this.#push(raw);
+    const raw = this.#pendingRaw;
+    if (raw.length === 0) return;
+    this.#records.byte(RAW);
+    this.#records.varint(raw.length);
+    this.#records.append(raw.view());
+    raw.length = 0;
+    this.#maybeCompress();
   }
 
-  #push(b: Buffer): void {
-    this.#records.push(b);
-    this.#recordsLen += b.length;
-    if (this.#recordsLen >= FLUSH_AT) {
-      this.#gzip.write(Buffer.concat(this.#records));
-      this.#records = [];
-      this.#recordsLen = 0;
-    }
+  #maybeCompress(): void {
+    if (this.#records.length >= FLUSH_AT) this.#gzip.write(this.#records.take());
   }
 
   /**
@@ -133,7 +171,7 @@ export class TarSplitRecorder implements TarRecorder {
       throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", "Cannot finish the tar-split index: already finished");
     this.#done = true;
     this.#flushRaw();
-    this.#gzip.end(Buffer.concat(this.#records));
+    this.#gzip.end(this.#records.take());
     await new Promise<void>((resolve, reject) => {
       this.#gzip.once("end", resolve);
       this.#gzip.once("error", reject);
