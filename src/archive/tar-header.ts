@@ -90,18 +90,30 @@ export function decodeNumber(buf: Buffer, off: number, len: number, field: strin
       throw new TarFormatError(`${field} too large in header`);
     return Number(v);
   }
-  let s = "";
-  for (let i = off; i < off + len; i++) {
+  // Octal, digit by digit (this runs for eight fields of every header): optional
+  // leading blanks, digits, then blanks up to the field's end or a NUL.
+  const end = off + len;
+  let i = off;
+  while (i < end && isBlank(buf[i]!)) i++;
+  let v = 0;
+  for (; i < end; i++) {
     const c = buf[i]!;
-    if (c === 0) break;
-    s += String.fromCharCode(c);
+    if (c < 0x30 || c > 0x37) break;
+    v = v * 8 + (c - 0x30);
   }
-  s = s.trim();
-  if (s === "") return 0;
-  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`invalid ${field} field "${s}"`);
-  const v = Number.parseInt(s, 8);
+  for (; i < end && buf[i] !== 0; i++) {
+    if (!isBlank(buf[i]!)) {
+      const text = cstring(buf, off, len).trim();
+      throw new TarFormatError(`invalid ${field} field "${text}"`);
+    }
+  }
   if (!Number.isSafeInteger(v)) throw new TarFormatError(`${field} too large in header`);
   return v;
+}
+
+/** Space, tab, newline, vertical tab, form feed, carriage return. */
+function isBlank(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
 }
 
 /** True when the 512-byte block is all zeros (end-of-archive marker). */
