@@ -4,11 +4,12 @@
  *
  * @module
  */
-import cliProgress from "cli-progress";
+import type cliProgressModule from "cli-progress";
+import { cliProgress } from "../util/cli-progress.js";
 
 /** Steps of known total, plus free log lines. */
 export class BenchProgress {
-  #bar: cliProgress.SingleBar | undefined;
+  #bar: cliProgressModule.SingleBar | undefined;
   #done = 0;
   #total: number;
   #t0 = Date.now();
@@ -16,9 +17,9 @@ export class BenchProgress {
   constructor(total: number, tty = process.stderr.isTTY === true) {
     this.#total = total;
     if (tty) {
-      this.#bar = new cliProgress.SingleBar(
+      this.#bar = new (cliProgress().SingleBar)(
         { format: "bench [{bar}] {value}/{total} {label}", stream: process.stderr, hideCursor: true },
-        cliProgress.Presets.shades_classic,
+        cliProgress().Presets.shades_classic,
       );
       this.#bar.start(total, 0, { label: "" });
     }

@@ -4,7 +4,7 @@
  * @module
  */
 import { Transform } from "node:stream";
-import cliProgress from "cli-progress";
+import { cliProgress } from "../util/cli-progress.js";
 
 /**
  * A pass-through that advances a byte progress bar; a no-op when stderr is
@@ -13,9 +13,9 @@ import cliProgress from "cli-progress";
 export function byteProgress(label: string, total: number, quiet = false): { stream: Transform; done: () => void } {
   const tty = process.stderr.isTTY && !quiet && total > 0;
   const bar = tty
-    ? new cliProgress.SingleBar(
+    ? new (cliProgress().SingleBar)(
         { format: `${label} [{bar}] {percentage}% {value}/{total} MB`, stream: process.stderr, hideCursor: true },
-        cliProgress.Presets.shades_classic,
+        cliProgress().Presets.shades_classic,
       )
     : undefined;
   const mb = (n: number) => Math.round(n / 1e5) / 10;

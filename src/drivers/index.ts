@@ -3,10 +3,14 @@
  *
  * @module
  */
+import type { DriverFactory } from "../graphdriver/driver.js";
 import { DriverRegistry } from "../graphdriver/registry.js";
-import { createDevmapper } from "./devmapper/index.js";
 import { createOverlay } from "./overlay/index.js";
-import { createVfs } from "./vfs/index.js";
+
+// Loaded when chosen: the devmapper driver and its thin-pool client are a fifth
+// of the modules every strata command would otherwise load at start.
+const createDevmapper: DriverFactory = async (opts) => (await import("./devmapper/index.js")).createDevmapper(opts);
+const createVfs: DriverFactory = async (opts) => (await import("./vfs/index.js")).createVfs(opts);
 
 /** A registry holding every built-in driver, highest priority first. */
 export function builtinDrivers(): DriverRegistry {

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import cliProgress from "cli-progress";
+import type cliProgressModule from "cli-progress";
+import { cliProgress } from "../util/cli-progress.js";
 
 /** What happens to one layer. */
 export type LayerStatus =
@@ -45,7 +46,7 @@ export function terminalProgress(out: NodeJS.WriteStream = process.stderr): { fn
       stop() {},
     };
   }
-  const multi = new cliProgress.MultiBar(
+  const multi = new (cliProgress().MultiBar)(
     {
       stream: out,
       format: "{id}: {status} [{bar}] {value}/{total}",
@@ -53,9 +54,9 @@ export function terminalProgress(out: NodeJS.WriteStream = process.stderr): { fn
       clearOnComplete: false,
       formatValue: (v, _o, type) => (type === "value" || type === "total" ? human(v) : String(v)),
     },
-    cliProgress.Presets.shades_classic,
+    cliProgress().Presets.shades_classic,
   );
-  const bars = new Map<number, cliProgress.SingleBar>();
+  const bars = new Map<number, cliProgressModule.SingleBar>();
   return {
     fn: (e) => {
       let bar = bars.get(e.layer);
