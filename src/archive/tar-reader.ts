@@ -39,8 +39,15 @@ export interface TarEntry {
   body(): AsyncGenerator<Buffer>;
   /** Reads the whole body into one Buffer (for small files). */
   readAll(): Promise<Buffer>;
+  /**
+   * The whole body, consumed, when it is already in memory (no await: most
+   * small files arrive in the same chunk as their header); undefined when not.
+   */
+  readBuffered(): Buffer | undefined;
   skip(): Promise<void>;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Byte queue over an async iterable source. */
 class ByteQueue {
@@ -55,6 +62,11 @@ class ByteQueue {
 
   get length(): number {
     return this.#length;
+  }
+
+  /** `fill(n)` without the promise when n bytes are buffered already (the common case). */
+  ready(n: number): boolean | Promise<boolean> {
+    return this.#length >= n || this.fill(n);
   }
 
   /** Ensures at least n bytes are buffered; false when the source ended first. */
@@ -79,7 +91,7 @@ class ByteQueue {
 
   /** Takes exactly n buffered bytes (n ≤ length). */
   take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
+    if (n === 0) return EMPTY;
     const first = this.#chunks[0]!;
     if (first.length >= n) {
       const out = first.subarray(0, n);
@@ -142,14 +154,14 @@ export async function* readTar(
   const readMeta = async (size: number, what: string): Promise<Buffer> => {
     if (size > 16 << 20) throw new TarFormatError(`${what} record too large (${size} bytes)`);
     const total = size + padding(size);
-    if (!(await q.fill(total))) throw unexpectedEnd(what);
+    if (!(await q.ready(total))) throw unexpectedEnd(what);
     const b = q.take(total);
     raw(b);
     return b.subarray(0, size);
   };
 
   for (;;) {
-    if (!(await q.fill(BLOCK))) {
+    if (!(await q.ready(BLOCK))) {
       if (q.length === 0) break; // tolerate a missing end-of-archive marker
       throw unexpectedEnd("header");
     }
@@ -187,7 +199,7 @@ export async function* readTar(
 
     const finishBody = async () => {
       const pad = padding(claimed);
-      if (!(await q.fill(pad))) throw unexpectedEnd(`padding of "${header.name}"`);
+      if (!(await q.ready(pad))) throw unexpectedEnd(`padding of "${header.name}"`);
       raw(q.take(pad));
     };
     async function* body(): AsyncGenerator<Buffer> {
@@ -209,12 +221,23 @@ export async function* readTar(
         for await (const c of body()) parts.push(c);
         return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       },
+      readBuffered() {
+        const pad = padding(claimed);
+        if (consumed || q.length < remaining + pad) return undefined;
+        consumed = true;
+        const b = q.take(remaining);
+        remaining = 0;
+        raw(q.take(pad));
+        return b;
+      },
       async skip() {
         for await (const _ of body());
       },
     };
     yield entry;
-    if (!consumed || remaining > 0) await entry.skip();
+    if (!consumed || remaining > 0) {
+      if (entry.readBuffered() === undefined) await entry.skip();
+    }
   }
   // Everything after the end marker (the second zero block, tar padding) belongs to the stream.
   await q.drain(raw);

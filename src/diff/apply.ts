@@ -221,9 +221,12 @@ class Applier {
     const independent = this.#independent(rel, h.type === "dir") && h.type !== "link";
     const op = Applier.#code(OP.ENTRY, independent);
     switch (h.type) {
-      case "file":
-        await this.#file(at, h, e.body(), independent);
+      case "file": {
+        const whole = h.size <= SMALL_BODY ? e.readBuffered() : undefined;
+        if (whole) this.#smallFile(at, h, whole, independent);
+        else await this.#file(at, h, e.body(), independent);
         break;
+      }
       case "symlink":
         this.#batch.add({ op, kind: KIND.symlink, ...at, link1: h.linkname, ...this.#meta(h) });
         break;
@@ -270,6 +273,12 @@ class Applier {
       atime: h.atime && h.atime.sec >= h.mtime.sec ? h.atime : h.mtime,
       mtime: h.mtime,
     };
+  }
+
+  /** A regular file whose body is already in memory: one op. */
+  #smallFile(at: { parent: string; base: string }, h: TarHeader, body: Buffer, independent: boolean): void {
+    const bodies = body.length > 0 ? [body] : [];
+    this.#batch.add({ op: Applier.#code(OP.ENTRY, independent), kind: KIND.file, ...at, ...this.#meta(h), bodies });
   }
 
   /** A regular file: small bodies in one op, large ones streamed through an open handle. */
