@@ -34,6 +34,18 @@ export class BreakoutError extends StrataError {
   }
 }
 
+/** Bytes are not what their digest (or size) promised: ERR_DIGEST_MISMATCH, wherever it is found. */
+export class DigestMismatchError extends StrataError {
+  constructor(message: string) {
+    super("ERR_DIGEST_MISMATCH", message);
+  }
+
+  /** `Cannot verify <what>: digest mismatch, want "<want>" got "<got>"`. */
+  static of(what: string, want: string, got: string): DigestMismatchError {
+    return new DigestMismatchError(`Cannot verify ${what}: digest mismatch, want "${want}" got "${got}"`);
+  }
+}
+
 /**
  * A failed system call from the native addon: `code` is the errno name
  * (`ENOENT`, `EPERM`, …), `errno` the negative errno as Node reports it.

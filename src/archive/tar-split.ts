@@ -34,7 +34,7 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { createGzip, gunzipSync } from "node:zlib";
-import { InvalidArgumentError, StrataError } from "../errors.js";
+import { DigestMismatchError, InvalidArgumentError } from "../errors.js";
 import { C, close, openat2 } from "../native.js";
 import { readFdAndClose } from "../util/read-fd.js";
 import { cleanEntryPath } from "./paths.js";
@@ -44,13 +44,6 @@ const MAGIC = Buffer.from("STS1");
 const RAW = 0x01;
 const FILE = 0x02;
 const FLUSH_AT = 1 << 20;
-
-/** The re-assembled bytes do not hash to the expected digest (or a file no longer has its recorded size). */
-export class DigestMismatchError extends StrataError {
-  constructor(message: string) {
-    super("ERR_DIGEST_MISMATCH", message);
-  }
-}
 
 /**
  * A growable byte buffer. The recorder sees two small pieces per entry (a

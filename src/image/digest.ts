@@ -7,16 +7,11 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
-import { InvalidArgumentError, StrataError } from "../errors.js";
+import { DigestMismatchError, InvalidArgumentError } from "../errors.js";
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
-/** A digest mismatch: the bytes are not what their digest promised. */
-export class DigestMismatchError extends StrataError {
-  constructor(what: string, want: string, got: string) {
-    super("ERR_DIGEST_MISMATCH", `Cannot verify ${what}: digest mismatch, want "${want}" got "${got}"`);
-  }
-}
+export { DigestMismatchError };
 
 /** Throws ERR_INVALID_DIGEST unless `d` is `sha256:` and 64 lowercase hex digits. */
 export function assertDigest(d: unknown, what = "digest"): asserts d is string {
@@ -63,7 +58,7 @@ export class DigestStream extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.#expect.size !== undefined && this.#expect.size >= 0 && this.bytes > this.#expect.size) {
-      cb(new StrataError("ERR_DIGEST_MISMATCH", `Cannot verify ${this.#what}: more than ${this.#expect.size} bytes`));
+      cb(new DigestMismatchError(`Cannot verify ${this.#what}: more than ${this.#expect.size} bytes`));
       return;
     }
     this.#hash.update(chunk);
@@ -73,13 +68,12 @@ export class DigestStream extends Transform {
   override _flush(cb: TransformCallback): void {
     this.digest = `sha256:${this.#hash.digest("hex")}`;
     if (this.#expect.digest && this.digest !== this.#expect.digest) {
-      cb(new DigestMismatchError(this.#what, this.#expect.digest, this.digest));
+      cb(DigestMismatchError.of(this.#what, this.#expect.digest, this.digest));
       return;
     }
     if (this.#expect.size !== undefined && this.#expect.size >= 0 && this.bytes !== this.#expect.size) {
       cb(
-        new StrataError(
-          "ERR_DIGEST_MISMATCH",
+        new DigestMismatchError(
           `Cannot verify ${this.#what}: size mismatch, want ${this.#expect.size} got ${this.bytes}`,
         ),
       );

@@ -91,7 +91,7 @@ export async function readDockerArchive(src: FileSource): Promise<ArchiveImage[]
 async function readVerifiedSmall(src: FileSource, name: string, digest: string): Promise<Buffer> {
   const b = await src.read(name);
   const got = sha256(b);
-  if (got !== digest) throw new DigestMismatchError(`config "${name}"`, digest, got);
+  if (got !== digest) throw DigestMismatchError.of(`config "${name}"`, digest, got);
   return b;
 }
 

@@ -138,11 +138,11 @@ export class ImageStore {
       const diffIDs = parseConfig(config).rootfs.diff_ids;
       const chains = chainIDs(diffIDs);
       if (diffIDs.length !== layers.length) {
-        throw new DigestMismatchError("the image layers", `${diffIDs.length} layers`, `${layers.length}`);
+        throw DigestMismatchError.of("the image layers", `${diffIDs.length} layers`, `${layers.length}`);
       }
       layers.forEach((l, i) => {
-        if (l.diffID !== diffIDs[i]) throw new DigestMismatchError(`layer ${i}`, diffIDs[i], l.diffID);
-        if (l.chainID !== chains[i]) throw new DigestMismatchError(`layer ${i} chain`, chains[i], l.chainID);
+        if (l.diffID !== diffIDs[i]) throw DigestMismatchError.of(`layer ${i}`, diffIDs[i], l.diffID);
+        if (l.chainID !== chains[i]) throw DigestMismatchError.of(`layer ${i} chain`, chains[i], l.chainID);
       });
       const old = await this.#readRecord(id);
       const keys = tags.map(tagKey);
@@ -243,7 +243,7 @@ export class ImageStore {
   /** The config bytes of an image, exactly as stored. */
   async config(id: string): Promise<Buffer> {
     const bytes = await readFile(join(this.dir, "configs", digestHex(id)));
-    if (sha256(bytes) !== id) throw new DigestMismatchError("the stored image config", id, sha256(bytes));
+    if (sha256(bytes) !== id) throw DigestMismatchError.of("the stored image config", id, sha256(bytes));
     return bytes;
   }
 

@@ -33,11 +33,11 @@ import { assembleTar, openInLayer, TarSplitRecorder } from "../archive/tar-split
 import { cleanEntryPath } from "../archive/paths.js";
 import {
   AlreadyExistsError,
+  DigestMismatchError,
   FailedPreconditionError,
   hasCode,
   InvalidArgumentError,
   NotFoundError,
-  StrataError,
 } from "../errors.js";
 import type { Change, CreateOpts, Driver } from "../graphdriver/driver.js";
 import { chainID as makeChainID, type Digest, randomID } from "./ids.js";
@@ -260,10 +260,7 @@ export class LayerStore {
       }
       const diffID: Digest = `sha256:${hash.digest("hex")}`;
       if (opts.diffID && diffID !== opts.diffID) {
-        throw new StrataError(
-          "ERR_DIGEST_MISMATCH",
-          `Cannot register layer: digest mismatch, want "${opts.diffID}" got "${diffID}"`,
-        );
+        throw new DigestMismatchError(`Cannot register layer: digest mismatch, want "${opts.diffID}" got "${diffID}"`);
       }
       const chainID = makeChainID(parent, diffID);
       return await this.lock.with(async () => {

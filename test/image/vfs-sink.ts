@@ -108,7 +108,7 @@ export class VfsSink implements LayerSink {
       file.end();
       await once(file, "close");
       const diffID = `sha256:${hash.digest("hex")}`;
-      if (expectDiffID && diffID !== expectDiffID) throw new DigestMismatchError("layer", expectDiffID, diffID);
+      if (expectDiffID && diffID !== expectDiffID) throw DigestMismatchError.of("layer", expectDiffID, diffID);
       const chainID = parentChainID
         ? `sha256:${createHash("sha256").update(`${parentChainID} ${diffID}`).digest("hex")}`
         : diffID;

@@ -196,7 +196,7 @@ export class RegistryClient {
     const digest = sha256(bytes);
     const want = ref.startsWith("sha256:") ? ref : res.headers.get("docker-content-digest");
     if (want && want.startsWith("sha256:") && want !== digest)
-      throw new DigestMismatchError(`manifest ${repo}:${ref}`, want, digest);
+      throw DigestMismatchError.of(`manifest ${repo}:${ref}`, want, digest);
     const mediaType = (res.headers.get("content-type") ?? "").split(";")[0].trim();
     return { bytes, mediaType, digest };
   }
