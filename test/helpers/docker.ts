@@ -2,7 +2,10 @@
  * The peer dockerd (overlay2, private socket) from ../shared/peers, for
  * tests that compare with Docker. `dockerPeer()` returns a client, or the
  * reason it cannot (the test then skips and says why). A dockerd this
- * process had to start is stopped by pid when the process exits.
+ * process had to start is stopped by pid when the process exits. Containers
+ * and images that tests name `strata-<kind>-<pid>-<n>` are removed by their
+ * teardowns; the ones left by a test process that was killed (teardowns do
+ * not run then) are removed here, once their pid is gone.
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -36,6 +39,33 @@ process.on("exit", () => {
   }
 });
 
+const TEST_NAME = /^strata-[a-z]+-(\d+)-\d+$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes test containers and images whose process is dead. */
+async function sweepDeadTestObjects(): Promise<void> {
+  const dead = (name: string) => {
+    const m = TEST_NAME.exec(name);
+    return m !== null && !alive(Number(m[1]));
+  };
+  const containers = (await docker("ps", "-a", "--format", "{{.Names}}")).split("\n").filter(dead);
+  if (containers.length) await docker("rm", "-f", ...containers);
+  const images = (await docker("images", "--format", "{{.Repository}}:{{.Tag}}"))
+    .split("\n")
+    .filter((ref) => dead(ref.split("/").pop()!.split(":")[0]!));
+  if (images.length) await docker("rmi", "-f", ...images);
+}
+
+let swept: Promise<void> | undefined;
+
 /** A docker client for the peer dockerd with `image` present, or the reason there is none. */
 export async function dockerPeer(image = BASE_IMAGE): Promise<{ docker: Docker } | { reason: string }> {
   if (!existsSync(DOCKER)) return { reason: `${DOCKER} is not installed (${PEERS}/install.sh)` };
@@ -55,6 +85,8 @@ export async function dockerPeer(image = BASE_IMAGE): Promise<{ docker: Docker }
   } catch {
     return { reason: `image ${image} is missing (${PEERS}/make-base-image.sh)` };
   }
+  swept ??= sweepDeadTestObjects();
+  await swept;
   return { docker };
 }
 
