@@ -138,14 +138,15 @@ void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   if (uint64_t(off) >= devSize) return (void)fuse_reply_buf(req, nullptr, 0);
   size = size_t(std::min<uint64_t>(size, devSize - uint64_t(off)));
   thread_local AlignedBuffer buf;  // aligned: the pool reads into it with O_DIRECT
+  ReadAhead::DeviceRef ra = d.readAhead->device(ino - 2);
   try {
     uint8_t* mem = buf.get(size);
-    if (!d.readAhead->serve(ino - 2, uint64_t(off), size, mem)) d.pool->read(ino - 2, uint64_t(off), mem, size);
+    if (!d.readAhead->serve(*ra, uint64_t(off), size, mem)) d.pool->read(ino - 2, uint64_t(off), mem, size);
     fuse_reply_buf(req, reinterpret_cast<const char*>(mem), size);
   } catch (const std::exception& e) {
     return (void)fuse_reply_err(req, errnoOf(e));
   }
-  d.readAhead->after(ino - 2, uint64_t(off), size, devSize);  // answered first: the next window costs the reader nothing
+  d.readAhead->after(*ra, ino - 2, uint64_t(off), size, devSize);  // answered first: the next window costs the reader nothing
 }
 
 void opWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {

@@ -2,7 +2,10 @@
 #include "readahead.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+
+#include "io.h"
 
 namespace tp {
 
@@ -11,7 +14,24 @@ constexpr uint64_t kWindowBytes = 4 << 20;  // per slot: four 1 MiB requests
 constexpr uint64_t kSlackBytes = 2 << 20;   // reads this far from the frontier still count as sequential
 }  // namespace
 
-std::shared_ptr<ReadAhead::Device> ReadAhead::device(uint64_t id) {
+/** Per device: two windows, so the next is read while the stream consumes the other. */
+struct ReadAhead::Device {
+  /** One window: a range of the device read ahead into memory. */
+  struct Slot {
+    uint64_t start = 0, len = 0;
+    uint64_t mutations = 0;  // Pool::mutationsBegun() when the fill started
+    bool filling = false, valid = false;
+    AlignedBuffer buf;
+    uint8_t* data = nullptr;
+  };
+  std::mutex mu;
+  std::condition_variable filled;
+  uint64_t frontier = 0;  // end of the furthest read so far
+  int streak = 0;         // reads in a row near the frontier
+  Slot slots[2];
+};
+
+ReadAhead::DeviceRef ReadAhead::device(uint64_t id) {
   std::lock_guard l(mapMu_);
   auto& d = devices_[id];
   if (!d) d = std::make_shared<Device>();
@@ -23,13 +43,11 @@ void ReadAhead::forget(uint64_t id) {
   devices_.erase(id);
 }
 
-bool ReadAhead::serve(uint64_t id, uint64_t off, size_t len, uint8_t* out) {
-  auto held = device(id);
-  Device& d = *held;
+bool ReadAhead::serve(Device& d, uint64_t off, size_t len, uint8_t* out) {
   std::unique_lock l(d.mu);
   for (;;) {
-    Slot* s = nullptr;
-    for (Slot& c : d.slots)
+    Device::Slot* s = nullptr;
+    for (Device::Slot& c : d.slots)
       if (off >= c.start && off + len <= c.start + c.len) s = &c;
     if (!s) return false;
     if (s->filling) {
@@ -45,9 +63,7 @@ bool ReadAhead::serve(uint64_t id, uint64_t off, size_t len, uint8_t* out) {
   }
 }
 
-void ReadAhead::after(uint64_t id, uint64_t off, size_t len, uint64_t deviceSize) {
-  auto held = device(id);
-  Device& d = *held;
+void ReadAhead::after(Device& d, uint64_t id, uint64_t off, size_t len, uint64_t deviceSize) {
   std::unique_lock l(d.mu);
   uint64_t end = off + len;
   // Near the frontier on either side: a request split in two may be answered second half first.
@@ -60,7 +76,7 @@ void ReadAhead::after(uint64_t id, uint64_t off, size_t len, uint64_t deviceSize
   int in = -1;
   for (int i = 0; i < 2; i++)
     if (d.slots[i].valid && d.frontier >= d.slots[i].start && d.frontier < d.slots[i].start + d.slots[i].len) in = i;
-  Slot& fill = d.slots[in < 0 ? 0 : 1 - in];
+  Device::Slot& fill = d.slots[in < 0 ? 0 : 1 - in];
   uint64_t start = in < 0 ? d.frontier : d.slots[in].start + d.slots[in].len;
   if (in >= 0 && fill.valid && fill.start == start) return;  // the next window is there already
   if (start >= deviceSize) return;
