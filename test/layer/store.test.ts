@@ -241,8 +241,8 @@ for (const name of drivers) {
     );
     for (const r of runs) t.is(r.code, 0, r.err);
     const ids = runs.map((r) => r.out.trim());
-    t.is(new Set(ids.slice(0, 3)).size, 1, "the same tar gives one chainID");
-    t.is(new Set(ids).size, 4);
+    t.is(new Set(ids.slice(0, 3)).size, 1, `the same tar gives one chainID: ${ids.join(" ")}`);
+    t.is(new Set(ids).size, 4, `chainIDs: ${ids.join(" ")}; stderr: ${runs.map((r) => r.err.trim()).join(" | ")}`);
     const { store, driver } = await openStore(t, name, root);
     t.is((await store.layers()).length, 4);
     t.is((await driver.list()).length, 4, "duplicates were discarded");
