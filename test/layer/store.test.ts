@@ -235,7 +235,8 @@ for (const name of drivers) {
             let err = "";
             p.stdout.on("data", (d) => (out += d));
             p.stderr.on("data", (d) => (err += d));
-            p.on("exit", (code) => resolve({ code, out, err }));
+            // "close", not "exit": at "exit" the child's stdout may still hold its chainID.
+            p.on("close", (code) => resolve({ code, out, err }));
           }),
       ),
     );

@@ -30,7 +30,7 @@ async function crashWhileMounted(root: string): Promise<void> {
   const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  const signal = await new Promise<NodeJS.Signals | null>((res) => child.on("exit", (_code, sig) => res(sig)));
+  const signal = await new Promise<NodeJS.Signals | null>((res) => child.on("close", (_code, sig) => res(sig)));
   if (signal !== "SIGKILL") throw new Error(`crash helper did not crash: ${stderr}`);
 }
 
