@@ -10,7 +10,7 @@
  */
 import type { Readable } from "node:stream";
 import { type ApplyOptions, applyLayer, changes, changesSize, exportChanges, exportTree } from "../diff/index.js";
-import type { Change, MountAccess } from "./driver.js";
+import type { ApplyDiffOptions, Change, Driver, MountAccess } from "./driver.js";
 
 /** Runs `fn` with `id` (and `parent`, when not "") acquired, releasing both afterwards. */
 async function withLayers<T>(
@@ -86,4 +86,24 @@ export function naiveDiffSize(id: string, parent: string, mounts: MountAccess): 
   return withLayers(mounts, id, parent, async (layer, parentPath) =>
     changesSize(layer, await changes(layer, parentPath)),
   );
+}
+
+/**
+ * The four diff methods of a driver that has no diff of its own (Docker's
+ * NaiveDiffDriver): vfs and devmapper extend it; overlay keeps its native
+ * diff and falls back to the functions above.
+ */
+export abstract class NaiveDiffDriver implements Pick<Driver, "diff" | "changes" | "applyDiff" | "diffSize"> {
+  diff(id: string, parent: string, mounts: MountAccess): Promise<Readable> {
+    return naiveDiff(id, parent, mounts);
+  }
+  changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]> {
+    return naiveChanges(id, parent, mounts);
+  }
+  applyDiff(id: string, _parent: string, tar: Readable, mounts: MountAccess, opts?: ApplyDiffOptions): Promise<number> {
+    return naiveApplyDiff(id, tar, mounts, { recorder: opts?.recorder });
+  }
+  diffSize(id: string, parent: string, mounts: MountAccess): Promise<number> {
+    return naiveDiffSize(id, parent, mounts);
+  }
 }

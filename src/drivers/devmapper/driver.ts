@@ -9,17 +9,9 @@
  */
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import { InvalidArgumentError } from "../../errors.js";
-import type {
-  ApplyDiffOptions,
-  Capabilities,
-  Change,
-  CreateOpts,
-  Driver,
-  MountAccess,
-} from "../../graphdriver/driver.js";
-import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
+import type { Capabilities, CreateOpts, Driver } from "../../graphdriver/driver.js";
+import { NaiveDiffDriver } from "../../graphdriver/naive-diff.js";
 import type { DeviceSet } from "./device-set.js";
 import { humanSize, parseSize } from "./options.js";
 import { mountPoints } from "../../util/mountinfo.js";
@@ -46,7 +38,7 @@ function sizeOpt(opts?: CreateOpts): number | undefined {
 }
 
 /** The devmapper graphdriver. */
-export class DevmapperDriver implements Driver {
+export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   readonly name = "devmapper";
   readonly home: string;
   readonly capabilities: Capabilities = Object.freeze({ initInImage: true, nativeDiff: false, mountless: false });
@@ -54,6 +46,7 @@ export class DevmapperDriver implements Driver {
   #closed = false;
 
   constructor(home: string, deviceSet: DeviceSet) {
+    super();
     this.home = home;
     this.deviceSet = deviceSet;
   }
@@ -181,18 +174,5 @@ export class DevmapperDriver implements Driver {
       if (table.has(mp)) await this.deviceSet.mounts.unmount(id, mp);
     }
     await this.close();
-  }
-
-  diff(id: string, parent: string, mounts: MountAccess): Promise<Readable> {
-    return naiveDiff(id, parent, mounts);
-  }
-  changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]> {
-    return naiveChanges(id, parent, mounts);
-  }
-  applyDiff(id: string, _parent: string, tar: Readable, mounts: MountAccess, opts?: ApplyDiffOptions): Promise<number> {
-    return naiveApplyDiff(id, tar, mounts, { recorder: opts?.recorder });
-  }
-  diffSize(id: string, parent: string, mounts: MountAccess): Promise<number> {
-    return naiveDiffSize(id, parent, mounts);
   }
 }

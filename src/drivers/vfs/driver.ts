@@ -10,20 +10,12 @@
 import { execFile } from "node:child_process";
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import { promisify } from "node:util";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
-import type {
-  ApplyDiffOptions,
-  Capabilities,
-  Change,
-  CreateOpts,
-  Driver,
-  MountAccess,
-} from "../../graphdriver/driver.js";
+import type { Capabilities, CreateOpts, Driver } from "../../graphdriver/driver.js";
 import { backingFs } from "../../graphdriver/fsmagic.js";
 import { isStaleTmp, isTmpName, tmpName } from "../../graphdriver/tmp-names.js";
-import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
+import { NaiveDiffDriver } from "../../graphdriver/naive-diff.js";
 
 const run = promisify(execFile);
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -34,13 +26,14 @@ export function assertValidId(id: string): void {
   }
 }
 
-export class VfsDriver implements Driver {
+export class VfsDriver extends NaiveDiffDriver implements Driver {
   readonly name = "vfs";
   readonly home: string;
   readonly capabilities: Capabilities = Object.freeze({ initInImage: false, nativeDiff: false, mountless: true });
   #dirs: string;
 
   constructor(home: string) {
+    super();
     this.home = home;
     this.#dirs = join(home, "dir");
   }
@@ -138,17 +131,4 @@ export class VfsDriver implements Driver {
   async close(): Promise<void> {}
 
   async cleanup(): Promise<void> {}
-
-  diff(id: string, parent: string, mounts: MountAccess): Promise<Readable> {
-    return naiveDiff(id, parent, mounts);
-  }
-  changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]> {
-    return naiveChanges(id, parent, mounts);
-  }
-  applyDiff(id: string, _parent: string, tar: Readable, mounts: MountAccess, opts?: ApplyDiffOptions): Promise<number> {
-    return naiveApplyDiff(id, tar, mounts, { recorder: opts?.recorder });
-  }
-  diffSize(id: string, parent: string, mounts: MountAccess): Promise<number> {
-    return naiveDiffSize(id, parent, mounts);
-  }
 }
