@@ -48,6 +48,7 @@ import { ImageStore } from "../src/image/image-store.js";
 import type { LayerSink } from "../src/image/layer-sink.js";
 import { loadImages } from "../src/image/load.js";
 import { pullImage } from "../src/image/registry/pull.js";
+import { chainID } from "../src/layer/ids.js";
 
 const run = promisify(execFile);
 const ART = process.env.PEER_ARTIFACTS ?? "/tmp/peer-artifacts";
@@ -121,10 +122,9 @@ function hashOnlySink(): LayerSink {
         h.update(c as Buffer);
         size += (c as Buffer).length;
       }
-      const diffID = `sha256:${h.digest("hex")}`;
+      const diffID = `sha256:${h.digest("hex")}` as const;
       if (expectDiffID && diffID !== expectDiffID) throw new Error(`diffID mismatch: ${diffID}`);
-      const chainID = parent ? `sha256:${createHash("sha256").update(`${parent} ${diffID}`).digest("hex")}` : diffID;
-      return { chainID, diffID, size, tarSize: size };
+      return { chainID: chainID(parent, diffID), diffID, size, tarSize: size };
     },
     tarStream: async () => {
       throw new Error("hash-only sink keeps no tars");
@@ -299,16 +299,16 @@ async function main(): Promise<void> {
 
           const strata = async () => {
             const root = await mkdtemp(join(work, "store-"));
-            const global = ["--root", root, ...(process.env.DRIVER ? ["--driver", process.env.DRIVER] : [])];
+            const globals = ["--root", root, ...(process.env.DRIVER ? ["--driver", process.env.DRIVER] : [])];
             const args =
               op === "pull"
-                ? [CLI, ...global, "pull", "-q", "--concurrency", String(CONCURRENCY), ref]
-                : [CLI, ...global, "load", "-q", "--concurrency", String(CONCURRENCY), archive];
+                ? [CLI, ...globals, "pull", "-q", "--concurrency", String(CONCURRENCY), ref]
+                : [CLI, ...globals, "load", "-q", "--concurrency", String(CONCURRENCY), archive];
             const t = await timedTool(process.execPath, args, () => cpuOf("self", "children") + withRegistry());
             res.strata.push(t.wall);
             res.strataCpu.push(t.cpu);
             if (r === 0 && op === "pull") {
-              const info = await run(process.execPath, [CLI, ...global, "info"]);
+              const info = await run(process.execPath, [CLI, ...globals, "info"]);
               const driver = /driver\W+(\w+)/i.exec(info.stdout)?.[1] ?? "?";
               console.log(`  (${name}: strata driver ${driver})`);
             }

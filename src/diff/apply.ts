@@ -223,7 +223,7 @@ class Applier {
     switch (h.type) {
       case "file": {
         const whole = h.size <= SMALL_BODY ? e.readBuffered() : undefined;
-        if (whole) this.#smallFile(at, h, whole, independent);
+        if (whole) this.#smallFile(at, h, whole.length > 0 ? [whole] : [], independent);
         else await this.#file(at, h, e.body(), independent);
         break;
       }
@@ -275,9 +275,8 @@ class Applier {
     };
   }
 
-  /** A regular file whose body is already in memory: one op. */
-  #smallFile(at: { parent: string; base: string }, h: TarHeader, body: Buffer, independent: boolean): void {
-    const bodies = body.length > 0 ? [body] : [];
+  /** A regular file whose body is in memory (`bodies`, in order): one op. */
+  #smallFile(at: { parent: string; base: string }, h: TarHeader, bodies: Buffer[], independent: boolean): void {
     this.#batch.add({ op: Applier.#code(OP.ENTRY, independent), kind: KIND.file, ...at, ...this.#meta(h), bodies });
   }
 
@@ -288,13 +287,13 @@ class Applier {
     body: AsyncIterable<Buffer>,
     independent: boolean,
   ): Promise<void> {
-    const meta = this.#meta(h);
     if (h.size <= SMALL_BODY) {
       const bodies: Buffer[] = [];
       for await (const chunk of body) bodies.push(chunk);
-      this.#batch.add({ op: Applier.#code(OP.ENTRY, independent), kind: KIND.file, ...at, ...meta, bodies });
+      this.#smallFile(at, h, bodies, independent);
       return;
     }
+    const meta = this.#meta(h);
     const handle = this.#nextHandle++;
     this.#batch.add({ op: OP.BEGIN, handle, ...at, name: h.name });
     let bodies: Buffer[] = [];

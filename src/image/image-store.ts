@@ -243,7 +243,8 @@ export class ImageStore {
   /** The config bytes of an image, exactly as stored. */
   async config(id: string): Promise<Buffer> {
     const bytes = await readFile(join(this.dir, "configs", digestHex(id)));
-    if (sha256(bytes) !== id) throw DigestMismatchError.of("the stored image config", id, sha256(bytes));
+    const got = sha256(bytes);
+    if (got !== id) throw DigestMismatchError.of("the stored image config", id, got);
     return bytes;
   }
 

@@ -276,7 +276,7 @@ export class RegistryClient {
 
 function wrapNetwork(err: unknown, url: string): unknown {
   if (err instanceof StrataError || (err instanceof Error && err.name === "AbortError")) return err;
-  // fetch wrapped the socket error as `cause`; undici's request throws it as it is.
+  // node:http throws the socket error itself (code ECONNREFUSED, ECONNRESET…); an error that wraps one carries it as `cause`.
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const why = e?.cause?.code ?? e?.cause?.message ?? e?.code ?? e?.message ?? String(err);
   return new RegistryError("ERR_REGISTRY_UNREACHABLE", 0, `Cannot reach the registry: ${why} "${url}"`, { cause: err });
