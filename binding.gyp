@@ -18,6 +18,8 @@
         "native/apply.cc",
         "native/apply_fs.cc",
         "native/apply_pool.cc",
+        "native/tar_header.cc",
+        "native/tar_apply.cc",
         "native/codec.cc",
         "native/overlay.cc"
       ],

@@ -5,6 +5,12 @@
 //   a.submit(meta, bodies) -> Promise<string[]>   // xattr warnings
 //   a.close() -> Promise<void>
 //
+// Or, constructed with tar options (`{ whiteouts, uidMap, gidMap, record }`),
+// it takes the layer tar itself and parses it on its thread (tar_apply.h):
+//   a.write(chunks) -> Promise<{ warnings, records, files }>   // Buffers of the tar, in order
+//   a.finish() -> Promise<{ size, warnings, records, files }>
+// `records` are the tar-split index records written meanwhile (with `record`).
+//
 // `meta` is the encoded op list (src/diff/native-batch.ts), `bodies` the
 // Buffers holding file contents, consumed in op order (`nbufs` per op). Both
 // stay referenced until the batch is done, so bodies are written straight
@@ -23,6 +29,7 @@
 #include <thread>
 
 #include "apply_pool.h"
+#include "tar_apply.h"
 
 namespace strata {
 namespace {
@@ -96,20 +103,37 @@ struct Task {
   Napi::ObjectReference metaRef, bodiesRef;  // keep the bytes alive until done
   const uint8_t* meta = nullptr;
   size_t metaLen = 0;
-  std::vector<struct iovec> bodies;
-  bool close = false;
+  std::vector<struct iovec> bodies;  // a batch's bodies, or the tar chunks of a write
+  bool tar = false, finish = false, close = false;
   // results
   bool ok = true, aborted = false;
   SysError err;
   std::string format;  // a malformed batch (a bug in the encoder)
   std::vector<std::string> warnings;
+  std::string records;  // tar mode
+  uint32_t files = 0;
+  int64_t size = 0;
 };
 
-class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
+std::vector<IdRange> ArgIdMap(Napi::Env env, Napi::Value v) {
+  std::vector<IdRange> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "id maps must be arrays");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object m = a.Get(i).As<Napi::Object>();
+    out.push_back({m.Get("containerId").ToNumber().Uint32Value(), m.Get("hostId").ToNumber().Uint32Value(),
+                   m.Get("size").ToNumber().Uint32Value()});
+  }
+  return out;
+}
+
+class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NativeApplier",
-                       {InstanceMethod("submit", &NativeApplier::Submit), InstanceMethod("close", &NativeApplier::Close)});
+                       {InstanceMethod("submit", &NativeApplier::Submit), InstanceMethod("write", &NativeApplier::Write),
+                        InstanceMethod("finish", &NativeApplier::Finish), InstanceMethod("close", &NativeApplier::Close)});
   }
 
   explicit NativeApplier(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeApplier>(info) {
@@ -124,6 +148,16 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
     int threads = static_cast<int>(ArgOptInt(info, 1, "threads", 0));
     if (threads > 1) pool_ = std::make_unique<ApplyPool>(fd, std::min(threads, 16));
     rootFd_ = fd;
+    if (info.Length() > 2 && info[2].IsObject()) {
+      Napi::Object o = info[2].As<Napi::Object>();
+      TarApplyOptions opts;
+      opts.overlayWhiteouts = o.Get("whiteouts").IsString() && o.Get("whiteouts").As<Napi::String>().Utf8Value() == "overlay";
+      opts.parallel = pool_ != nullptr;
+      opts.record = o.Get("record").ToBoolean();
+      opts.uidMap = ArgIdMap(info.Env(), o.Get("uidMap"));
+      opts.gidMap = ArgIdMap(info.Env(), o.Get("gidMap"));
+      tar_ = std::make_unique<TarApply>(std::move(opts), this);
+    }
     tsfn_ = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function(), "strata-apply", 0, 1);
     thread_ = std::thread([this] { Loop(); });
   }
@@ -145,17 +179,44 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
     t->meta = meta.Data();
     t->metaLen = meta.Length();
     t->metaRef = Napi::Persistent(meta.As<Napi::Object>());
-    t->bodies.resize(bodies.Length());
-    for (uint32_t i = 0; i < bodies.Length(); i++) {
-      Napi::Value v = bodies[i];
+    return EnqueueWithBuffers(env, t, bodies, "bodies");
+  }
+
+  // Takes the Buffers of `arr` as the task's bodies (held until it is done) and queues it.
+  Napi::Value EnqueueWithBuffers(Napi::Env env, Task* t, Napi::Array arr, const char* what) {
+    t->bodies.resize(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr[i];
       if (!v.IsBuffer()) {
         delete t;
-        throw Napi::TypeError::New(env, "bodies must be Buffers");
+        throw Napi::TypeError::New(env, std::string(what) + " must be Buffers");
       }
       auto b = v.As<Napi::Buffer<uint8_t>>();
       t->bodies[i] = {b.Data(), b.Length()};
     }
-    t->bodiesRef = Napi::Persistent(bodies.As<Napi::Object>());
+    t->bodiesRef = Napi::Persistent(arr.As<Napi::Object>());
+    Napi::Promise p = t->deferred.Promise();
+    Enqueue(t);
+    return p;
+  }
+
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_) throw Napi::Error::New(env, "NativeApplier is closed");
+    if (!tar_) throw Napi::Error::New(env, "NativeApplier was made without tar options");
+    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "Argument 0 (chunks) must be an array");
+    auto* t = new Task(env);
+    t->tar = true;
+    return EnqueueWithBuffers(env, t, info[0].As<Napi::Array>(), "chunks");
+  }
+
+  Napi::Value Finish(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_) throw Napi::Error::New(env, "NativeApplier is closed");
+    if (!tar_) throw Napi::Error::New(env, "NativeApplier was made without tar options");
+    auto* t = new Task(env);
+    t->tar = true;
+    t->finish = true;
     Napi::Promise p = t->deferred.Promise();
     Enqueue(t);
     return p;
@@ -190,6 +251,7 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
       }
       if (t == nullptr || t->close) {
         pool_.reset();
+        tar_.reset();
         fs_.reset();
         close(rootFd_);
         if (t) tsfn_.BlockingCall(t, Complete);
@@ -197,11 +259,29 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
         return;
       }
       if (failed_) t->aborted = true;
+      else if (t->tar) ExecuteTar(*t);
       else Execute(*t);
       if (!t->ok || t->aborted) failed_ = true;
       tsfn_.BlockingCall(t, Complete);
     }
   }
+
+  // Runs one op: on the pool when it is flagged independent, else alone after the pool drains.
+  bool RunOp(std::unique_ptr<ApplyOpRec> op, const struct iovec* bufs, Task& t) {
+    uint64_t seq = seq_++;
+    if (pool_ && (op->op & kOpParallel)) {
+      pool_->Dispatch(seq, std::move(op), bufs);
+      return true;
+    }
+    if (pool_ && !pool_->Wait(t.err, t.warnings)) return false;  // a barrier: everything before it is done first
+    uint64_t removals = fs_->removals();
+    if (!fs_->Run(*op, bufs, t.err, t.warnings)) return false;
+    if (pool_ && fs_->removals() != removals) pool_->DropCaches();
+    return true;
+  }
+
+  // OpSink, for the tar engine: ops of the task being executed.
+  bool Run(std::unique_ptr<ApplyOpRec> op, const struct iovec* bufs) override { return RunOp(std::move(op), bufs, *current_); }
 
   void Execute(Task& t) {
     try {
@@ -213,21 +293,10 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
         if (nextBody + op->nbufs > t.bodies.size()) throw std::runtime_error("apply batch refers to missing bodies");
         const struct iovec* bufs = t.bodies.data() + nextBody;
         nextBody += op->nbufs;
-        uint64_t seq = seq_++;
-        if (pool_ && (op->op & kOpParallel)) {
-          pool_->Dispatch(seq, std::move(op), bufs);
-          continue;
-        }
-        if (pool_ && !pool_->Wait(t.err, t.warnings)) {  // a barrier: everything before it is done first
+        if (!RunOp(std::move(op), bufs, t)) {
           t.ok = false;
           return;
         }
-        uint64_t removals = fs_->removals();
-        if (!fs_->Run(*op, bufs, t.err, t.warnings)) {
-          t.ok = false;
-          return;
-        }
-        if (pool_ && fs_->removals() != removals) pool_->DropCaches();
       }
       if (pool_ && !pool_->Wait(t.err, t.warnings)) t.ok = false;
     } catch (const std::exception& ex) {
@@ -236,6 +305,38 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
       t.ok = false;
       t.format = ex.what();
     }
+  }
+
+  // A write or the finish of a tar: parse and apply. The chunks and the engine's own
+  // body memory stay valid until the pool has drained at the end.
+  void ExecuteTar(Task& t) {
+    current_ = &t;
+    try {
+      if (t.finish) {
+        t.ok = tar_->Finish();
+      } else {
+        for (auto& c : t.bodies)
+          if (!(t.ok = tar_->Feed(static_cast<const uint8_t*>(c.iov_base), c.iov_len))) break;
+      }
+    } catch (const TarError& ex) {
+      t.ok = false;
+      t.err.code = ex.code;
+      t.err.message = ex.what();
+    } catch (const std::exception& ex) {
+      t.ok = false;
+      t.format = ex.what();
+    }
+    // A failure of an independent op still on the pool came earlier in the archive: it wins.
+    SysError poolErr;
+    if (pool_ && !pool_->Wait(poolErr, t.warnings)) {
+      t.ok = false;
+      t.err = poolErr;
+      t.format.clear();
+    }
+    tar_->ReleaseBodies();
+    t.records = tar_->TakeRecords(&t.files);
+    if (t.finish) t.size = tar_->size();
+    current_ = nullptr;
   }
 
   static void Complete(Napi::Env env, Napi::Function, Task* t) {
@@ -251,13 +352,24 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier> {
     } else {
       Napi::Array w = Napi::Array::New(env, t->warnings.size());
       for (size_t i = 0; i < t->warnings.size(); i++) w.Set(i, Napi::String::New(env, t->warnings[i]));
-      t->deferred.Resolve(w);
+      if (t->tar) {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("warnings", w);
+        r.Set("records", Napi::Buffer<char>::Copy(env, t->records.data(), t->records.size()));
+        r.Set("files", Napi::Number::New(env, t->files));
+        if (t->finish) r.Set("size", Napi::Number::New(env, static_cast<double>(t->size)));
+        t->deferred.Resolve(r);
+      } else {
+        t->deferred.Resolve(w);
+      }
     }
     delete t;
   }
 
   std::unique_ptr<ApplyFs> fs_;
   std::unique_ptr<ApplyPool> pool_;  // null: every op runs on the applier thread
+  std::unique_ptr<TarApply> tar_;    // tar mode
+  Task* current_ = nullptr;          // the task ExecuteTar runs
   uint64_t seq_ = 0;                 // op number in archive order
   int rootFd_ = -1;
   bool closed_ = false;

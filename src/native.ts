@@ -9,7 +9,7 @@
  * @module
  */
 import { createRequire } from "node:module";
-import { InvalidArgumentError, SystemError } from "./errors.js";
+import { BreakoutError, InvalidArgumentError, SystemError } from "./errors.js";
 
 interface RawStat {
   dev: number;
@@ -100,14 +100,36 @@ interface Addon {
   hasUnknownDtype(dir: string): Promise<boolean>;
   SCAN_FIELDS: number;
   ExportWalker: new (root: number, opaque: boolean, inlineMax: number) => RawExportWalker;
-  NativeApplier: new (root: string, threads: number) => RawApplier;
+  NativeApplier: new (root: string, threads: number, tar?: TarApplyOptions) => RawApplier;
   NativeCodec: new (kind: CodecKind, level?: number) => RawCodec;
   codecs: CodecKind[];
 }
 
 interface RawApplier {
   submit(meta: Buffer, bodies: Buffer[]): Promise<string[]>;
+  write(chunks: Buffer[]): Promise<TarWriteResult>;
+  finish(): Promise<TarWriteResult & { size: number }>;
   close(): Promise<void>;
+}
+
+/** What a {@link NativeApplier} in tar mode needs to know about the layer (native/tar_apply.h). */
+export interface TarApplyOptions {
+  /** "overlay" writes the kernel's whiteout form; otherwise whiteouts delete. */
+  whiteouts?: "aufs" | "overlay";
+  uidMap?: Array<{ containerId: number; hostId: number; size: number }>;
+  gidMap?: Array<{ containerId: number; hostId: number; size: number }>;
+  /** Write tar-split index records (src/archive/tar-split.ts). */
+  record?: boolean;
+}
+
+/** What one write (or the finish) of a tar did. */
+export interface TarWriteResult {
+  /** Non-fatal problems (xattrs the filesystem refused). */
+  warnings: string[];
+  /** tar-split index records written meanwhile (empty without `record`). */
+  records: Buffer;
+  /** File bodies those records name. */
+  files: number;
 }
 
 interface RawExportWalker {
@@ -175,7 +197,9 @@ function loadAddon(): Addon {
 /** Re-throws a native errno error as a typed {@link SystemError}. */
 function typed(err: unknown): never {
   if (err instanceof Error && (err as { strata?: unknown }).strata === true) {
-    throw new InvalidArgumentError((err as Error & { code: string }).code, err.message);
+    const code = (err as Error & { code: string }).code;
+    if (code === "ERR_BREAKOUT") throw new BreakoutError(err.message);
+    throw new InvalidArgumentError(code, err.message);
   }
   if (err instanceof Error && typeof (err as { errno?: unknown }).errno === "number") {
     const e = err as Error & { code: string; errno: number; syscall: string; path?: string };
@@ -448,9 +472,9 @@ export class NativeApplier {
    * ops flagged independent run on that many worker threads.
    * @throws SystemError
    */
-  constructor(root: string, threads = 0) {
+  constructor(root: string, threads = 0, tar?: TarApplyOptions) {
     try {
-      this.#raw = new addon.NativeApplier(root, threads);
+      this.#raw = new addon.NativeApplier(root, threads, tar);
     } catch (err) {
       typed(err);
     }
@@ -464,6 +488,25 @@ export class NativeApplier {
    */
   submit(meta: Buffer, bodies: Buffer[]): Promise<string[]> {
     return call(() => this.#raw.submit(meta, bodies));
+  }
+
+  /**
+   * Tar mode (made with `tar` options): parses and applies the next bytes of
+   * the layer tar on the applier's thread. The Buffers must not be modified
+   * until the promise settles. Writes may be queued without waiting.
+   * @throws ERR_TAR_FORMAT, ERR_TAR_UNSUPPORTED, ERR_BREAKOUT, ERR_ID_MAP, or a SystemError, for the
+   *   first failing entry; an Error with `aborted` for writes after it
+   */
+  write(chunks: Buffer[]): Promise<TarWriteResult> {
+    return call(() => this.#raw.write(chunks));
+  }
+
+  /**
+   * Tar mode: the tar has ended. Checks that it was complete and restores directory times.
+   * @returns also the layer size (Σ of the entries' sizes)
+   */
+  finish(): Promise<TarWriteResult & { size: number }> {
+    return call(() => this.#raw.finish());
   }
 
   /** Waits for every submitted batch, closes the fds and stops the thread. */

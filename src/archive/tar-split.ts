@@ -140,6 +140,15 @@ export class TarSplitRecorder implements TarRecorder {
     this.#maybeCompress();
   }
 
+  /** Receives records the native apply engine encoded (see TarRecorder.records). */
+  records(encoded: Buffer, files: number): void {
+    if (encoded.length === 0) return;
+    this.#flushRaw();
+    this.#records.append(encoded);
+    this.#files += files;
+    this.#maybeCompress();
+  }
+
   #flushRaw(): void {
     const raw = this.#pendingRaw;
     if (raw.length === 0) return;

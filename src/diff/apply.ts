@@ -9,11 +9,14 @@
  * (ERR_BREAKOUT); every parent is resolved with openat2(RESOLVE_IN_ROOT) and
  * every operation acts on one name inside an already-contained directory.
  *
- * Speed: JavaScript parses the tar and decides what each entry means; the
- * filesystem work runs on the native applier's own thread, in batches of
- * ops (`native-batch.ts`) executed strictly in archive order. Parsing of the
- * next batch overlaps with the execution of the previous ones; file bodies
- * travel by reference, large ones streamed in 4 MiB steps.
+ * Speed: by default the whole tar goes to the native applier's own thread
+ * (`native/tar_apply.h`), which parses it, decides what each entry means
+ * and does the filesystem work; this thread only hashes and hands the bytes
+ * over. The JavaScript engine below (the `Applier` class: JavaScript parses
+ * and decides, the filesystem work runs natively in batches of ops,
+ * `native-batch.ts`) follows the same rules and is kept as the reference
+ * the native one is compared with: STRATA_APPLY_ENGINE=js selects it, and
+ * so does a recorder without `records()`.
  *
  * @module
  */
@@ -33,7 +36,7 @@ import {
   type WhiteoutFormat,
 } from "../archive/whiteouts.js";
 import { BreakoutError, StrataError } from "../errors.js";
-import { NativeApplier } from "../native.js";
+import { NativeApplier, type TarWriteResult } from "../native.js";
 import { Batch, KIND, OP, type OpFields } from "./native-batch.js";
 
 /** One contiguous range of an id map: container ids [containerId, containerId+size) ↦ host ids. */
@@ -120,11 +123,12 @@ export async function applyLayer(
   tar: AsyncIterable<Buffer | Uint8Array | string>,
   opts: ApplyOptions = {},
 ): Promise<ApplyResult> {
-  const hash = opts.digest ? createHash("sha256") : undefined;
-  const source = hash ? hashing(tar, hash) : tar;
   const threads = opts.threads ?? Number(process.env.STRATA_APPLY_THREADS ?? 4);
   // Entries may run in parallel only when every name in the tree is one this layer made.
   const parallel = threads > 1 && (await readdir(dir)).length === 0;
+  if (nativeEngine(opts)) return applyInNative(dir, tar, opts, parallel ? threads : 0);
+  const hash = opts.digest ? createHash("sha256") : undefined;
+  const source = hash ? hashing(tar, hash) : tar;
   const applier = new Applier(new NativeApplier(dir, parallel ? threads : 0), opts, parallel);
   try {
     for await (const entry of readTar(source, opts.recorder)) await applier.entry(entry);
@@ -137,6 +141,98 @@ export async function applyLayer(
     throw await applier.firstError(err);
   } finally {
     await applier.close();
+  }
+}
+
+/**
+ * Whether the tar is parsed on the applier's thread (native/tar_apply.h):
+ * yes, unless a recorder cannot take encoded records or
+ * STRATA_APPLY_ENGINE=js asks for the JavaScript engine below.
+ */
+function nativeEngine(opts: ApplyOptions): boolean {
+  if (process.env.STRATA_APPLY_ENGINE === "js") return false;
+  return !opts.recorder || typeof opts.recorder.records === "function";
+}
+
+/** Chunks go to the native engine in groups of about this many bytes: one task of its thread each. */
+const WRITE_BYTES = 1 << 20;
+
+const asBuffer = (c: Buffer | Uint8Array | string): Buffer =>
+  typeof c === "string" ? Buffer.from(c) : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+
+/**
+ * applyLayer with the native engine: this thread only hashes and hands the
+ * tar's bytes over; parsing, the decisions and the filesystem work run on
+ * the applier's thread, at most INFLIGHT_BYTES ahead.
+ */
+async function applyInNative(
+  dir: string,
+  tar: AsyncIterable<Buffer | Uint8Array | string>,
+  opts: ApplyOptions,
+  threads: number,
+): Promise<ApplyResult> {
+  const hash = opts.digest ? createHash("sha256") : undefined;
+  const native = new NativeApplier(dir, threads, {
+    ...(opts.whiteouts ? { whiteouts: opts.whiteouts } : {}),
+    ...(opts.uidMap ? { uidMap: opts.uidMap } : {}),
+    ...(opts.gidMap ? { gidMap: opts.gidMap } : {}),
+    record: opts.recorder !== undefined,
+  });
+  const warnings: string[] = [];
+  const settled = (r: TarWriteResult) => {
+    for (const w of r.warnings) warnings.push(w);
+    opts.recorder?.records?.(r.records, r.files);
+  };
+  let inflight: Array<{ done: Promise<void>; bytes: number }> = [];
+  let inflightBytes = 0;
+  let failed = false;
+  let failure: unknown;
+  let group: Buffer[] = [];
+  let groupBytes = 0;
+  const send = () => {
+    if (group.length === 0) return;
+    const done = native.write(group).then(settled, (err: unknown) => {
+      if (failed) return; // later writes only report that they were aborted
+      failed = true;
+      failure = err;
+    });
+    inflight.push({ done, bytes: groupBytes });
+    inflightBytes += groupBytes;
+    group = [];
+    groupBytes = 0;
+  };
+  try {
+    for await (const chunk of tar) {
+      const b = asBuffer(chunk);
+      if (b.length === 0) continue;
+      hash?.update(b);
+      group.push(b);
+      groupBytes += b.length;
+      if (groupBytes < WRITE_BYTES) continue;
+      send();
+      while (inflightBytes > INFLIGHT_BYTES) {
+        const first = inflight.shift()!;
+        await first.done;
+        inflightBytes -= first.bytes;
+      }
+      if (failed) throw failure;
+    }
+    send();
+    await Promise.all(inflight.map((f) => f.done));
+    inflight = [];
+    if (failed) throw failure;
+    const end = await native.finish();
+    settled(end);
+    const result: ApplyResult = { size: end.size, warnings };
+    if (hash) result.digest = `sha256:${hash.digest("hex")}`;
+    return result;
+  } catch (err) {
+    // What was queued before a failure of the source still runs first; a failure
+    // among it is the earlier one in archive order and wins.
+    await Promise.all(inflight.map((f) => f.done));
+    throw failed ? failure : err;
+  } finally {
+    await native.close();
   }
 }
 

@@ -1,0 +1,217 @@
+/**
+ * The native apply engine (native/tar_apply.h, the default) against the
+ * JavaScript one (STRATA_APPLY_ENGINE=js), which follows the same rules:
+ * on the same tars both give the same tree, the same size and digest, the
+ * same tar-split index, and refuse the same archives with the same error.
+ * The tars are fed in odd-sized chunks so that headers, PAX records and
+ * bodies straddle chunk boundaries.
+ *
+ * Serial: the engine is chosen through the environment.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import test, { type ExecutionContext } from "ava";
+import { TarSplitRecorder } from "../../src/archive/tar-split.js";
+import { type ApplyOptions, applyLayer } from "../../src/diff/apply.js";
+import { generateTree } from "../helpers/gen-tree.js";
+import { gnuTar } from "../helpers/peer.js";
+import { chunks, makeTar, type Spec } from "../helpers/tar.js";
+import { tempDir } from "../helpers/tmp.js";
+import { manifest } from "../helpers/tree.js";
+
+type Engine = "native" | "js";
+
+interface Outcome {
+  tree?: string[];
+  size?: number;
+  digest?: string;
+  index?: Buffer;
+  error?: string;
+}
+
+async function run(t: ExecutionContext, engine: Engine, tar: Buffer, chunk: number, opts: ApplyOptions) {
+  const dir = join(await tempDir(t), engine);
+  await mkdir(dir);
+  const saved = process.env.STRATA_APPLY_ENGINE;
+  process.env.STRATA_APPLY_ENGINE = engine;
+  const out: Outcome = {};
+  try {
+    const recorder = new TarSplitRecorder();
+    const r = await applyLayer(dir, chunks(tar, chunk), { ...opts, recorder, digest: true });
+    Object.assign(out, { size: r.size, digest: r.digest, index: gunzipSync(await recorder.finish()) });
+  } catch (err) {
+    out.error = `${(err as { code?: string }).code}: ${(err as Error).message}`;
+  } finally {
+    if (saved === undefined) delete process.env.STRATA_APPLY_ENGINE;
+    else process.env.STRATA_APPLY_ENGINE = saved;
+  }
+  // Entries without a header of their own (whiteout devices, implied dirs) get the time of the apply.
+  out.tree = await manifest(dir, { mtime: false });
+  return out;
+}
+
+async function same(t: ExecutionContext, tar: Buffer, opts: ApplyOptions = {}, chunk = 7_777): Promise<Outcome> {
+  const native = await run(t, "native", tar, chunk, opts);
+  const js = await run(t, "js", tar, chunk, opts);
+  t.deepEqual(native.tree, js.tree, "trees");
+  t.is(native.error, js.error, "errors");
+  t.is(native.size, js.size, "sizes");
+  t.is(native.digest, js.digest, "digests");
+  t.true(native.index === js.index || native.index!.equals(js.index!), "tar-split indexes");
+  return native;
+}
+
+test.serial(
+  "a generated tree with every entry kind (GNU tar posix, xattrs) gives the same tree and index",
+  async (t) => {
+    const base = await tempDir(t);
+    const src = join(base, "src");
+    await mkdir(src);
+    await generateTree(src, { seed: 7, dirs: 40, entries: 400 });
+    const tarFile = join(base, "layer.tar");
+    await gnuTar([
+      "--format=posix",
+      "--xattrs",
+      "--xattrs-include=*",
+      "--numeric-owner",
+      "-C",
+      src,
+      "-cf",
+      tarFile,
+      ".",
+    ]);
+    const tar = await readFile(tarFile);
+    for (const chunk of [511, 65_536, 1 << 20]) {
+      const out = await same(t, tar, {}, chunk);
+      t.is(out.error, undefined);
+      t.true(out.tree!.length > 400);
+    }
+  },
+);
+
+test.serial("GNU long names, files around the 1 MiB inline limit and replacements agree", async (t) => {
+  const long = `${"deep/".repeat(40)}name-${"x".repeat(120)}`;
+  const first: Spec[] = [
+    { name: "a/", mode: 0o700, uid: 7, gid: 8, mtime: 1_500_000_000 },
+    { name: `a/${long}`, content: "long" },
+    { name: "a/small", content: randomBytes((1 << 20) - 3) },
+    { name: "a/large", content: randomBytes((1 << 20) + 3), mode: 0o4755 },
+    { name: "a/link-to-large", type: "link", linkname: "a/large" },
+    { name: "a/sym", type: "symlink", linkname: "../a/small" },
+    { name: "a/fifo", type: "fifo" },
+  ];
+  const replacements: Spec[] = [
+    { name: "a/small", type: "dir" }, // a dir replaces the file
+    { name: "a/small/inner", content: "in" },
+    { name: "a/fifo", content: "a file now" },
+  ];
+  const tar = await gnuTarOf(t, first, replacements);
+  for (const chunk of [1000, 300_001]) t.is((await same(t, tar, {}, chunk)).error, undefined);
+});
+
+test.serial("AUFS and overlay whiteouts, opaque dirs and the plnk hardlink store agree", async (t) => {
+  const specs: Spec[] = [
+    { name: "d/", mode: 0o755 },
+    { name: "d/kept", content: "kept" },
+    { name: "d/.wh..wh..opq" },
+    { name: "d/new", content: "new" },
+    { name: ".wh.gone" },
+    { name: "e/.wh.x" },
+    { name: ".wh..wh.plnk/", type: "dir" },
+    { name: ".wh..wh.plnk/1.2", content: "shared body", mode: 0o640, uid: 3 },
+    { name: "p/one", type: "link", linkname: ".wh..wh.plnk/1.2" },
+    { name: "p/two", type: "link", linkname: ".wh..wh.plnk/1.2" },
+    { name: "e/.wh..wh.aufs-meta" },
+  ];
+  const tar = await makeTar(specs);
+  for (const whiteouts of ["aufs", "overlay"] as const) t.is((await same(t, tar, { whiteouts })).error, undefined);
+});
+
+test.serial("id maps agree, and an id outside the map is refused alike", async (t) => {
+  const tar = await makeTar([
+    { name: "f", content: "x", uid: 5, gid: 6 },
+    { name: "g", content: "y", uid: 70_000 },
+  ]);
+  const map = [{ containerId: 0, hostId: 100_000, size: 65_536 }];
+  const out = await same(t, tar, { uidMap: map, gidMap: map });
+  t.regex(out.error ?? "", /^ERR_ID_MAP: .*uid 70000/);
+});
+
+test.serial("malformed and malicious archives are refused alike, after the same entries", async (t) => {
+  const good = await makeTar([{ name: "ok", content: "fine" }]);
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ["truncated body", good.subarray(0, 512 + 2), /^ERR_TAR_FORMAT: .*body of "ok"/],
+    ["truncated header", good.subarray(0, 300), /^ERR_TAR_FORMAT: .*in header/],
+    ["bad checksum", corrupt(good, 148), /^ERR_TAR_FORMAT: .*checksum/],
+    [
+      "escape",
+      await makeTar([
+        { name: "a", content: "1" },
+        { name: "../x", content: "2" },
+      ]),
+      /^ERR_BREAKOUT: /,
+    ],
+    ["symlink escape", await makeTar([{ name: "s", type: "symlink", linkname: "../../x" }]), /^ERR_BREAKOUT: /],
+    ["hardlink to root", await makeTar([{ name: "h", type: "link", linkname: "./" }]), /^ERR_BREAKOUT: /],
+    ["invalid whiteout", await makeTar([{ name: "a/.wh.." }]), /^ERR_BREAKOUT: /],
+    ["root not a dir", await makeTar([{ name: ".", content: "x" }]), /^ERR_BREAKOUT: /],
+    ["unknown type", withFlag(good, "S"), /^ERR_TAR_UNSUPPORTED: /],
+  ];
+  for (const [what, tar, want] of cases) {
+    const out = await same(t, tar);
+    t.regex(out.error ?? "(none)", want, what);
+  }
+});
+
+test.serial("names that are not UTF-8 become the same U+FFFD names in both", async (t) => {
+  const raw = await makeTar([{ name: "latin1-X", content: "e" }]);
+  raw[raw.indexOf(Buffer.from("latin1-X")) + 7] = 0xe9; // "latin1-\xe9": a lone Latin-1 byte
+  fixChecksum(raw, 0);
+  const out = await same(t, raw);
+  t.is(out.error, undefined);
+  t.true(out.tree!.some((l) => l.includes("latin1-\ufffd")));
+});
+
+/**
+ * GNU tar's archive (--format=gnu: long names become 'L' records) of the
+ * tree `first` makes, followed by `later`'s entries as a later part of
+ * the same layer.
+ */
+async function gnuTarOf(t: ExecutionContext, first: Spec[], later: Spec[]): Promise<Buffer> {
+  const base = await tempDir(t);
+  const src = join(base, "src");
+  await mkdir(src);
+  await applyLayer(src, chunks(await makeTar(first)));
+  const tarFile = join(base, "gnu.tar");
+  await gnuTar(["--format=gnu", "--numeric-owner", "-C", src, "-cf", tarFile, "."]);
+  return Buffer.concat([stripEnd(await readFile(tarFile)), await makeTar(later)]);
+}
+
+/** The archive without its end-of-archive zero blocks. */
+function stripEnd(tar: Buffer): Buffer {
+  let end = tar.length;
+  while (end >= 512 && tar.subarray(end - 512, end).every((b) => b === 0)) end -= 512;
+  return tar.subarray(0, end);
+}
+
+function corrupt(tar: Buffer, at: number): Buffer {
+  const b = Buffer.from(tar);
+  b[at] = 0x37 - (b[at]! === 0x37 ? 1 : 0);
+  return b;
+}
+
+function withFlag(tar: Buffer, flag: string): Buffer {
+  const b = Buffer.from(tar);
+  b.write(flag, 156, 1, "latin1");
+  fixChecksum(b, 0);
+  return b;
+}
+
+function fixChecksum(b: Buffer, off: number): void {
+  b.fill(0x20, off + 148, off + 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += b[off + i]!;
+  b.write(`${sum.toString(8).padStart(6, "0")}\0 `, off + 148, 8, "latin1");
+}
