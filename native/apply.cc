@@ -22,13 +22,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
 
 #include "apply_pool.h"
+#include "task_queue.h"
 #include "tar_apply.h"
 
 namespace strata {
@@ -232,23 +230,11 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
     return p;
   }
 
-  void Enqueue(Task* t) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(t);
-    }
-    cv_.notify_one();
-  }
+  void Enqueue(Task* t) { queue_.Push(t); }
 
   void Loop() {
     for (;;) {
-      Task* t;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return !queue_.empty(); });
-        t = queue_.front();
-        queue_.pop_front();
-      }
+      Task* t = queue_.Pop();
       if (t == nullptr || t->close) {
         pool_.reset();
         tar_.reset();
@@ -376,9 +362,7 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
   bool failed_ = false;  // touched by the worker thread only
   Napi::ThreadSafeFunction tsfn_;
   std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task*> queue_;
+  TaskQueue<Task> queue_;
 };
 
 }  // namespace

@@ -1,17 +1,23 @@
 // NativeCodec: streaming gzip inflate (ISA-L igzip) and zstd decompression
-// and compression (libzstd), each step on the libuv thread pool.
+// and compression (libzstd), on the codec's own thread.
 //
 //   const c = new NativeCodec("gunzip" | "zstd-decompress" | "zstd-compress", level);
 //   await c.transform(chunk)  -> Buffer[]   // output produced by this input
 //   await c.transform(null)   -> Buffer[]   // end of input: flush, check the end
 //
-// Calls must not overlap (the stream wrapper serializes them). gzip members
-// may be concatenated; zstd frames too, and skippable frames are skipped by
-// libzstd itself. `codecs` lists the kinds this build supports.
+// Steps run one after the other in call order and settle in that order, so
+// a caller may queue the next input before the previous step is done: the
+// codec then never waits for the JavaScript thread between steps (with one
+// step at a time, inflate sat idle for whatever the event loop was busy
+// with). gzip members may be concatenated; zstd frames too, and skippable
+// frames are skipped by libzstd itself. `codecs` lists the kinds this build
+// supports.
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "common.h"
+#include "task_queue.h"
 
 #ifdef STRATA_HAVE_ISAL
 #include <isa-l/igzip_lib.h>
@@ -143,49 +149,16 @@ class ZstdCompress : public Engine {
 };
 #endif
 
-class StepWorker : public Napi::AsyncWorker {
- public:
-  StepWorker(Napi::Env env, std::shared_ptr<Engine> engine, Napi::Value input)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), engine_(std::move(engine)) {
-    if (input.IsBuffer()) {
-      auto b = input.As<Napi::Buffer<uint8_t>>();
-      data_ = b.Data();
-      len_ = b.Length();
-      ref_ = Napi::Persistent(b.As<Napi::Object>());
-    } else {
-      end_ = true;
-    }
-  }
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
- protected:
-  void Execute() override { error_ = engine_->Step(data_, len_, end_, out_); }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (!error_.empty()) {
-      Napi::Error e = Napi::Error::New(env, error_);
-      e.Set("code", Napi::String::New(env, "ERR_DECOMPRESS"));
-      deferred_.Reject(e.Value());
-      return;
-    }
-    Napi::Array arr = Napi::Array::New(env, out_.size());
-    for (size_t i = 0; i < out_.size(); i++) {
-      auto* chunk = new Chunk(std::move(out_[i]));
-      arr.Set(i, Napi::Buffer<uint8_t>::NewOrCopy(env, chunk->data(), chunk->size,
-                                                   [](Napi::Env, uint8_t*, Chunk* c) { delete c; }, chunk));
-    }
-    deferred_.Resolve(arr);
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::shared_ptr<Engine> engine_;
-  Napi::ObjectReference ref_;
-  const uint8_t* data_ = nullptr;
-  size_t len_ = 0;
-  bool end_ = false;
-  std::string error_;
-  std::vector<Chunk> out_;
+// One queued step: its input (held until done) and, once run, its output or error.
+struct Step {
+  explicit Step(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  Napi::ObjectReference ref;
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  bool end = false;
+  std::string error;
+  std::vector<Chunk> out;
 };
 
 class NativeCodec : public Napi::ObjectWrap<NativeCodec> {
@@ -197,25 +170,82 @@ class NativeCodec : public Napi::ObjectWrap<NativeCodec> {
     std::string kind = ArgString(info, 0, "kind");
     int level = static_cast<int>(ArgOptInt(info, 1, "level", 3));
 #ifdef STRATA_HAVE_ISAL
-    if (kind == "gunzip") engine_ = std::make_shared<Gunzip>();
+    if (kind == "gunzip") engine_ = std::make_unique<Gunzip>();
 #endif
 #ifdef STRATA_HAVE_ZSTD
-    if (kind == "zstd-decompress") engine_ = std::make_shared<ZstdDecompress>();
-    if (kind == "zstd-compress") engine_ = std::make_shared<ZstdCompress>(level);
+    if (kind == "zstd-decompress") engine_ = std::make_unique<ZstdDecompress>();
+    if (kind == "zstd-compress") engine_ = std::make_unique<ZstdCompress>(level);
 #endif
     if (!engine_) throw Napi::Error::New(info.Env(), "codec \"" + kind + "\" is not available in this build");
+    // At environment teardown node may finalize the tsfn before this object: then it must not be released.
+    auto gone = tsfnGone_;
+    tsfn_ = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function(), "strata-codec", 0, 1,
+                                          [gone](Napi::Env) { *gone = true; });
+    tsfn_.Unref(info.Env());  // referenced only while steps are queued (Transform / Settle)
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  ~NativeCodec() override {
+    Enqueue(nullptr);
+    thread_.join();
+    if (!*tsfnGone_) tsfn_.Release();
   }
 
  private:
   Napi::Value Transform(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
     if (info.Length() < 1 || !(info[0].IsBuffer() || info[0].IsNull()))
-      throw Napi::TypeError::New(info.Env(), "Argument 0 (chunk) must be a Buffer or null");
-    auto* w = new StepWorker(info.Env(), engine_, info[0]);
-    Napi::Promise p = w->Promise();
-    w->Queue();
+      throw Napi::TypeError::New(env, "Argument 0 (chunk) must be a Buffer or null");
+    auto* step = new Step(env);
+    if (info[0].IsBuffer()) {
+      auto b = info[0].As<Napi::Buffer<uint8_t>>();
+      step->data = b.Data();
+      step->len = b.Length();
+      step->ref = Napi::Persistent(b.As<Napi::Object>());
+    } else {
+      step->end = true;
+    }
+    if (queued_++ == 0) tsfn_.Ref(env);  // a pending step keeps the process alive
+    Napi::Promise p = step->deferred.Promise();
+    Enqueue(step);
     return p;
   }
-  std::shared_ptr<Engine> engine_;
+
+  void Enqueue(Step* step) { queue_.Push(step); }
+
+  void Loop() {
+    for (;;) {
+      Step* step = queue_.Pop();
+      if (!step) return;
+      step->error = engine_->Step(step->data, step->len, step->end, step->out);
+      tsfn_.BlockingCall(step, [this](Napi::Env env, Napi::Function, Step* s) { Settle(env, s); });
+    }
+  }
+
+  void Settle(Napi::Env env, Step* step) {
+    if (--queued_ == 0) tsfn_.Unref(env);
+    if (!step->error.empty()) {
+      Napi::Error e = Napi::Error::New(env, step->error);
+      e.Set("code", Napi::String::New(env, "ERR_DECOMPRESS"));
+      step->deferred.Reject(e.Value());
+    } else {
+      Napi::Array arr = Napi::Array::New(env, step->out.size());
+      for (size_t i = 0; i < step->out.size(); i++) {
+        auto* chunk = new Chunk(std::move(step->out[i]));
+        arr.Set(i, Napi::Buffer<uint8_t>::NewOrCopy(env, chunk->data(), chunk->size,
+                                                     [](Napi::Env, uint8_t*, Chunk* c) { delete c; }, chunk));
+      }
+      step->deferred.Resolve(arr);
+    }
+    delete step;
+  }
+
+  std::unique_ptr<Engine> engine_;
+  Napi::ThreadSafeFunction tsfn_;
+  std::shared_ptr<bool> tsfnGone_ = std::make_shared<bool>(false);  // main thread only
+  std::thread thread_;
+  TaskQueue<Step> queue_;
+  uint32_t queued_ = 0;  // steps not yet settled (main thread only)
 };
 
 }  // namespace

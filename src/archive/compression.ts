@@ -26,29 +26,67 @@ export function hasNativeCodec(kind: CodecKind): boolean {
 /** Input gathered before one native step: network chunks are ~64 KiB, and a step each costs a thread-pool round trip. */
 const STEP_INPUT = 1 << 20;
 
+/** Steps queued on the codec's thread at once: the next input is there when a step ends. */
+const STEPS_IN_FLIGHT = 2;
+
 /**
  * A Transform over one native codec: input is gathered to 1 MiB, then one
- * step runs on the thread pool; the readable side buffers up to 4 MiB so
- * that the consumer works on the previous output while the next step runs.
+ * step is queued on the codec's own thread. Up to STEPS_IN_FLIGHT steps are
+ * queued at once, so the codec goes straight on to the next input instead
+ * of waiting for this thread to take the previous output; outputs are
+ * pushed in order as steps settle. The readable side buffers up to 4 MiB.
  */
 class NativeCodecStream extends Transform {
   #codec: ReturnType<typeof createNativeCodec>;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  #inFlight = 0;
+  /** The callback of the input that found the queue full: called when a step settles. */
+  #blocked: TransformCallback | undefined;
+  /** _flush's callback, once the end step is queued. */
+  #flushed: TransformCallback | undefined;
+  #failed = false;
 
   constructor(kind: CodecKind, level?: number) {
     super({ readableHighWaterMark: 4 << 20, writableHighWaterMark: 1 << 20 });
     this.#codec = createNativeCodec(kind, level);
   }
 
-  #step(chunk: Buffer | null, cb: TransformCallback): void {
+  #step(chunk: Buffer | null): void {
+    this.#inFlight++;
     this.#codec.transform(chunk).then(
       (out) => {
+        this.#inFlight--;
+        if (this.#failed) return;
         for (const b of out) this.push(b);
-        cb();
+        this.#settled(null);
       },
-      (err: Error) => cb(new InvalidArgumentError("ERR_DECOMPRESS", `Cannot decompress the layer: ${err.message}`)),
+      (err: Error) => {
+        this.#inFlight--;
+        if (this.#failed) return;
+        this.#failed = true;
+        this.#settled(new InvalidArgumentError("ERR_DECOMPRESS", `Cannot decompress the layer: ${err.message}`));
+      },
     );
+  }
+
+  /** Lets a blocked input through, or ends the stream once the last step settled. */
+  #settled(err: Error | null): void {
+    const blocked = this.#blocked;
+    this.#blocked = undefined;
+    if (err) {
+      const cb = blocked ?? this.#flushed;
+      this.#flushed = undefined;
+      if (cb) cb(err);
+      else this.destroy(err);
+      return;
+    }
+    blocked?.();
+    if (this.#flushed && this.#inFlight === 0) {
+      const cb = this.#flushed;
+      this.#flushed = undefined;
+      cb();
+    }
   }
 
   /** The gathered input as one buffer (empty when there is none). */
@@ -60,22 +98,21 @@ class NativeCodecStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.#failed) return cb(); // the error is on its way
     const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
     this.#pending.push(b);
     this.#pendingBytes += b.length;
-    if (this.#pendingBytes < STEP_INPUT) {
-      cb();
-      return;
-    }
-    this.#step(this.#take(), cb);
+    if (this.#pendingBytes < STEP_INPUT) return cb();
+    this.#step(this.#take());
+    if (this.#inFlight < STEPS_IN_FLIGHT) cb();
+    else this.#blocked = cb;
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.#pendingBytes === 0) {
-      this.#step(null, cb);
-      return;
-    }
-    this.#step(this.#take(), (err) => (err ? cb(err) : this.#step(null, cb)));
+    if (this.#failed) return cb();
+    if (this.#pendingBytes > 0) this.#step(this.#take());
+    this.#step(null);
+    this.#flushed = cb;
   }
 }
 
