@@ -231,7 +231,11 @@ export class LayerStore {
       let tarSize = 0;
       const hashing = new Transform({
         // 1 MiB: the applier takes big reads; the default 16 KiB would split them.
-        highWaterMark: 1 << 20,
+        writableHighWaterMark: 1 << 20,
+        // Chunks as they come, up to 8 buffered: a byte-mode read() would join all it
+        // holds into one new Buffer (a copy of every byte of the layer on this thread).
+        readableObjectMode: true,
+        readableHighWaterMark: 8,
         transform(chunk: Buffer, _enc, cb) {
           hash.update(chunk);
           tarSize += chunk.length;
