@@ -4,9 +4,9 @@
  * Remote layers are fetched in parallel (p-queue). Each blob is verified
  * against its digest (by the source's stream, which fails instead of ending
  * on bad bytes), decompressed and handed to the {@link LayerSink} as it
- * streams in when its parent is already registered; otherwise the tar goes
- * to a spool file, the fetch slot is freed, and the layer is registered in
- * order once the parent is. Local layers (archives, layouts) are opened when
+ * streams in when its parent is already registered; otherwise the verified
+ * blob goes to a spool file as fetched, the fetch slot is freed, and the
+ * layer is decompressed and registered in order once the parent is. Local layers (archives, layouts) are opened when
  * their parent is in, never spooled. The sink checks the config's diffID in
  * the same pass as it stores the tar, so nothing is hashed twice and nothing
  * is stored from bad data. A layer whose chainID the sink already has is not
@@ -138,15 +138,18 @@ export async function importLayers(
         reported = current;
         progress({ layer: i, id: src.label, status: "downloading", current, total: src.blob?.size });
       };
-      /** The layer's verified-blob → tar stream (the sink checks the diffID as it stores). */
-      const openTar = async () => {
-        abort.signal.throwIfAborted();
-        const blob = await src.open(abort.signal, onBytes);
+      /** A verified blob → its tar stream (the sink checks the diffID as it stores). */
+      const tarOf = async (blob: Readable) => {
         const { stream } = await decompress(blob);
         // Errors surface where the tar is consumed; until then (waiting for the parent) they must not go unhandled.
         for (const st of [blob, stream]) st.on("error", () => {});
         return stream;
       };
+      const openBlob = () => {
+        abort.signal.throwIfAborted();
+        return src.open(abort.signal, onBytes);
+      };
+      const openTar = async () => tarOf(await openBlob());
       const toSink = async (input: Readable) => {
         abort.signal.throwIfAborted();
         progress({ layer: i, id: src.label, status: "applying", current, total: src.blob?.size });
@@ -167,20 +170,22 @@ export async function importLayers(
       } else {
         // The queue bounds fetches only: a spooled layer frees its slot once it is on disk, and is
         // registered (outside the queue) when its parent is, as Docker's download manager does.
+        // The spool file holds the blob as fetched (verified, still compressed): less to write and
+        // read back, and no decompression competing with the parent's apply, as in Docker.
         const fetched = queue.add(async (): Promise<string | undefined> => {
-          const tar = await openTar();
+          const blob = await openBlob();
           if (prevDone()) {
-            await toSink(tar);
+            await toSink(await tarOf(blob));
             return undefined;
           }
           progress({ layer: i, id: src.label, status: "spooling", current, total: src.blob?.size });
           const file = join(spool, String(i));
-          await pipeline(tar, createWriteStream(file));
+          await pipeline(blob, createWriteStream(file));
           return file;
         });
         task = Promise.all([prev, fetched]).then(async ([, file]) => {
           if (file === undefined) return;
-          await toSink(createReadStream(file, { highWaterMark: 1 << 20 }));
+          await toSink(await tarOf(createReadStream(file, { highWaterMark: 1 << 20 })));
           await rm(file, { force: true });
         });
       }
