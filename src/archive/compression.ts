@@ -3,8 +3,8 @@
  * streams.
  *
  * gzip is inflated by ISA-L and zstd (de)compressed by libzstd in the native
- * addon, one step per chunk on the libuv thread pool, so the main thread
- * only parses tar while the next chunk is decompressed. Without the native
+ * addon, on each codec's own thread with the next step already queued, so
+ * decompression never waits for the main thread. Without the native
  * codecs (a build without the libraries, or STRATA_NATIVE_CODECS=0) gzip
  * falls back to Node's zlib and zstd to the `zstd` tool. bzip2 and xz use
  * the system tools. Export compresses gzip with zlib (levels 1-9) and zstd
