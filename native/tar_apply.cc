@@ -171,7 +171,8 @@ bool TarApply::Feed(const uint8_t* p, size_t n) {
         if (!BodyBytes(p + pos, k)) return false;
         pos += k;
         remaining_ -= k;
-        if (remaining_ == 0 && !EndBody()) return false;
+        if (remaining_ == 0 && pad_ > 0) state_ = State::kPad;
+        else if (remaining_ == 0 && !EndBody()) return false;
         break;
       }
       case State::kPad: {
@@ -179,7 +180,7 @@ bool TarApply::Feed(const uint8_t* p, size_t n) {
         Raw(p + pos, k);
         pos += k;
         pad_ -= k;
-        if (pad_ == 0) state_ = State::kHeader;
+        if (pad_ == 0 && !EndBody()) return false;
         break;
       }
       case State::kTrailer:
@@ -290,12 +291,14 @@ bool TarApply::Entry(EntryHeader& h, const uint8_t* p, size_t n, size_t* pos) {
           ok = Emit(std::move(op), nullptr, 0);
           body_ = Body::kStream;
           curRel_ = rel;
-        } else if (static_cast<int64_t>(n - *pos) >= e.size) {
+        } else if (static_cast<int64_t>(n - *pos) >= e.size + pad_) {
           auto op = Op(code, e, rel);
           op->kind = kKindFile;
           ok = Emit(std::move(op), p + *pos, static_cast<size_t>(e.size));
           *pos += static_cast<size_t>(e.size);
-          remaining_ = 0;
+          Raw(p + *pos, static_cast<size_t>(pad_));
+          *pos += static_cast<size_t>(pad_);
+          remaining_ = pad_ = 0;
         } else {
           gather_.clear();
           gather_.reserve(static_cast<size_t>(e.size));
@@ -347,8 +350,9 @@ bool TarApply::Entry(EntryHeader& h, const uint8_t* p, size_t n, size_t* pos) {
     unpacked_.insert(rel);
   }
   if (!ok) return false;
-  state_ = remaining_ > 0 ? State::kBody : pad_ > 0 ? State::kPad : State::kHeader;
-  if (remaining_ == 0 && body_ != Body::kSkip) return EndBody();
+  if (remaining_ > 0) state_ = State::kBody;
+  else if (pad_ > 0) state_ = State::kPad;
+  else return EndBody();
   return true;
 }
 
@@ -379,8 +383,10 @@ bool TarApply::BodyBytes(const uint8_t* p, size_t k) {
   return true;
 }
 
+// The entry's body and padding are read: what waited for them is done now
+// (as in the JavaScript engine, an entry counts once its padding is there).
 bool TarApply::EndBody() {
-  state_ = pad_ > 0 ? State::kPad : State::kHeader;
+  state_ = State::kHeader;
   Body body = body_;
   body_ = Body::kSkip;
   switch (body) {
@@ -444,14 +450,18 @@ bool TarApply::Whiteout(const std::string& parent, const std::string& base, cons
 }
 
 // In an initially empty root, a name not made or implied before, below no
-// name made as a non-directory, commutes with every other such op.
+// name made as a non-directory and implying no new directory, commutes with
+// every other such op. (A directory the op would make on its way inherits a
+// setgid parent's group and bit: it must wait until the parent's own entry
+// has run.)
 bool TarApply::Independent(const std::string& rel, bool isDir) {
   if (!opts_.parallel) return false;
   bool ok = known_.find(rel) == known_.end();
   for (size_t i = rel.rfind('/'); i != std::string::npos && i > 0; i = rel.rfind('/', i - 1)) {
     std::string ancestor = rel.substr(0, i);
     if (nonDirs_.count(ancestor)) ok = false;
-    known_.insert(std::move(ancestor));
+    if (!known_.insert(std::move(ancestor)).second) continue;
+    ok = false;  // a new implied directory
   }
   known_.insert(rel);
   if (isDir) nonDirs_.erase(rel);

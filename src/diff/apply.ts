@@ -266,8 +266,11 @@ class Applier {
   /**
    * Records that `rel` is about to be made and says whether its op may run
    * in parallel with the others: in an initially empty root, a name not made
-   * or implied before, below no name made as a non-directory, commutes with
-   * every other such op. Everything else runs as a barrier, in order.
+   * or implied before, below no name made as a non-directory and implying no
+   * new directory, commutes with every other such op. (A directory the op
+   * would make on its way inherits a setgid parent's group and bit, so it
+   * must wait until the parent's own entry has run.) Everything else runs as
+   * a barrier, in order.
    */
   #independent(rel: string, isDir: boolean): boolean {
     if (!this.#parallel) return false;
@@ -275,7 +278,9 @@ class Applier {
     for (let i = rel.lastIndexOf("/"); i > 0; i = rel.lastIndexOf("/", i - 1)) {
       const ancestor = rel.slice(0, i);
       if (this.#nonDirs.has(ancestor)) ok = false;
+      if (this.#known.has(ancestor)) continue;
       this.#known.add(ancestor);
+      ok = false; // a new implied directory
     }
     this.#known.add(rel);
     if (isDir) this.#nonDirs.delete(rel);

@@ -4,7 +4,10 @@
  * on the same tars both give the same tree, the same size and digest, the
  * same tar-split index, and refuse the same archives with the same error.
  * The tars are fed in odd-sized chunks so that headers, PAX records and
- * bodies straddle chunk boundaries.
+ * bodies straddle chunk boundaries. The last test mutates a layer at
+ * random (STRATA_ENGINE_FUZZ_CASES, default 200; STRATA_ENGINE_FUZZ_SEED to
+ * replay): the native parser must refuse what the JavaScript one refuses,
+ * with the same error, and never crash.
  *
  * Serial: the engine is chosen through the environment.
  */
@@ -15,7 +18,7 @@ import { gunzipSync } from "node:zlib";
 import test, { type ExecutionContext } from "ava";
 import { TarSplitRecorder } from "../../src/archive/tar-split.js";
 import { type ApplyOptions, applyLayer } from "../../src/diff/apply.js";
-import { generateTree } from "../helpers/gen-tree.js";
+import { generateTree, prng } from "../helpers/gen-tree.js";
 import { gnuTar } from "../helpers/peer.js";
 import { chunks, makeTar, type Spec } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -52,10 +55,18 @@ async function run(t: ExecutionContext, engine: Engine, tar: Buffer, chunk: numb
   return out;
 }
 
-async function same(t: ExecutionContext, tar: Buffer, opts: ApplyOptions = {}, chunk = 7_777): Promise<Outcome> {
+async function same(
+  t: ExecutionContext,
+  tar: Buffer,
+  opts: ApplyOptions = {},
+  chunk = 7_777,
+  what = "",
+): Promise<Outcome> {
   const native = await run(t, "native", tar, chunk, opts);
   const js = await run(t, "js", tar, chunk, opts);
-  t.deepEqual(native.tree, js.tree, "trees");
+  // After a failure the layer is thrown away; how much of the failing entry was written differs.
+  if (native.error === undefined || js.error === undefined) t.deepEqual(native.tree, js.tree, `trees ${what}`);
+  t.is(native.error, js.error, `errors ${what}`);
   t.is(native.error, js.error, "errors");
   t.is(native.size, js.size, "sizes");
   t.is(native.digest, js.digest, "digests");
@@ -174,6 +185,62 @@ test.serial("names that are not UTF-8 become the same U+FFFD names in both", asy
   t.true(out.tree!.some((l) => l.includes("latin1-\ufffd")));
 });
 
+test.serial("randomly damaged layers get the same outcome from both engines", async (t) => {
+  const cases = Number(process.env.STRATA_ENGINE_FUZZ_CASES ?? 200);
+  const seed = Number(process.env.STRATA_ENGINE_FUZZ_SEED ?? Date.now() % 1_000_000);
+  t.log(`seed ${seed} (STRATA_ENGINE_FUZZ_SEED to replay), ${cases} cases`);
+  const base = await tempDir(t);
+  const src = join(base, "src");
+  await mkdir(src);
+  await generateTree(src, { seed: 11, dirs: 12, entries: 80 });
+  const tarFile = join(base, "layer.tar");
+  await gnuTar(["--format=posix", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-C", src, "-cf", tarFile, "."]);
+  const layer = await readFile(tarFile);
+  const rand = prng(seed);
+  let refused = 0;
+  for (let i = 0; i < cases; i++) {
+    const tar = damage(layer, rand);
+    const opts: ApplyOptions = { whiteouts: i % 2 ? "overlay" : "aufs" };
+    const out = await same(t, tar, opts, [512, 1000, 7_777, 65_536][i % 4], `#${i} (${opts.whiteouts})`);
+    if (out.error !== undefined) refused++;
+  }
+  t.log(`${refused} of ${cases} refused`);
+  t.true(refused > 0 && refused < cases, "the damage both breaks and spares archives");
+});
+
+/**
+ * One to four random changes: a byte anywhere, or in a header block an
+ * entry type or a number field (checksum fixed), or a cut.
+ */
+function damage(layer: Buffer, rand: () => number): Buffer {
+  const b = Buffer.from(layer);
+  const headers = headerBlocks(layer);
+  for (let k = 1 + Math.floor(rand() * 4); k > 0; k--) {
+    const r = rand();
+    const at = headers[Math.floor(rand() * headers.length)]!;
+    if (r < 0.5) {
+      b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
+    } else if (r < 0.7) {
+      b.write("0123456789xgLKSA"[Math.floor(rand() * 16)]!, at + 156, 1, "latin1");
+      fixChecksum(b, at);
+    } else if (r < 0.85) {
+      const field = [100, 108, 116, 124, 136][Math.floor(rand() * 5)]!;
+      b.write(
+        Math.floor(rand() * 1e9)
+          .toString(8)
+          .padStart(7, "0")
+          .slice(-7),
+        at + field,
+        "latin1",
+      );
+      fixChecksum(b, at);
+    } else {
+      return b.subarray(0, Math.floor(rand() * b.length));
+    }
+  }
+  return b;
+}
+
 /**
  * GNU tar's archive (--format=gnu: long names become 'L' records) of the
  * tree `first` makes, followed by `later`'s entries as a later part of
@@ -207,6 +274,17 @@ function withFlag(tar: Buffer, flag: string): Buffer {
   b.write(flag, 156, 1, "latin1");
   fixChecksum(b, 0);
   return b;
+}
+
+/** Offsets of the blocks whose checksum is right: the headers (PAX and GNU records included). */
+function headerBlocks(tar: Buffer): number[] {
+  const out: number[] = [];
+  for (let at = 0; at + 512 <= tar.length; at += 512) {
+    let sum = 8 * 32;
+    for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) sum += tar[at + i]!;
+    if (sum !== 8 * 32 && Number.parseInt(tar.toString("latin1", at + 148, at + 155), 8) === sum) out.push(at);
+  }
+  return out;
 }
 
 function fixChecksum(b: Buffer, off: number): void {
