@@ -55,6 +55,12 @@ export interface TarEntry {
 
 const EMPTY = Buffer.alloc(0);
 
+/** A chunk of a byte source as a Buffer, without a copy unless it is a string. */
+export function toBuffer(chunk: Buffer | Uint8Array | string): Buffer {
+  if (typeof chunk === "string") return Buffer.from(chunk);
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
 /** Byte queue over an async iterable source. */
 class ByteQueue {
   #chunks: Buffer[] = [];
@@ -83,10 +89,7 @@ class ByteQueue {
         this.#done = true;
         break;
       }
-      const buf =
-        typeof r.value === "string"
-          ? Buffer.from(r.value)
-          : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+      const buf = toBuffer(r.value);
       if (buf.length) {
         this.#chunks.push(buf);
         this.#length += buf.length;

@@ -27,7 +27,7 @@ import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { assertSafeSymlink, cleanEntryPath } from "../archive/paths.js";
 import type { TarHeader } from "../archive/tar-header.js";
-import { readTar, type TarEntry, type TarRecorder } from "../archive/tar-reader.js";
+import { readTar, type TarEntry, type TarRecorder, toBuffer } from "../archive/tar-reader.js";
 import {
   WHITEOUT_LINK_DIR,
   WHITEOUT_META_PREFIX,
@@ -145,6 +145,70 @@ export async function applyLayer(
 }
 
 /**
+ * Native work submitted and not yet done (batches, or tar writes), bounded
+ * by count and bytes; keeps the first failure. Both engines pace with it.
+ */
+class InFlight {
+  #queue: Array<{ done: Promise<void>; bytes: number }> = [];
+  #bytes = 0;
+  #failed = false;
+  #failure: unknown;
+
+  constructor(
+    readonly maxCount: number,
+    readonly maxBytes: number,
+  ) {}
+
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  /** Tracks `work` (holding `bytes`); `onDone` takes its result. */
+  add<T>(work: Promise<T>, bytes: number, onDone: (result: T) => void): void {
+    const done = work.then(onDone, (err: unknown) => {
+      if (this.#failed) return; // later work only reports that it was aborted
+      this.#failed = true;
+      this.#failure = err;
+    });
+    this.#queue.push({ done, bytes });
+    this.#bytes += bytes;
+  }
+
+  /** Waits while too much is in flight; throws the first failure. */
+  async pace(): Promise<void> {
+    while (this.#queue.length > this.maxCount || this.#bytes > this.maxBytes) {
+      const first = this.#queue.shift()!;
+      await first.done;
+      this.#bytes -= first.bytes;
+    }
+    if (this.#failed) throw this.#failure;
+  }
+
+  /** Waits for everything; throws the first failure. */
+  async drain(): Promise<void> {
+    const all = this.#queue;
+    this.#queue = [];
+    this.#bytes = 0;
+    await Promise.all(all.map((f) => f.done));
+    if (this.#failed) throw this.#failure;
+  }
+
+  /**
+   * The error to report when the JavaScript side failed with `err`: work
+   * queued before it still runs first, as it would have one by one, and a
+   * native failure among it is the earlier error and wins.
+   */
+  async firstError(err: unknown): Promise<unknown> {
+    try {
+      await this.drain();
+    } catch (nativeErr) {
+      return nativeErr;
+    }
+    return err;
+  }
+}
+
+/**
  * Whether the tar is parsed on the applier's thread (native/tar_apply.h):
  * yes, unless a recorder cannot take encoded records or
  * STRATA_APPLY_ENGINE=js asks for the JavaScript engine below.
@@ -156,9 +220,6 @@ function nativeEngine(opts: ApplyOptions): boolean {
 
 /** Chunks go to the native engine in groups of about this many bytes: one task of its thread each. */
 const WRITE_BYTES = 1 << 20;
-
-const asBuffer = (c: Buffer | Uint8Array | string): Buffer =>
-  typeof c === "string" ? Buffer.from(c) : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
 
 /**
  * applyLayer with the native engine: this thread only hashes and hands the
@@ -183,54 +244,35 @@ async function applyInNative(
     for (const w of r.warnings) warnings.push(w);
     opts.recorder?.records?.(r.records, r.files);
   };
-  let inflight: Array<{ done: Promise<void>; bytes: number }> = [];
-  let inflightBytes = 0;
-  let failed = false;
-  let failure: unknown;
+  const inflight = new InFlight(Infinity, INFLIGHT_BYTES);
   let group: Buffer[] = [];
   let groupBytes = 0;
   const send = () => {
     if (group.length === 0) return;
-    const done = native.write(group).then(settled, (err: unknown) => {
-      if (failed) return; // later writes only report that they were aborted
-      failed = true;
-      failure = err;
-    });
-    inflight.push({ done, bytes: groupBytes });
-    inflightBytes += groupBytes;
+    inflight.add(native.write(group), groupBytes, settled);
     group = [];
     groupBytes = 0;
   };
   try {
     for await (const chunk of tar) {
-      const b = asBuffer(chunk);
+      const b = toBuffer(chunk);
       if (b.length === 0) continue;
       hash?.update(b);
       group.push(b);
       groupBytes += b.length;
       if (groupBytes < WRITE_BYTES) continue;
       send();
-      while (inflightBytes > INFLIGHT_BYTES) {
-        const first = inflight.shift()!;
-        await first.done;
-        inflightBytes -= first.bytes;
-      }
-      if (failed) throw failure;
+      await inflight.pace();
     }
     send();
-    await Promise.all(inflight.map((f) => f.done));
-    inflight = [];
-    if (failed) throw failure;
+    await inflight.drain();
     const end = await native.finish();
     settled(end);
     const result: ApplyResult = { size: end.size, warnings };
     if (hash) result.digest = `sha256:${hash.digest("hex")}`;
     return result;
   } catch (err) {
-    // What was queued before a failure of the source still runs first; a failure
-    // among it is the earlier one in archive order and wins.
-    await Promise.all(inflight.map((f) => f.done));
-    throw failed ? failure : err;
+    throw await inflight.firstError(err);
   } finally {
     await native.close();
   }
@@ -242,10 +284,7 @@ class Applier {
   #native: NativeApplier;
   #opts: ApplyOptions;
   #batch = new Batch();
-  #inflight: Array<{ done: Promise<void>; bytes: number }> = [];
-  #inflightBytes = 0;
-  #nativeError: unknown;
-  #failed = false;
+  #inflight = new InFlight(INFLIGHT_BATCHES, INFLIGHT_BYTES);
   #nextHandle = 1;
   #unpacked = new Set<string>();
   #dirs: Array<{ rel: string; header: TarHeader }> = [];
@@ -468,39 +507,21 @@ class Applier {
   async #pace(): Promise<void> {
     const b = this.#batch;
     if (b.ops >= BATCH_OPS || b.bodyBytes >= BATCH_BYTES || b.metaBytes >= 1 << 20) this.#submit();
-    while (this.#inflight.length > INFLIGHT_BATCHES || this.#inflightBytes > INFLIGHT_BYTES) {
-      const first = this.#inflight.shift()!;
-      await first.done;
-      this.#inflightBytes -= first.bytes;
-    }
-    if (this.#failed) throw this.#nativeError;
+    await this.#inflight.pace();
   }
 
   #submit(): void {
     if (this.#batch.ops === 0) return;
     const { meta, bodies, bytes } = this.#batch.take();
-    const done = this.#native.submit(meta, bodies).then(
-      (w) => {
-        for (const x of w) this.warnings.push(x);
-      },
-      (err: unknown) => {
-        if (this.#failed) return; // later batches only report that they were aborted
-        this.#failed = true;
-        this.#nativeError = err;
-      },
-    );
-    this.#inflight.push({ done, bytes });
-    this.#inflightBytes += bytes;
+    this.#inflight.add(this.#native.submit(meta, bodies), bytes, (w) => {
+      for (const x of w) this.warnings.push(x);
+    });
   }
 
   /** Submits what is pending and waits for everything submitted. */
   async drain(): Promise<void> {
     this.#submit();
-    const all = this.#inflight;
-    this.#inflight = [];
-    this.#inflightBytes = 0;
-    await Promise.all(all.map((f) => f.done));
-    if (this.#failed) throw this.#nativeError;
+    await this.#inflight.drain();
   }
 
   /**
@@ -508,13 +529,8 @@ class Applier {
    * error (a refused entry, a malformed header) still run first, as they would
    * have one by one; a native failure among them is the earlier error and wins.
    */
-  async firstError(err: unknown): Promise<unknown> {
-    if (this.#failed) return this.#nativeError;
-    try {
-      await this.drain();
-    } catch (nativeErr) {
-      return nativeErr;
-    }
-    return err;
+  firstError(err: unknown): Promise<unknown> {
+    if (!this.#inflight.failed) this.#submit();
+    return this.#inflight.firstError(err);
   }
 }
