@@ -119,6 +119,11 @@ void Varint(std::string& out, uint64_t n) {
   } while (n);
 }
 
+// What a PAX or GNU record is called in messages.
+const char* MetaRecordName(char flag) {
+  return flag == 'x' ? "PAX header" : flag == 'g' ? "global PAX header" : "GNU long name";
+}
+
 std::string TempDir() {
   const char* t = getenv("TMPDIR");
   std::string dir = t && *t ? t : "/tmp";
@@ -132,7 +137,7 @@ TarApply::~TarApply() {
   if (stashFd_ >= 0) close(stashFd_);
   if (plnkDir_.empty()) return;
   for (auto& kv : plnk_) unlink((plnkDir_ + "/" + Split(kv.first).second).c_str());
-  if (!curRel_.empty()) unlink((plnkDir_ + "/" + Split(curRel_).second).c_str());  // a stash cut short
+  if (body_ == Body::kStash) unlink((plnkDir_ + "/" + Split(curRel_).second).c_str());  // a stash cut short
   rmdir(plnkDir_.c_str());
 }
 
@@ -201,9 +206,9 @@ bool TarApply::Header(const uint8_t* block, const uint8_t* p, size_t n, size_t* 
   }
   RawHeader h = DecodeBlock(block);
   if (h.flag == 'x' || h.flag == 'g' || h.flag == 'L' || h.flag == 'K') {
-    const char* what = h.flag == 'x' ? "PAX header" : h.flag == 'g' ? "global PAX header" : "GNU long name";
     if (h.size > kMaxMetaRecord)
-      throw TarFormat(std::string(what) + " record too large (" + std::to_string(h.size) + " bytes)");
+      throw TarFormat(std::string(MetaRecordName(h.flag)) + " record too large (" + std::to_string(h.size) +
+                      " bytes)");
     metaHeader_ = std::move(h);
     need_ = static_cast<size_t>(metaHeader_.size + Padding(metaHeader_.size));
     stage_.clear();
@@ -262,10 +267,10 @@ bool TarApply::Entry(EntryHeader& h, const uint8_t* p, size_t n, size_t* pos) {
     if (StartsWith(rel, std::string(kWhiteoutLinkDir) + "/") && e.type == EntryType::kFile) {
       StashOpen(rel);
     } else if (rel == kWhiteoutOpaque) {
-      ok = Whiteout(parent, base, rel, e);
+      ok = Whiteout(parent, base, e);
     }
   } else if (StartsWith(base, kWhiteoutPrefix)) {
-    ok = Whiteout(parent, base, rel, e);
+    ok = Whiteout(parent, base, e);
   } else if (rel.empty()) {
     if (e.type != EntryType::kDir)
       throw Breakout("the layer root is not a directory " + Quoted(e.name));
@@ -415,8 +420,7 @@ bool TarApply::EndBody() {
   return true;
 }
 
-bool TarApply::Whiteout(const std::string& parent, const std::string& base, const std::string& rel,
-                        const EntryHeader& h) {
+bool TarApply::Whiteout(const std::string& parent, const std::string& base, const EntryHeader& h) {
   auto op = std::make_unique<ApplyOpRec>();
   op->name = h.name;
   op->parent = parent;
@@ -445,7 +449,6 @@ bool TarApply::Whiteout(const std::string& parent, const std::string& base, cons
   } else {
     op->op = kOpWhiteoutAufs;
   }
-  (void)rel;
   return Emit(std::move(op), nullptr, 0);
 }
 
@@ -526,10 +529,7 @@ bool TarApply::Finish() {
       if (!stage_.empty()) throw TarFormat("unexpected end of archive in header");
       break;  // a missing end-of-archive marker is tolerated
     case State::kMeta:
-      throw TarFormat(std::string("unexpected end of archive in ") +
-                      (metaHeader_.flag == 'x'   ? "PAX header"
-                       : metaHeader_.flag == 'g' ? "global PAX header"
-                                                 : "GNU long name"));
+      throw TarFormat(std::string("unexpected end of archive in ") + MetaRecordName(metaHeader_.flag));
     case State::kBody:
       throw TarFormat("unexpected end of archive in body of " + Quoted(cur_.name));
     case State::kPad:

@@ -82,7 +82,7 @@ class TarApply {
   bool Entry(EntryHeader& h, const uint8_t* p, size_t n, size_t* pos);
   bool BodyBytes(const uint8_t* p, size_t k);
   bool EndBody();
-  bool Whiteout(const std::string& parent, const std::string& base, const std::string& rel, const EntryHeader& h);
+  bool Whiteout(const std::string& parent, const std::string& base, const EntryHeader& h);
   bool Independent(const std::string& rel, bool isDir);
   void PushDir(const std::string& rel, const EntryHeader& h);
   std::unique_ptr<ApplyOpRec> Op(uint32_t op, const EntryHeader& h, const std::string& rel);
