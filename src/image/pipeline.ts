@@ -6,10 +6,11 @@
  * on bad bytes), decompressed and handed to the {@link LayerSink} as it
  * streams in when its parent is already registered; otherwise the verified
  * blob goes to a spool file as fetched, the fetch slot is freed, and the
- * layer is decompressed and registered in order once the parent is. Local layers (archives, layouts) are opened when
- * their parent is in, never spooled. The sink checks the config's diffID in
- * the same pass as it stores the tar, so nothing is hashed twice and nothing
- * is stored from bad data. A layer whose chainID the sink already has is not
+ * layer is decompressed and registered in order once the parent is. Local
+ * layers (archives, layouts) are opened when their parent is in, never
+ * spooled. The sink checks the config's diffID in the same pass as it
+ * stores the tar, so nothing is hashed twice and nothing is stored from bad
+ * data. A layer whose chainID the sink already has is not
  * fetched (it is held, when the sink can, as a registered one is). On any
  * failure the layers this import holds are released (when the sink can) and
  * the error is thrown.
