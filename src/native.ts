@@ -98,21 +98,20 @@ interface Addon {
     attrFlags: number,
   ): Promise<void>;
   hasUnknownDtype(dir: string): Promise<boolean>;
-  SCAN_FIELDS: number;
   ExportWalker: new (root: number, opaque: boolean, inlineMax: number) => RawExportWalker;
-  NativeApplier: new (root: string, threads: number, tar?: TarApplyOptions) => RawApplier;
+  NativeApplier: new (root: string, threads: number, tar: TarApplyOptions) => RawApplier;
+  tarIndex(path: string): Promise<TarIndexEntry[]>;
   NativeCodec: new (kind: CodecKind, level?: number) => RawCodec;
   codecs: CodecKind[];
 }
 
 interface RawApplier {
-  submit(meta: Buffer, bodies: Buffer[]): Promise<string[]>;
   write(chunks: Buffer[]): Promise<TarWriteResult>;
   finish(): Promise<TarWriteResult & { size: number }>;
   close(): Promise<void>;
 }
 
-/** What a {@link NativeApplier} in tar mode needs to know about the layer (native/apply/tar_apply.h). */
+/** What a {@link NativeApplier} needs to know about the layer (native/apply/tar_apply.h). */
 export interface TarApplyOptions {
   /** "overlay" writes the kernel's whiteout form; otherwise whiteouts delete. */
   whiteouts?: "aufs" | "overlay";
@@ -458,21 +457,21 @@ export class ExportWalker {
 }
 
 /**
- * A layer root with its own native thread that executes batches of apply
- * ops (encoded by `src/diff/native-batch.ts`) strictly in submission order.
- * Batches may be submitted without waiting; after a failed op every later
- * batch rejects with `aborted: true`, so the first failure is the one to
- * report. Always {@link NativeApplier.close} it.
+ * A layer root with its own native thread that takes the layer tar, parses
+ * it and applies it (`native/apply/tar_apply.h`), strictly in write order.
+ * Writes may be queued without waiting; after a failure every later write
+ * rejects with `aborted: true`, so the first failure is the one to report.
+ * Always {@link NativeApplier.close} it.
  */
 export class NativeApplier {
   #raw: RawApplier;
 
   /**
    * Opens `root` (a directory) as the containment root. With `threads` > 1,
-   * ops flagged independent run on that many worker threads.
+   * entries found independent run on that many worker threads.
    * @throws SystemError
    */
-  constructor(root: string, threads = 0, tar?: TarApplyOptions) {
+  constructor(root: string, threads: number, tar: TarApplyOptions) {
     try {
       this.#raw = new addon.NativeApplier(root, threads, tar);
     } catch (err) {
@@ -481,19 +480,8 @@ export class NativeApplier {
   }
 
   /**
-   * Executes one batch. `bodies` are the file contents the ops refer to, in
-   * order; they must not be modified until the promise settles.
-   * @returns the warnings of this batch (xattrs the filesystem refused)
-   * @throws SystemError for the failing op; an Error with `aborted` after an earlier failure
-   */
-  submit(meta: Buffer, bodies: Buffer[]): Promise<string[]> {
-    return call(() => this.#raw.submit(meta, bodies));
-  }
-
-  /**
-   * Tar mode (made with `tar` options): parses and applies the next bytes of
-   * the layer tar on the applier's thread. The Buffers must not be modified
-   * until the promise settles. Writes may be queued without waiting.
+   * Parses and applies the next bytes of the layer tar on the applier's
+   * thread. The Buffers must not be modified until the promise settles.
    * @throws ERR_TAR_FORMAT, ERR_TAR_UNSUPPORTED, ERR_BREAKOUT, ERR_ID_MAP, or a SystemError, for the
    *   first failing entry; an Error with `aborted` for writes after it
    */
@@ -502,17 +490,38 @@ export class NativeApplier {
   }
 
   /**
-   * Tar mode: the tar has ended. Checks that it was complete and restores directory times.
+   * The tar has ended. Checks that it was complete and restores directory times.
    * @returns also the layer size (Σ of the entries' sizes)
    */
   finish(): Promise<TarWriteResult & { size: number }> {
     return call(() => this.#raw.finish());
   }
 
-  /** Waits for every submitted batch, closes the fds and stops the thread. */
+  /** Waits for every queued write, closes the fds and stops the thread. */
   close(): Promise<void> {
     return call(() => this.#raw.close());
   }
+}
+
+/** A regular file or hardlink of a tar file on disk, as {@link tarIndex} lists it. */
+export interface TarIndexEntry {
+  /** The name as in the archive (PAX and GNU long names applied), not cleaned. */
+  name: string;
+  type: "file" | "link";
+  /** A hardlink's target name, as in the archive. */
+  linkname: string;
+  /** Where the body starts in the file. */
+  offset: number;
+  size: number;
+}
+
+/**
+ * One pass over the headers of the tar file at `path`, with the decoder the
+ * applier uses; bodies are skipped, not read.
+ * @throws ERR_TAR_FORMAT for a bad header, ERR_ARCHIVE_TRUNCATED when the file ends inside the archive
+ */
+export function tarIndex(path: string): Promise<TarIndexEntry[]> {
+  return call(() => addon.tarIndex(path));
 }
 
 /** The codec kinds this build of the addon supports (ISA-L gzip, libzstd). */

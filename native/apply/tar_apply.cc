@@ -389,7 +389,7 @@ bool TarApply::BodyBytes(const uint8_t* p, size_t k) {
 }
 
 // The entry's body and padding are read: what waited for them is done now
-// (as in the JavaScript engine, an entry counts once its padding is there).
+// (as in the oracle engine of the tests, an entry counts once its padding is there).
 bool TarApply::EndBody() {
   state_ = State::kHeader;
   Body body = body_;

@@ -4,8 +4,9 @@
 // whiteouts, the AUFS hardlink store, id maps, which entries may run in
 // parallel, directory times at the end — and hands one ApplyOpRec per
 // entry to an OpSink (the applier: ApplyFs, or the ApplyPool for
-// independent entries). The rules and messages are those of
-// src/archive/tar-reader.ts and the module doc of src/diff/apply.ts.
+// independent entries). Its rules are written down in src/diff/README.md;
+// the oracle engine of the tests (test/oracle/) follows the same rules and
+// is compared with this one on random damage (test/diff/engines.test.ts).
 //
 // Bodies are not copied when they lie inside one input buffer: the op
 // points into it, and the applier keeps the buffers until its pool has
@@ -28,7 +29,7 @@
 #include <vector>
 
 #include "apply/apply_fs.h"
-#include "apply/tar_header.h"
+#include "archive/tar_header.h"
 
 namespace strata {
 
@@ -63,6 +64,11 @@ class TarApply {
   void ReleaseBodies() {
     owned_.clear();
     iovs_.clear();
+  }
+  // Moves the engine's own warnings since the last call to `out`.
+  void TakeWarnings(std::vector<std::string>& out) {
+    for (auto& w : warnings_) out.push_back(std::move(w));
+    warnings_.clear();
   }
   // Σ of the entries' sizes (Docker's layer size).
   int64_t size() const { return size_; }
@@ -123,6 +129,7 @@ class TarApply {
   std::string plnkDir_;
   std::unordered_map<std::string, EntryHeader> plnk_;
   std::string records_, pendingRaw_;
+  std::vector<std::string> warnings_;
   uint32_t recordedFiles_ = 0;
 };
 

@@ -5,7 +5,7 @@
  * gzip is inflated by ISA-L and zstd (de)compressed by libzstd in the native
  * addon, on each codec's own thread with the next step already queued, so
  * decompression never waits for the main thread. Without the native
- * codecs (a build without the libraries, or STRATA_NATIVE_CODECS=0) gzip
+ * codecs (a build without the libraries, or `{ nativeCodecs: false }`) gzip
  * falls back to Node's zlib and zstd to the `zstd` tool. bzip2 and xz use
  * the system tools. Export compresses gzip with zlib (levels 1-9) and zstd
  * with libzstd (levels 1-19).
@@ -18,9 +18,15 @@ import { createGunzip, createGzip } from "node:zlib";
 import { InvalidArgumentError } from "../errors.js";
 import { type CodecKind, createNativeCodec, nativeCodecs } from "../native.js";
 
-/** True when the addon provides `kind` and native codecs are not disabled by STRATA_NATIVE_CODECS=0. */
+/** True when this build of the addon provides `kind`. */
 export function hasNativeCodec(kind: CodecKind): boolean {
-  return process.env.STRATA_NATIVE_CODECS !== "0" && nativeCodecs().includes(kind);
+  return nativeCodecs().includes(kind);
+}
+
+/** Options of {@link decompress} and {@link compressStream}. */
+export interface CodecOptions {
+  /** Use the addon's codecs where it has them (the default); false: Node's zlib and the `zstd` tool. */
+  nativeCodecs?: boolean;
 }
 
 /** Input gathered before one native step: network chunks are ~64 KiB, and a step each costs a thread-pool round trip. */
@@ -116,8 +122,9 @@ class NativeCodecStream extends Transform {
   }
 }
 
-/** A streaming decompressor for `kind`, native when available. */
-function decompressor(kind: "gzip" | "zstd"): Transform | undefined {
+/** A streaming decompressor for `kind`, native when available and allowed. */
+function decompressor(kind: "gzip" | "zstd", opts: CodecOptions): Transform | undefined {
+  if (opts.nativeCodecs === false) return undefined;
   if (kind === "gzip" && hasNativeCodec("gunzip")) return new NativeCodecStream("gunzip");
   if (kind === "zstd" && hasNativeCodec("zstd-decompress")) return new NativeCodecStream("zstd-decompress");
   return undefined;
@@ -203,16 +210,19 @@ function toolStream(cmd: string, args: string[], input: Readable): Readable {
  * Returns the uncompressed stream of `input`, whatever its compression.
  * The caller consumes the result; errors in `input` propagate to it.
  */
-export async function decompress(input: Readable): Promise<{ stream: Readable; compression: Compression }> {
+export async function decompress(
+  input: Readable,
+  opts: CodecOptions = {},
+): Promise<{ stream: Readable; compression: Compression }> {
   const { head, stream } = await peek(input, 10);
   const compression = detectCompression(head);
   switch (compression) {
     case "none":
       return { stream, compression };
     case "gzip":
-      return { stream: chain(stream, decompressor("gzip") ?? createGunzip({ chunkSize: 1 << 20 })), compression };
+      return { stream: chain(stream, decompressor("gzip", opts) ?? createGunzip({ chunkSize: 1 << 20 })), compression };
     case "zstd": {
-      const native = decompressor("zstd");
+      const native = decompressor("zstd", opts);
       return { stream: native ? chain(stream, native) : toolStream("zstd", ["-d", "-c", "-q"], stream), compression };
     }
     case "bzip2":
@@ -231,7 +241,7 @@ export const DEFAULT_LEVEL = Object.freeze({ gzip: 6, zstd: 3 });
  * `zstd` tool compresses instead (write to its stdin, read from its stdout).
  * @throws ERR_INVALID_ARGUMENT for another kind or a level out of range
  */
-export function compressStream(kind: "gzip" | "zstd", level?: number): Transform {
+export function compressStream(kind: "gzip" | "zstd", level?: number, opts: CodecOptions = {}): Transform {
   const lvl = level ?? DEFAULT_LEVEL[kind as keyof typeof DEFAULT_LEVEL];
   const range = kind === "gzip" ? [1, 9] : [1, 19];
   if (kind !== "gzip" && kind !== "zstd")
@@ -239,7 +249,8 @@ export function compressStream(kind: "gzip" | "zstd", level?: number): Transform
   if (!Number.isInteger(lvl) || lvl < range[0]! || lvl > range[1]!)
     throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", `Cannot compress: ${kind} level out of range "${lvl}"`);
   if (kind === "gzip") return createGzip({ level: lvl, chunkSize: 1 << 20 });
-  if (hasNativeCodec("zstd-compress")) return new NativeCodecStream("zstd-compress", lvl);
+  if (opts.nativeCodecs !== false && hasNativeCodec("zstd-compress"))
+    return new NativeCodecStream("zstd-compress", lvl);
   return toolTransform("zstd", [`-${lvl}`, "-c", "-q"]);
 }
 

@@ -21,7 +21,7 @@
  * @module
  */
 import type { Readable } from "node:stream";
-import type { TarRecorder } from "../archive/tar-reader.js";
+import type { TarRecorder } from "../archive/tar-split.js";
 
 /** One entry of a change list, as `docker diff` prints it. */
 export interface Change {

@@ -7,20 +7,15 @@
  * @module
  */
 import { createReadStream } from "node:fs";
-import { open } from "node:fs/promises";
 import { posix } from "node:path";
 import type { Readable } from "node:stream";
-import { BLOCK, decodeBlock, decodePax, isZeroBlock, padding } from "../archive/tar-header.js";
-import { InvalidArgumentError, NotFoundError } from "../errors.js";
+import { tarMembers } from "../archive/tar-members.js";
+import { NotFoundError } from "../errors.js";
 
 /** One regular file (or hardlink resolved to its target) in the archive. */
 export interface TarMember {
   offset: number;
   size: number;
-}
-
-function truncated(file: string, why: string): InvalidArgumentError {
-  return new InvalidArgumentError("ERR_ARCHIVE_TRUNCATED", `Cannot read the archive: ${why} "${file}"`);
 }
 
 /** Normalises a member name: no leading "./" or "/", no trailing "/". */
@@ -48,51 +43,14 @@ export class TarIndex {
    */
   static async scan(file: string): Promise<TarIndex> {
     const idx = new TarIndex(file);
-    const fh = await open(file, "r");
-    try {
-      const { size: fileSize } = await fh.stat();
-      const block = Buffer.alloc(BLOCK);
-      let off = 0;
-      let longName: string | undefined;
-      let paxPath: string | undefined;
-      const links: Array<[string, string]> = [];
-      const readExact = async (buf: Buffer, at: number, what: string) => {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, at);
-        if (bytesRead !== buf.length) throw truncated(file, `unexpected end in ${what}`);
-      };
-      for (;;) {
-        if (off + BLOCK > fileSize) {
-          if (off === fileSize && off > 0) break; // missing end marker: tolerated, as readTar does
-          throw truncated(file, "unexpected end of archive");
-        }
-        await readExact(block, off, "a header");
-        off += BLOCK;
-        if (isZeroBlock(block)) break;
-        const h = decodeBlock(block);
-        const bodyEnd = off + h.size + padding(h.size);
-        if (off + h.size > fileSize) throw truncated(file, `member "${h.name}" is cut short`);
-        if (h.flag === "x" || h.flag === "L") {
-          if (h.size > 1 << 20) throw truncated(file, "oversized extension header");
-          const body = Buffer.alloc(h.size);
-          await readExact(body, off, "an extension header");
-          if (h.flag === "L") longName = body.toString("utf8").replace(/\0.*$/s, "");
-          else paxPath = decodePax(body).get("path")?.toString("utf8");
-        } else if (h.flag !== "g") {
-          const name = memberName(paxPath ?? longName ?? h.name);
-          paxPath = undefined;
-          longName = undefined;
-          if (h.flag === "0" || h.flag === "\0" || h.flag === "7")
-            idx.#members.set(name, { offset: off, size: h.size });
-          else if (h.flag === "1") links.push([name, memberName(h.linkname)]);
-        }
-        off = bodyEnd;
-      }
-      for (const [name, target] of links) {
-        const m = idx.#members.get(target);
-        if (m) idx.#members.set(name, m);
-      }
-    } finally {
-      await fh.close();
+    const links: Array<[string, string]> = [];
+    for (const m of await tarMembers(file)) {
+      if (m.type === "file") idx.#members.set(memberName(m.name), { offset: m.offset, size: m.size });
+      else links.push([memberName(m.name), memberName(m.linkname)]);
+    }
+    for (const [name, target] of links) {
+      const m = idx.#members.get(target);
+      if (m) idx.#members.set(name, m);
     }
     return idx;
   }

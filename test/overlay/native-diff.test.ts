@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import test from "ava";
 import type { Readable } from "node:stream";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { naiveChanges, naiveDiff, naiveDiffSize } from "../../src/graphdriver/naive-diff.js";
 import { manifest } from "../helpers/tree.js";
 import { applySpecs, openOverlay } from "./helpers.js";

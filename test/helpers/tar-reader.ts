@@ -1,5 +1,7 @@
 /**
- * A pull-based streaming tar reader.
+ * A pull-based streaming tar reader, for tests: it reads the tars strata
+ * exports, and it is the parser of the oracle apply engine (test/oracle/).
+ * Product code reads tars natively (`native/archive/tar_header.h`).
  *
  * `for await (const entry of readTar(source))` yields one {@link TarEntry}
  * per file; the next entry is read only after the previous body has been
@@ -9,36 +11,22 @@
  * to its end, so a tee on it sees every byte (the diffID covers trailing
  * padding too).
  *
- * An optional {@link TarRecorder} sees every byte that is not file content
+ * An optional {@link RawRecorder} sees every byte that is not file content
  * (header blocks, padding, end-of-archive and trailing bytes) and the size
  * of every body, in order: enough to re-assemble the exact archive later.
  *
  * @module
  */
-import {
-  BLOCK,
-  decodeBlock,
-  decodePax,
-  isZeroBlock,
-  padding,
-  parsePaxTime,
-  TarFormatError,
-  type TarHeader,
-  typeFromFlag,
-} from "./tar-header.js";
+import { BLOCK, padding, type TarHeader } from "../../src/archive/tar-header.js";
+import { decodeBlock, decodePax, isZeroBlock, parsePaxTime, TarFormatError, typeFromFlag } from "./tar-decode.js";
 
 /** Receives the archive's non-content bytes and content sizes in order. */
-export interface TarRecorder {
+export interface RawRecorder {
   raw(bytes: Buffer): void;
   file(name: string, size: number): void;
-  /**
-   * Optional: takes records already encoded by the native apply engine
-   * (`native/apply/tar_apply.h`) in the index format of `tar-split.ts`, naming
-   * `files` bodies. Recorders without it make applyLayer parse in JavaScript.
-   */
-  records?(encoded: Buffer, files: number): void;
 }
 
+/** One entry of {@link readTar}. */
 export interface TarEntry {
   header: TarHeader;
   /** The body in chunks (only regular files have one). Consume fully or call skip(). */
@@ -152,7 +140,7 @@ function unexpectedEnd(what: string): TarFormatError {
  */
 export async function* readTar(
   source: AsyncIterable<Buffer | Uint8Array | string>,
-  recorder?: TarRecorder,
+  recorder?: RawRecorder,
 ): AsyncGenerator<TarEntry> {
   const q = new ByteQueue(source);
   const raw = (b: Buffer) => recorder?.raw(b);

@@ -1,6 +1,8 @@
 /**
- * The batch format between applyLayer (JavaScript: parsing, decisions) and
- * the native applier (`native/apply/apply_fs.h`: the filesystem work). One batch
+ * The batch format between the oracle engine (JavaScript: parsing,
+ * decisions; `apply.ts`) and the test addon's BatchApplier
+ * (`test/native/batch_apply.cc` over the product's `native/apply/apply_fs.h`:
+ * the filesystem work). One batch
  * is a little-endian op list plus the body Buffers the ops refer to, in
  * order; bodies are passed by reference, never copied.
  *
@@ -11,7 +13,7 @@
  *
  * @module
  */
-import type { Timespec } from "../native.js";
+import type { Timespec } from "../../src/native.js";
 
 /** Op codes (native/apply/apply_fs.h ApplyOp). */
 export const OP = Object.freeze({

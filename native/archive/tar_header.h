@@ -1,6 +1,8 @@
-// Tar header decoding for the native apply engine (tar_apply.h): ustar,
-// GNU ('L'/'K' long names, base-256 numbers) and PAX records, with the
-// same rules and messages as src/archive/tar-header.ts and tar-reader.ts.
+// The one tar header decoder of strata's product code: ustar, GNU ('L'/'K'
+// long names, base-256 numbers), V7 and PAX records. The applier
+// (apply/tar_apply.h) and the archive index (tar_index.cc) use it; the
+// tests' JavaScript reader (test/helpers/tar-decode.ts) follows the same
+// rules and messages and is compared with it.
 #pragma once
 
 #include <cstdint>

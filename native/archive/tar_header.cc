@@ -1,11 +1,11 @@
-#include "apply/tar_header.h"
+#include "archive/tar_header.h"
 
 #include <cstring>
 
 namespace strata {
 namespace {
 
-constexpr int64_t kMaxSafe = (int64_t{1} << 53) - 1;  // Number.MAX_SAFE_INTEGER: what the JS reader accepts
+constexpr int64_t kMaxSafe = (int64_t{1} << 53) - 1;  // Number.MAX_SAFE_INTEGER: sizes and ids reach JavaScript
 
 std::string CString(const uint8_t* b, size_t off, size_t len) {
   const void* nul = memchr(b + off, 0, len);
@@ -78,8 +78,8 @@ void VerifyChecksum(const uint8_t* b) {
 }
 
 // Text fields as JavaScript's Buffer.toString("utf8") reads them: each
-// invalid sequence becomes U+FFFD (the WHATWG decoder's rule). The JS
-// engine and the tar-split re-assembly name files this way too.
+// invalid sequence becomes U+FFFD (the WHATWG decoder's rule). Names go
+// to JavaScript this way (tar-split re-assembly finds files by them).
 std::string WellFormedUtf8(const std::string& s) {
   size_t i = 0;
   while (i < s.size() && static_cast<uint8_t>(s[i]) < 0x80) i++;

@@ -1,4 +1,4 @@
-/** The native batched path of applyLayer: streamed large bodies, batches over many directories, ordered failure. */
+/** applyLayer: streamed large bodies, many directories and writes, failures reported in archive order. */
 import { createHash, randomBytes } from "node:crypto";
 import { lstat, readdir, readFile, readlink, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -105,35 +105,3 @@ test("a refused entry reports ERR_BREAKOUT after the entries before it were appl
   await t.throwsAsync(lstat(join(dir, "x/evil")), { code: "ENOENT" });
   await t.throwsAsync(lstat(join(dir, "y")), { code: "ENOENT" });
 });
-
-for (const engine of ["native", "js"]) {
-  test.serial(
-    `${engine} engine: a directory implied below a setgid one inherits its group and bit, in parallel too`,
-    async (t) => {
-      // The implied dir (no entry of its own) is made by its child's op. In parallel mode that op
-      // must wait for the parent's entry, or the dir is made before the parent is setgid.
-      const specs: Spec[] = [];
-      for (let i = 0; i < 200; i++) {
-        specs.push({ name: `s${i}/`, mode: 0o2775, gid: 1234 });
-        specs.push({ name: `s${i}/implied/f`, content: String(i) });
-      }
-      const tar = await makeTar(specs);
-      const saved = process.env.STRATA_APPLY_ENGINE;
-      process.env.STRATA_APPLY_ENGINE = engine;
-      try {
-        for (const threads of [1, 4]) {
-          const dir = await tempDir(t);
-          await applyLayer(dir, chunks(tar, 65_536), { threads });
-          for (let i = 0; i < 200; i++) {
-            const st = await stat(join(dir, `s${i}/implied`));
-            t.is(st.gid, 1234, `s${i}/implied gid, threads=${threads}`);
-            t.is(st.mode & 0o2000, 0o2000, `s${i}/implied setgid, threads=${threads}`);
-          }
-        }
-      } finally {
-        if (saved === undefined) delete process.env.STRATA_APPLY_ENGINE;
-        else process.env.STRATA_APPLY_ENGINE = saved;
-      }
-    },
-  );
-}
