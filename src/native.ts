@@ -123,8 +123,10 @@ export interface TarApplyOptions {
 
 /** What one write (or the finish) of a tar did. */
 export interface TarWriteResult {
-  /** Non-fatal problems (xattrs the filesystem refused). */
+  /** Non-fatal problems: xattrs dropped by the engine or refused by the filesystem. */
   warnings: string[];
+  /** Warnings counted but not kept (the engine keeps 100 per write). */
+  moreWarnings: number;
   /** tar-split index records written meanwhile (empty without `record`). */
   records: Buffer;
   /** File bodies those records name. */

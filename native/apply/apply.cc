@@ -3,8 +3,8 @@
 // write order:
 //
 //   const a = new NativeApplier("/layer/root", threads, { whiteouts, uidMap, gidMap, record });
-//   a.write(chunks) -> Promise<{ warnings, records, files }>   // Buffers of the tar, in order
-//   a.finish()      -> Promise<{ size, warnings, records, files }>
+//   a.write(chunks) -> Promise<{ warnings, moreWarnings, records, files }>   // Buffers of the tar, in order
+//   a.finish()      -> Promise<{ size, warnings, moreWarnings, records, files }>
 //   a.close()       -> Promise<void>
 //
 // With threads > 1, entries flagged independent run on an ApplyPool.
@@ -38,6 +38,7 @@ struct Task {
   SysError err;
   std::string format;  // an unexpected failure (a bug)
   std::vector<std::string> warnings;
+  uint64_t moreWarnings = 0;  // warnings counted, not kept
   std::string records;
   uint32_t files = 0;
   int64_t size = 0;
@@ -200,7 +201,7 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
       t.format.clear();
     }
     tar_->ReleaseBodies();
-    tar_->TakeWarnings(t.warnings);
+    t.moreWarnings = tar_->TakeWarnings(t.warnings);
     t.records = tar_->TakeRecords(&t.files);
     if (t.finish) t.size = tar_->size();
     current_ = nullptr;
@@ -221,6 +222,7 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
       for (size_t i = 0; i < t->warnings.size(); i++) w.Set(i, Napi::String::New(env, t->warnings[i]));
       Napi::Object r = Napi::Object::New(env);
       r.Set("warnings", w);
+      r.Set("moreWarnings", Napi::Number::New(env, static_cast<double>(t->moreWarnings)));
       r.Set("records", Napi::Buffer<char>::Copy(env, t->records.data(), t->records.size()));
       r.Set("files", Napi::Number::New(env, t->files));
       if (t->finish) r.Set("size", Napi::Number::New(env, static_cast<double>(t->size)));

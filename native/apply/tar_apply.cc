@@ -15,6 +15,7 @@ namespace {
 
 constexpr int64_t kSmallBody = 1 << 20;         // bodies up to this size travel in one op
 constexpr int64_t kMaxMetaRecord = 16 << 20;    // PAX and GNU records larger than this are refused
+constexpr size_t kMaxWarnings = 100;            // kept per write; later ones are counted
 constexpr char kWhiteoutPrefix[] = ".wh.";
 constexpr char kWhiteoutMetaPrefix[] = ".wh..wh.";
 constexpr char kWhiteoutLinkDir[] = ".wh..wh.plnk";
@@ -117,6 +118,17 @@ void Varint(std::string& out, uint64_t n) {
     if (n) b |= 0x80;
     out += static_cast<char>(b);
   } while (n);
+}
+
+// Xattrs a layer may not set (src/diff/README.md, "Xattrs"): overlayfs's
+// own metadata, which would make the overlay driver show another tree than
+// the others (a hidden directory, a whited-out file, a redirect), and LSM
+// labels, which are the host's policy, not the image's (containers/storage
+// ignores security.selinux too). security.capability, security.ima/evm,
+// ACLs and other user.* / trusted.* xattrs are kept.
+bool KernelMetadataXattr(const std::string& key) {
+  return StartsWith(key, "trusted.overlay.") || StartsWith(key, "user.overlay.") || key == "security.selinux" ||
+         key == "security.apparmor" || StartsWith(key, "security.SMACK64");
 }
 
 // What a PAX or GNU record is called in messages.
@@ -491,9 +503,27 @@ void TarApply::SetMeta(ApplyOpRec& op, const EntryHeader& h) {
   op.uid = MapId(h.uid, opts_.uidMap, "uid");
   op.gid = MapId(h.gid, opts_.gidMap, "gid");
   op.mode = h.mode & 07777;
-  for (auto& x : h.xattrs) op.xattrs.push_back({x.first, x.second});
+  for (auto& x : h.xattrs) {
+    if (KernelMetadataXattr(x.first)) Dropped(h.name, x.first);
+    else op.xattrs.push_back({x.first, x.second});
+  }
   op.times[0] = h.hasAtime && h.atime.tv_sec >= h.mtime.tv_sec ? h.atime : h.mtime;
   op.times[1] = h.mtime;
+}
+
+void TarApply::Dropped(const std::string& name, const std::string& key) {
+  if (warnings_.size() < kMaxWarnings)
+    warnings_.push_back("dropped xattr " + key + " on " + Quoted(name) + ": the kernel would read it as its own metadata");
+  else
+    droppedMore_++;
+}
+
+uint64_t TarApply::TakeWarnings(std::vector<std::string>& out) {
+  for (auto& w : warnings_) out.push_back(std::move(w));
+  warnings_.clear();
+  uint64_t more = droppedMore_;
+  droppedMore_ = 0;
+  return more;
 }
 
 bool TarApply::Emit(std::unique_ptr<ApplyOpRec> op, const uint8_t* body, size_t len) {

@@ -65,11 +65,9 @@ class TarApply {
     owned_.clear();
     iovs_.clear();
   }
-  // Moves the engine's own warnings since the last call to `out`.
-  void TakeWarnings(std::vector<std::string>& out) {
-    for (auto& w : warnings_) out.push_back(std::move(w));
-    warnings_.clear();
-  }
+  // Moves the engine's own warnings since the last call (dropped xattrs) to
+  // `out`; returns how many more there were (not kept, to bound memory).
+  uint64_t TakeWarnings(std::vector<std::string>& out);
   // Σ of the entries' sizes (Docker's layer size).
   int64_t size() const { return size_; }
   // The tar-split records written since the last call, and how many bodies they name.
@@ -93,6 +91,7 @@ class TarApply {
   void PushDir(const std::string& rel, const EntryHeader& h);
   std::unique_ptr<ApplyOpRec> Op(uint32_t op, const EntryHeader& h, const std::string& rel);
   void SetMeta(ApplyOpRec& op, const EntryHeader& h);
+  void Dropped(const std::string& name, const std::string& key);
   bool Emit(std::unique_ptr<ApplyOpRec> op, const uint8_t* body, size_t len);
   void StashOpen(const std::string& rel);
   void Raw(const uint8_t* p, size_t n) {
@@ -130,6 +129,7 @@ class TarApply {
   std::unordered_map<std::string, EntryHeader> plnk_;
   std::string records_, pendingRaw_;
   std::vector<std::string> warnings_;
+  uint64_t droppedMore_ = 0;
   uint32_t recordedFiles_ = 0;
 };
 

@@ -6,6 +6,7 @@ import test from "ava";
 import { chunks, makeTar, type Spec } from "../../test/helpers/tar.js";
 import { tempDir } from "../../test/helpers/tmp.js";
 import { SystemError } from "../errors.js";
+import { lgetxattr, llistxattr } from "../native.js";
 import { applyLayer } from "./apply.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -104,4 +105,37 @@ test("a refused entry reports ERR_BREAKOUT after the entries before it were appl
   t.is(await readFile(join(dir, "x/f99"), "utf8"), "99");
   await t.throwsAsync(lstat(join(dir, "x/evil")), { code: "ENOENT" });
   await t.throwsAsync(lstat(join(dir, "y")), { code: "ENOENT" });
+});
+
+test("xattrs the kernel reads as its own metadata are dropped with a warning; security.capability stays", async (t) => {
+  const dir = await tempDir(t);
+  const cap = Buffer.from("0100000200200000000000000000000000000000", "hex");
+  const xattrs = {
+    "trusted.overlay.opaque": "y",
+    "user.overlay.redirect": "/etc",
+    "security.selinux": "system_u:object_r:etc_t:s0",
+    "security.capability": cap,
+    "trusted.other": "kept",
+  };
+  const specs: Spec[] = [{ name: "d/", xattrs }];
+  for (let i = 0; i < 150; i++) specs.push({ name: `d/f${i}`, content: "x", xattrs });
+  const emitted: Error[] = [];
+  const onWarning = (w: Error) => {
+    if ((w as { code?: string }).code === "STRATA_XATTR_DROPPED") emitted.push(w);
+  };
+  process.on("warning", onWarning);
+  try {
+    const res = await applyLayer(dir, chunks(await makeTar(specs)));
+    await new Promise((r) => setImmediate(r)); // process warnings are emitted on the next tick
+    t.is(res.warnings.length, 101, "100 kept, then a count");
+    t.regex(res.warnings[0]!, /^dropped xattr trusted\.overlay\.opaque on "d\/"/);
+    t.is(res.warnings[100], "... and 353 more warnings");
+    t.is(emitted.length, 1, "one process warning per apply");
+  } finally {
+    process.off("warning", onWarning);
+  }
+  for (const p of ["d", "d/f0", "d/f149"]) {
+    t.deepEqual((await llistxattr(join(dir, p))).sort(), ["security.capability", "trusted.other"], p);
+    t.deepEqual(await lgetxattr(join(dir, p), "security.capability"), cap);
+  }
 });

@@ -52,7 +52,11 @@ export interface ApplyOptions {
 export interface ApplyResult {
   /** Σ of header sizes over all entries, as Docker's ApplyLayer returns it. */
   size: number;
-  /** Non-fatal problems (xattrs the filesystem refused), at most {@link MAX_WARNINGS}. */
+  /**
+   * Non-fatal problems, at most {@link MAX_WARNINGS}: xattrs dropped because the
+   * kernel would read them as its own metadata (also emitted as a process
+   * warning, code STRATA_XATTR_DROPPED), xattrs the filesystem refused.
+   */
   warnings: string[];
   /** "sha256:<hex>" of the uncompressed tar, when `digest` was asked for. */
   digest?: string;
@@ -103,7 +107,7 @@ export async function applyLayer(
   });
   const warnings = new Warnings();
   const settled = (r: TarWriteResult) => {
-    warnings.add(r.warnings);
+    warnings.add(r.warnings, r.moreWarnings);
     if (r.records.length > 0) opts.recorder?.records(r.records, r.files);
   };
   const inflight = new InFlight(INFLIGHT_BYTES);
@@ -131,6 +135,7 @@ export async function applyLayer(
     const end = await native.finish();
     settled(end);
     const result: ApplyResult = { size: end.size, warnings: warnings.list() };
+    warnDropped(result.warnings, warnings.total);
     if (hash) result.digest = `sha256:${hash.digest("hex")}`;
     return result;
   } catch (err) {
@@ -138,6 +143,18 @@ export async function applyLayer(
   } finally {
     await native.close();
   }
+}
+
+/**
+ * Tells the process (Node's `warning` event; the CLI prints it on stderr)
+ * that the layer carried xattrs the engine dropped: overlayfs metadata and
+ * LSM labels (see src/diff/README.md), once per apply.
+ */
+function warnDropped(warnings: string[], total: number): void {
+  const first = warnings.find((w) => w.startsWith("dropped "));
+  if (first === undefined) return;
+  const all = total > 1 ? ` (${total} warnings in all)` : "";
+  process.emitWarning(`layer apply ${first}${all}`, { type: "StrataWarning", code: "STRATA_XATTR_DROPPED" });
 }
 
 /** A chunk of a byte source as a Buffer, without a copy unless it is a string. */
@@ -151,11 +168,18 @@ class Warnings {
   #kept: string[] = [];
   #more = 0;
 
-  add(ws: string[]): void {
+  /** Takes `ws`, and `more` warnings that were counted but not kept. */
+  add(ws: string[], more: number): void {
     for (const w of ws) {
       if (this.#kept.length < MAX_WARNINGS) this.#kept.push(w);
       else this.#more++;
     }
+    this.#more += more;
+  }
+
+  /** Every warning, kept or counted. */
+  get total(): number {
+    return this.#kept.length + this.#more;
   }
 
   list(): string[] {

@@ -327,4 +327,57 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
     for (const id of ids) t.false(await d.exists(id));
     t.true(await d.exists("base"));
   });
+
+  test(
+    title("xattrs the kernel would read as overlay metadata change nothing: the tree is the tar's (issue 19)"),
+    async (t) => {
+      // On overlay these would hide the lower "keep/" (opaque), white out "etc/hosts" (xattr
+      // whiteout) and show the lower "etc/" as "x/" (redirect) if they reached the diff dir.
+      const d = await openDriver(t, factory, o);
+      const mounts = countedMounts(d);
+      const y = Buffer.from("y");
+      const base: Spec[] = [
+        { name: "etc/", mode: 0o755 },
+        { name: "etc/hosts", content: "lower hosts\n" },
+        { name: "keep/", mode: 0o755 },
+        { name: "keep/lower-file", content: "lower" },
+      ];
+      const forged: Record<string, Record<string, string | Buffer>> = {
+        "keep/": { "trusted.overlay.opaque": y, "user.overlay.opaque": y },
+        "etc/": { "trusted.overlay.whiteouts": y, "user.overlay.whiteouts": y },
+        "etc/hosts": { "trusted.overlay.whiteout": y, "user.overlay.whiteout": y },
+        "x/": { "trusted.overlay.redirect": "/etc", "user.overlay.redirect": "/etc" },
+        "x/f": { "security.selinux": "system_u:object_r:shadow_t:s0", "trusted.overlay.metacopy": "" },
+      };
+      const cap = Buffer.from("0100000200200000000000000000000000000000", "hex");
+      const top = (withForged: boolean): Spec[] =>
+        [
+          { name: "keep/", mode: 0o755 },
+          { name: "keep/upper-file", content: "upper" },
+          { name: "etc/", mode: 0o755 },
+          { name: "etc/hosts", content: "" },
+          { name: "x/", mode: 0o755 },
+          { name: "x/f", content: "f", xattrs: { "security.capability": cap, "user.kept": "yes" } },
+        ].map((s: Spec) => (withForged ? { ...s, xattrs: { ...s.xattrs, ...forged[s.name] } } : s));
+      await d.create("base", "");
+      await d.applyDiff("base", "", Readable.from(chunks(await makeTar(base))), mounts);
+      await d.create("top", "base");
+      await d.applyDiff("top", "base", Readable.from(chunks(await makeTar(top(true)))), mounts);
+      const flat = await tempDir(t, "strata-flat-");
+      await applyLayer(flat, chunks(await makeTar(base)));
+      await applyLayer(flat, chunks(await makeTar(top(false))));
+      const p = await mounts.acquire("top");
+      try {
+        t.is(await readFile(join(p, "keep/lower-file"), "utf8"), "lower", "keep/ is not opaque");
+        t.is(await readFile(join(p, "etc/hosts"), "utf8"), "", "etc/hosts is not whited out");
+        t.deepEqual(await readdir(join(p, "x")), ["f"], "x/ is not redirected");
+        t.deepEqual(await manifest(p, { mtime: false }), await manifest(flat, { mtime: false }));
+      } catch (err) {
+        await dump(t, d, "top");
+        throw err;
+      } finally {
+        await mounts.release("top");
+      }
+    },
+  );
 }

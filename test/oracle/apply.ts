@@ -61,6 +61,17 @@ async function* hashing(
   }
 }
 
+/** Xattrs the engine drops (native/apply/tar_apply.cc KernelMetadataXattr; the oracle keeps no warning for them). */
+function kernelMetadataXattr(key: string): boolean {
+  return (
+    key.startsWith("trusted.overlay.") ||
+    key.startsWith("user.overlay.") ||
+    key === "security.selinux" ||
+    key === "security.apparmor" ||
+    key.startsWith("security.SMACK64")
+  );
+}
+
 /** {@link applyLayer} with the oracle engine: same arguments, same result, same errors. */
 export async function applyLayerOracle(
   dir: string,
@@ -283,7 +294,7 @@ class Applier {
       uid: mapId(h.uid, this.#opts.uidMap, "uid"),
       gid: mapId(h.gid, this.#opts.gidMap, "gid"),
       mode: h.mode & 0o7777,
-      xattrs: h.xattrs,
+      xattrs: new Map([...h.xattrs].filter(([k]) => !kernelMetadataXattr(k))),
       atime: h.atime && h.atime.sec >= h.mtime.sec ? h.atime : h.mtime,
       mtime: h.mtime,
     };
