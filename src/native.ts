@@ -139,7 +139,17 @@ interface RawExportWalker {
 }
 
 interface RawCodec {
-  transform(chunk: Buffer | null): Promise<Buffer[]>;
+  transform(chunk: Buffer | null | undefined): Promise<CodecStep>;
+}
+
+/**
+ * What one codec step produced. With `more`, the step stopped at its output
+ * limit (4 MiB) and there is output still to come: ask for it with
+ * `transform(undefined)` (or `transform(null)` again at the end).
+ */
+export interface CodecStep {
+  chunks: Buffer[];
+  more: boolean;
 }
 
 /** Streaming codecs the addon may provide (see {@link nativeCodecs}). */
@@ -532,8 +542,11 @@ export function nativeCodecs(): readonly CodecKind[] {
 }
 
 /**
- * One streaming compression state on the thread pool. Calls must not
- * overlap; `transform(null)` ends the stream and checks it is complete.
+ * One streaming codec on its own thread. Steps run and settle in call
+ * order and may be queued; each produces at most about 4 MiB (see
+ * {@link CodecStep}). `transform(chunk)` gives input, `transform(undefined)`
+ * goes on with input already given, `transform(null)` ends the stream and
+ * checks it is complete.
  * @throws Error with code ERR_DECOMPRESS for corrupt or truncated input
  */
 export function createNativeCodec(kind: CodecKind, level?: number): RawCodec {

@@ -94,9 +94,15 @@ class TarApply {
   void Dropped(const std::string& name, const std::string& key);
   bool Emit(std::unique_ptr<ApplyOpRec> op, const uint8_t* body, size_t len);
   void StashOpen(const std::string& rel);
+  // Non-content bytes, merged into one raw record up to kRawRecord bytes: a
+  // long run (bytes after the end marker, thousands of body-less entries)
+  // becomes several records, so memory stays bounded by the write size.
   void Raw(const uint8_t* p, size_t n) {
-    if (opts_.record) pendingRaw_.append(reinterpret_cast<const char*>(p), n);
+    if (!opts_.record) return;
+    pendingRaw_.append(reinterpret_cast<const char*>(p), n);
+    if (pendingRaw_.size() >= kRawRecord) FlushRaw();
   }
+  static constexpr size_t kRawRecord = 1 << 20;
   void RecordFile(const std::string& name, int64_t size);
   void FlushRaw();
 

@@ -106,3 +106,33 @@ test("with { nativeCodecs: false } gzip falls back to zlib and zstd to the tool"
   const zst = await collect(feed(data).pipe(compressStream("zstd", 3, off)));
   t.true((await collect((await decompress(feed(zst), off)).stream)).equals(data));
 });
+
+for (const kind of ["gzip", "zstd"] as const) {
+  test(`decompress() gives a ${kind} bomb out in bounded steps, as fast as it is read`, async (t) => {
+    const zeros = 256 << 20;
+    const packed =
+      kind === "gzip"
+        ? execFileSync("sh", ["-c", `head -c ${zeros} /dev/zero | gzip -9`], { maxBuffer: 64 << 20 })
+        : await collect(feed(Buffer.alloc(zeros), 1 << 20).pipe(compressStream("zstd", 3)));
+    t.true(packed.length < 1 << 20, `${packed.length} bytes packed`);
+    const { stream } = await decompress(feed(packed));
+    let total = 0;
+    let waiting = 0;
+    for await (const c of stream) {
+      total += (c as Buffer).length;
+      // A read takes all that is buffered at once: what it got was waiting, and what is left.
+      waiting = Math.max(waiting, (c as Buffer).length + stream.readableLength);
+      await new Promise((r) => setImmediate(r)); // a slow reader
+    }
+    t.is(total, zeros);
+    t.true(waiting <= 12 << 20, `at most ${waiting} bytes waited to be read`);
+  });
+}
+
+test("decompress() reads zstd whose output ends exactly on a 1 MiB step", async (t) => {
+  for (const size of [1 << 20, 3 << 20, 4 << 20, 8 << 20]) {
+    const zst = execFileSync("zstd", ["-q", "-c"], { input: Buffer.alloc(size), maxBuffer: 64 << 20 });
+    const out = await collect((await decompress(feed(zst))).stream);
+    t.is(out.length, size);
+  }
+});

@@ -40,13 +40,26 @@ const STEPS_IN_FLIGHT = 2;
  * step is queued on the codec's own thread. Up to STEPS_IN_FLIGHT steps are
  * queued at once, so the codec goes straight on to the next input instead
  * of waiting for this thread to take the previous output; outputs are
- * pushed in order as steps settle. The readable side buffers up to 4 MiB.
+ * pushed in order as steps settle.
+ *
+ * Memory is bounded whatever the compression ratio: a step produces at most
+ * about 4 MiB (native/codec/codec.cc). When one stops there (`more`), no
+ * new input is taken until the codec has given out what it holds, and the
+ * step that asks for it is queued only when the reader wants data (the
+ * readable side is below its 4 MiB mark). So a 66 KB zstd frame of 2 GiB of
+ * zeros comes out 4 MiB at a time, as fast as the consumer takes it.
  */
 class NativeCodecStream extends Transform {
   #codec: ReturnType<typeof createNativeCodec>;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #inFlight = 0;
+  /** The last settled step stopped at its output limit: the codec holds output back. */
+  #more = false;
+  /** A step to go on with that output is due once the reader wants more. */
+  #resumeOnRead = false;
+  /** _flush was called: every step from now on is an end step. */
+  #ending = false;
   /** The callback of the input that found the queue full: called when a step settles. */
   #blocked: TransformCallback | undefined;
   /** _flush's callback, once the end step is queued. */
@@ -58,41 +71,57 @@ class NativeCodecStream extends Transform {
     this.#codec = createNativeCodec(kind, level);
   }
 
-  #step(chunk: Buffer | null): void {
+  /** Queues a step: input, `null` (the end), or `undefined` (go on with held-back output). */
+  #step(chunk: Buffer | null | undefined): void {
     this.#inFlight++;
+    this.#resumeOnRead = false; // any step goes on with held-back output first
     this.#codec.transform(chunk).then(
-      (out) => {
+      (r) => {
         this.#inFlight--;
         if (this.#failed) return;
-        for (const b of out) this.push(b);
-        this.#settled(null);
+        let room = true;
+        for (const b of r.chunks) room = this.push(b);
+        this.#more = r.more;
+        this.#next(room);
       },
       (err: Error) => {
         this.#inFlight--;
         if (this.#failed) return;
         this.#failed = true;
-        this.#settled(new InvalidArgumentError("ERR_DECOMPRESS", `Cannot decompress the layer: ${err.message}`));
+        this.#fail(new InvalidArgumentError("ERR_DECOMPRESS", `Cannot decompress the layer: ${err.message}`));
       },
     );
   }
 
-  /** Lets a blocked input through, or ends the stream once the last step settled. */
-  #settled(err: Error | null): void {
-    const blocked = this.#blocked;
-    this.#blocked = undefined;
-    if (err) {
-      const cb = blocked ?? this.#flushed;
-      this.#flushed = undefined;
-      if (cb) cb(err);
-      else this.destroy(err);
+  /** After a step settled: go on with held-back output, or let input through, or end. */
+  #next(room: boolean): void {
+    if (this.#more) {
+      if (this.#inFlight > 0) return; // a queued step goes on with it
+      if (room) this.#step(this.#ending ? null : undefined);
+      else this.#resumeOnRead = true;
       return;
     }
+    const blocked = this.#blocked;
+    this.#blocked = undefined;
     blocked?.();
     if (this.#flushed && this.#inFlight === 0) {
       const cb = this.#flushed;
       this.#flushed = undefined;
       cb();
     }
+  }
+
+  #fail(err: Error): void {
+    const cb = this.#blocked ?? this.#flushed;
+    this.#blocked = undefined;
+    this.#flushed = undefined;
+    if (cb) cb(err);
+    else this.destroy(err);
+  }
+
+  override _read(size: number): void {
+    super._read(size);
+    if (this.#resumeOnRead && !this.#failed) this.#step(this.#ending ? null : undefined);
   }
 
   /** The gathered input as one buffer (empty when there is none). */
@@ -110,12 +139,13 @@ class NativeCodecStream extends Transform {
     this.#pendingBytes += b.length;
     if (this.#pendingBytes < STEP_INPUT) return cb();
     this.#step(this.#take());
-    if (this.#inFlight < STEPS_IN_FLIGHT) cb();
+    if (this.#inFlight < STEPS_IN_FLIGHT && !this.#more) cb();
     else this.#blocked = cb;
   }
 
   override _flush(cb: TransformCallback): void {
     if (this.#failed) return cb();
+    this.#ending = true;
     if (this.#pendingBytes > 0) this.#step(this.#take());
     this.#step(null);
     this.#flushed = cb;

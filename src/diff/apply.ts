@@ -106,9 +106,10 @@ export async function applyLayer(
     record: opts.recorder !== undefined,
   });
   const warnings = new Warnings();
-  const settled = (r: TarWriteResult) => {
+  // The recorder may ask to wait (its index file is behind): the write counts as in flight until then.
+  const settled = (r: TarWriteResult): void | Promise<void> => {
     warnings.add(r.warnings, r.moreWarnings);
-    if (r.records.length > 0) opts.recorder?.records(r.records, r.files);
+    if (r.records.length > 0) return opts.recorder?.records(r.records, r.files);
   };
   const inflight = new InFlight(INFLIGHT_BYTES);
   let group: Buffer[] = [];
@@ -133,7 +134,7 @@ export async function applyLayer(
     send();
     await inflight.drain();
     const end = await native.finish();
-    settled(end);
+    await settled(end);
     const result: ApplyResult = { size: end.size, warnings: warnings.list() };
     warnDropped(result.warnings, warnings.total);
     if (hash) result.digest = `sha256:${hash.digest("hex")}`;
@@ -199,9 +200,9 @@ class InFlight {
 
   constructor(readonly maxBytes: number) {}
 
-  /** Tracks `work` (holding `bytes`); `onDone` takes its result. */
-  add<T>(work: Promise<T>, bytes: number, onDone: (result: T) => void): void {
-    const done = work.then(onDone, (err: unknown) => {
+  /** Tracks `work` (holding `bytes`) until `onDone` has taken its result (and its promise, if any, settled). */
+  add<T>(work: Promise<T>, bytes: number, onDone: (result: T) => void | Promise<void>): void {
+    const done = work.then(onDone).then(undefined, (err: unknown) => {
       if (this.#failed) return; // later work only reports that it was aborted
       this.#failed = true;
       this.#failure = err;

@@ -103,8 +103,12 @@ export class LayerDB {
     return out;
   }
 
-  /** Writes a layer's metadata atomically (staged in tmp/, renamed into place). */
-  async writeLayer(rec: LayerRecord, tarSplit: Buffer | null): Promise<void> {
+  /**
+   * Writes a layer's metadata atomically (staged in tmp/, renamed into place).
+   * `tarSplit` is the index itself, or the path of a file holding it (moved in;
+   * on the store's filesystem, e.g. in a {@link scratchDir}).
+   */
+  async writeLayer(rec: LayerRecord, tarSplit: Buffer | string | null): Promise<void> {
     const stage = join(this.dir, "tmp", `layer-${randomBytes(8).toString("hex")}`);
     await mkdir(stage, { mode: 0o700 });
     try {
@@ -112,7 +116,8 @@ export class LayerDB {
       await writeFile(join(stage, "size"), String(rec.size));
       await writeFile(join(stage, "cache-id"), rec.cacheID);
       if (rec.parent) await writeFile(join(stage, "parent"), rec.parent);
-      if (tarSplit) await writeFile(join(stage, "tar-split.gz"), tarSplit);
+      if (typeof tarSplit === "string") await rename(tarSplit, join(stage, "tar-split.gz"));
+      else if (tarSplit) await writeFile(join(stage, "tar-split.gz"), tarSplit);
       await mkdir(join(stage, "refs"));
       await syncDir(stage);
       await rename(stage, this.layerDir(rec.chainID));

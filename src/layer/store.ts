@@ -25,7 +25,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { pipeline, Readable, Transform } from "node:stream";
@@ -225,6 +225,7 @@ export class LayerStore {
       await this.db.writeIntent(cacheID, { kind: "register", driverIDs: [cacheID], owner: me });
     });
     let committed = false;
+    let scratch: string | undefined;
     try {
       await this.driver.create(cacheID, parentCache);
       const hash = createHash("sha256");
@@ -245,11 +246,18 @@ export class LayerStore {
       // pipeline, not pipe: it also fails `hashing` when `tar` errored or closed early
       // before this point (a digest check upstream), which pipe would leave open forever.
       pipeline(tar, hashing, () => {});
-      const recorder = new TarSplitRecorder();
-      const size = await this.driver.applyDiff(cacheID, parentCache, hashing, this.mounts.access(), {
-        recorder,
-      });
-      const tarSplit = await recorder.finish();
+      // The index goes to a file as it is made: its size does not count against memory.
+      scratch = await this.db.scratchDir("tar-split");
+      const tarSplit = join(scratch, "tar-split.gz");
+      const recorder = new TarSplitRecorder(createWriteStream(tarSplit));
+      let size: number;
+      try {
+        size = await this.driver.applyDiff(cacheID, parentCache, hashing, this.mounts.access(), { recorder });
+        await recorder.finish();
+      } catch (err) {
+        recorder.abort();
+        throw err;
+      }
       if (this.driver.capabilities.initInImage) {
         // devmapper: the init content goes into each image device, so a container is one
         // snapshot of it and the container's changes are measured against image + init.
@@ -288,6 +296,7 @@ export class LayerStore {
         return { ...(await this.layer(chainID)), tarSize };
       });
     } finally {
+      if (scratch) await rm(scratch, { recursive: true, force: true });
       if (!committed) {
         await this.driver.remove(cacheID).catch(() => {});
         await rm(this.#initOriginals(cacheID), { recursive: true, force: true });

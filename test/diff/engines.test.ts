@@ -14,10 +14,11 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
-import { type IndexRecord, indexRecords, TarSplitRecorder } from "../../src/archive/tar-split.js";
+import { type IndexRecord, indexRecords } from "../../src/archive/tar-split.js";
 import { type ApplyOptions, applyLayer } from "../../src/diff/apply.js";
 import { applyLayerOracle } from "../oracle/apply.js";
 import { generateTree, prng } from "../helpers/gen-tree.js";
+import { memoryRecorder } from "../helpers/memory-sink.js";
 import { gnuTar } from "../helpers/peer.js";
 import { chunks, makeTar, type Spec } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -35,9 +36,9 @@ interface Outcome {
 }
 
 /** The index's records, consecutive raw records merged: how raw runs are cut into records may differ. */
-async function indexOf(recorder: TarSplitRecorder): Promise<IndexRecord[]> {
+async function indexOf(index: Buffer): Promise<IndexRecord[]> {
   const out: IndexRecord[] = [];
-  for (const r of indexRecords(await recorder.finish())) {
+  for await (const r of indexRecords(index)) {
     const last = out[out.length - 1];
     if ("raw" in r && last && "raw" in last) out[out.length - 1] = { raw: Buffer.concat([last.raw, r.raw]) };
     else out.push("raw" in r ? { raw: Buffer.from(r.raw) } : r);
@@ -50,9 +51,9 @@ async function run(t: ExecutionContext, engine: Engine, tar: Buffer, chunk: numb
   await mkdir(dir);
   const out: Outcome = {};
   try {
-    const recorder = new TarSplitRecorder();
+    const { recorder, index } = memoryRecorder();
     const r = await ENGINES[engine](dir, chunks(tar, chunk), { ...opts, recorder, digest: true });
-    Object.assign(out, { size: r.size, digest: r.digest, index: await indexOf(recorder) });
+    Object.assign(out, { size: r.size, digest: r.digest, index: await indexOf(await index()) });
   } catch (err) {
     out.error = `${(err as { code?: string }).code}: ${(err as Error).message}`;
   }
