@@ -65,6 +65,26 @@ int64_t DecodeNumber(const uint8_t* b, size_t off, size_t len, const char* field
   return static_cast<int64_t>(v);
 }
 
+// Whether a GNU atime/ctime field reads as a number, as Go's archive/tar
+// parses it: empty (first byte NUL) or base-256, or octal digits between
+// blanks and NULs.
+bool GnuTimeField(const uint8_t* b, size_t off) {
+  const size_t len = 12;
+  if (b[off] == 0 || (b[off] & 0x80)) return true;
+  size_t i = off, end = off + len;
+  while (i < end && (b[i] == ' ' || b[i] == 0)) i++;
+  while (end > i && (b[end - 1] == ' ' || b[end - 1] == 0)) end--;
+  for (; i < end; i++)
+    if (b[i] < '0' || b[i] > '7') return false;
+  return true;
+}
+
+bool IsAscii(const std::string& s) {
+  for (char c : s)
+    if (static_cast<uint8_t>(c) >= 0x80) return false;
+  return true;
+}
+
 void VerifyChecksum(const uint8_t* b) {
   const int64_t stored = DecodeNumber(b, 148, 8, "checksum");
   int64_t sum = 8 * 32, high = 0;  // the checksum field counts as 8 spaces
@@ -219,9 +239,13 @@ RawHeader DecodeBlock(const uint8_t* b) {
   const bool gnu = memcmp(b + 257, "ustar ", 6) == 0;
   RawHeader h;
   h.name = CString(b, 0, 100);
-  if (ustar) {
+  // The ustar prefix. GNU headers have atime and ctime there instead, but Go
+  // before 1.8 (and so images built with it) wrote a ustar prefix into GNU
+  // headers; like Go's reader, a GNU header whose atime/ctime do not read as
+  // numbers and whose prefix is ASCII gets its prefix back.
+  if (ustar || (gnu && !(GnuTimeField(b, 345) && GnuTimeField(b, 357)))) {
     std::string prefix = CString(b, 345, 155);
-    if (!prefix.empty()) h.name = prefix + "/" + h.name;
+    if (!prefix.empty() && (ustar || IsAscii(prefix))) h.name = prefix + "/" + h.name;
   }
   h.flag = static_cast<char>(b[156]);
   h.linkname = CString(b, 157, 100);

@@ -174,6 +174,28 @@ test("the ustar prefix and name are joined", async (t) => {
   );
 });
 
+test("a GNU header with a ustar prefix (Go before 1.8) keeps its prefix; GNU atime/ctime stay times", async (t) => {
+  // Go's archive/tar before 1.8 put long names' directories in the ustar prefix field even in
+  // GNU-format headers, where GNU keeps atime and ctime. Go's reader (and so Docker) takes that
+  // field as a prefix when it does not read as two times.
+  const go17 = file("file.txt", "old image", { magic: "gnu", prefix: "usr/share/doc/some-package" });
+  const times = header({ name: "plain", magic: "gnu", size: 0 });
+  times.write("14506154021\0", 345, 12, "latin1"); // GNU tar's atime, octal
+  times.write("14506154022\0", 357, 12, "latin1"); // and ctime
+  times.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of times) sum += b;
+  times.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, 8, "latin1");
+  const tar = archive(go17, times);
+  const dir = await applied(t, tar);
+  t.is(await readFile(join(dir, "usr/share/doc/some-package/file.txt"), "utf8"), "old image");
+  t.true((await lstat(join(dir, "plain"))).isFile(), "atime/ctime are not taken for a prefix");
+  t.deepEqual(
+    (await members(t, tar)).map((m) => m.name),
+    ["usr/share/doc/some-package/file.txt", "plain"],
+  );
+});
+
 test("header-only types have no body whatever size they claim", async (t) => {
   // Go's archive/tar (and so Docker) treat symlinks, dirs and devices as having no data.
   const tar = archive(header({ name: "l", type: "2", linkname: "x", size: 1024 }), file("after", "ok"));

@@ -118,6 +118,13 @@ export interface RawHeader {
   devminor: number;
 }
 
+/** Whether a GNU atime/ctime field reads as a number (empty, base-256, or octal between blanks and NULs). */
+function gnuTimeField(block: Buffer, off: number): boolean {
+  if (block[off] === 0 || block[off]! & 0x80) return true;
+  const text = block.toString("latin1", off, off + 12).replace(/^[ \0]+|[ \0]+$/g, "");
+  return /^[0-7]*$/.test(text);
+}
+
 /** Verifies and decodes one header block. */
 export function decodeBlock(block: Buffer): RawHeader {
   verifyChecksum(block);
@@ -125,9 +132,13 @@ export function decodeBlock(block: Buffer): RawHeader {
   const ustar = magic === "ustar\0";
   const gnu = magic === "ustar ";
   let name = cstring(block, 0, 100);
-  if (ustar) {
+  // GNU headers have atime/ctime where ustar has its prefix, but Go < 1.8 wrote a prefix there:
+  // like Go's reader, take it when those fields do not read as numbers and it is ASCII.
+  if (ustar || (gnu && !(gnuTimeField(block, 345) && gnuTimeField(block, 357)))) {
     const prefix = cstring(block, 345, 155);
-    if (prefix) name = `${prefix}/${name}`;
+    const nul = block.subarray(345, 500).indexOf(0);
+    const raw = block.subarray(345, nul < 0 ? 500 : 345 + nul);
+    if (prefix && (ustar || raw.every((c) => c < 0x80))) name = `${prefix}/${name}`;
   }
   const flag = String.fromCharCode(block[156]!);
   const extended = ustar || gnu;
