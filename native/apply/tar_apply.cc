@@ -73,8 +73,10 @@ std::pair<std::string, std::string> Split(const std::string& rel) {
   return {rel.substr(0, slash), rel.substr(slash + 1)};
 }
 
-// assertSafeSymlink: a relative target must not climb out of the root from the link's directory.
+// Docker's symlink check: a relative target must not climb out of the root
+// from the link's directory. An empty target is malformed (symlink(2) refuses it).
 void AssertSafeSymlink(const std::string& rel, const std::string& target) {
+  if (target.empty()) throw TarFormat("empty symlink target for " + Quoted(rel));
   if (target.find('\0') != std::string::npos) throw Breakout("NUL byte in link of " + Quoted(rel));
   if (!target.empty() && target[0] == '/') return;
   std::vector<std::string_view> stack;

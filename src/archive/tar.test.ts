@@ -215,6 +215,13 @@ test("a negative size is refused with ERR_TAR_FORMAT, by the applier and the ind
   t.is((err2 as StrataError).code, "ERR_TAR_FORMAT");
 });
 
+test("a name with a newline is escaped in the error: the message stays one line", async (t) => {
+  const tar = archive(file("evil\nname", "x".repeat(2000)));
+  const err = await t.throwsAsync(applied(t, tar.subarray(0, 1500)));
+  t.is((err as StrataError).code, "ERR_TAR_FORMAT");
+  t.is((err as StrataError).message, 'Cannot read the tar archive: unexpected end of archive in body of "evil\\nname"');
+});
+
 test("the index refuses an archive cut inside a member with ERR_ARCHIVE_TRUNCATED", async (t) => {
   const tar = archive(file("a", "x".repeat(2000)));
   const err = await t.throwsAsync(members(t, tar.subarray(0, 1500)));

@@ -16,7 +16,7 @@ import { createWriteStream } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
-import { assertSafeSymlink, cleanEntryPath } from "../../src/archive/paths.js";
+import { cleanEntryPath } from "../../src/archive/paths.js";
 import type { TarHeader } from "../../src/archive/tar-header.js";
 import {
   WHITEOUT_LINK_DIR,
@@ -26,6 +26,7 @@ import {
 } from "../../src/archive/whiteouts.js";
 import type { ApplyOptions, ApplyResult, IdMapping } from "../../src/diff/apply.js";
 import { BreakoutError, StrataError } from "../../src/errors.js";
+import { TarFormatError } from "../helpers/tar-decode.js";
 import { readTar, type TarEntry } from "../helpers/tar-reader.js";
 import { Batch, KIND, OP, type OpFields } from "./batch.js";
 import { BatchApplier } from "./batch-applier.js";
@@ -58,6 +59,22 @@ async function* hashing(
   for await (const chunk of source) {
     hash.update(chunk);
     yield chunk;
+  }
+}
+
+/**
+ * A symlink target the way Docker checks it: joined to the link's own
+ * directory, a relative target must not climb above the root; an empty one
+ * is malformed (native/apply/tar_apply.cc AssertSafeSymlink).
+ */
+function assertSafeSymlink(entryPath: string, target: string): void {
+  if (target === "") throw new TarFormatError(`empty symlink target for "${entryPath}"`);
+  if (target.includes("\0")) throw new BreakoutError(`Cannot apply the entry: NUL byte in link of "${entryPath}"`);
+  if (target.startsWith("/")) return;
+  const joined = posix.normalize(posix.join("/", posix.dirname(entryPath), target));
+  const rel = posix.normalize(posix.join(posix.dirname(entryPath), target));
+  if (rel === ".." || rel.startsWith("../") || !joined.startsWith("/")) {
+    throw new BreakoutError(`Cannot apply the entry: invalid symlink "${entryPath}" -> "${target}"`);
   }
 }
 
