@@ -13,6 +13,7 @@ import { builtinDrivers } from "../../src/drivers/index.js";
 import type { Driver, MountSpec } from "../../src/graphdriver/driver.js";
 import { C, mount, umount2 } from "../../src/native.js";
 import { startSnapshotter, type SnapshotterServer } from "../../src/serve/containerd/index.js";
+import { strata } from "../helpers/cli.js";
 import { tempDir } from "../helpers/tmp.js";
 import { snapshotsClient, type SnapshotsClient } from "./containerd-helpers.js";
 
@@ -304,4 +305,23 @@ test("one server per store, and never over a live socket or a file that is not a
     },
   );
   t.is(await readFile(join(dir, "plain"), "utf8"), "keep");
+});
+
+test("strata serve refuses a root that holds strata's own layer store, and a call without a front door", async (t) => {
+  const dir = await tempDir(t, "strata-ctd-cli-");
+  await mkdir(join(dir, "layerdb", "vfs"), { recursive: true });
+  const shared = await strata([
+    "--root",
+    dir,
+    "--driver",
+    "vfs",
+    "serve",
+    "--containerd-snapshotter",
+    join(dir, "s.sock"),
+  ]);
+  t.is(shared.code, 1);
+  t.regex(shared.stderr, /^strata: Cannot serve containerd: .*own layer store.* \[ERR_STORE_IN_USE\]\n$/);
+  const none = await strata(["--root", join(dir, "other"), "--driver", "vfs", "serve"]);
+  t.is(none.code, 2);
+  t.regex(none.stderr, /no front door/);
 });

@@ -100,7 +100,7 @@ export class Snapshotter {
   readonly #locks = new KeyLocks();
   readonly #log: (line: string) => void;
   readonly #scratch: string;
-  /** Layers made but not yet recorded: cleanup must not take them. */
+  /** Layers being made (not yet recorded) or being removed: cleanup leaves them alone. */
   readonly #inFlight = new Set<string>();
 
   private constructor(driver: Driver, meta: MetaStore, log: (line: string) => void) {
@@ -233,12 +233,18 @@ export class Snapshotter {
           "ERR_SNAPSHOT_HAS_CHILDREN",
           `Cannot remove snapshot: it has children "${key}"`,
         );
-      await this.#meta.update((r) => {
-        r.delete(key);
-      });
-      await this.driver
-        .remove(rec.id)
-        .catch((e: unknown) => this.#log(`cannot remove layer ${rec.id} of ${JSON.stringify(key)}: ${String(e)}`));
+      // In flight while it goes, so a concurrent cleanup does not remove it a second time.
+      this.#inFlight.add(rec.id);
+      try {
+        await this.#meta.update((r) => {
+          r.delete(key);
+        });
+        await this.driver
+          .remove(rec.id)
+          .catch((e: unknown) => this.#log(`cannot remove layer ${rec.id} of ${JSON.stringify(key)}: ${String(e)}`));
+      } finally {
+        this.#inFlight.delete(rec.id);
+      }
     });
   }
 
