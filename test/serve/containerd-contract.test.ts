@@ -11,9 +11,9 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { builtinDrivers } from "../../src/drivers/index.js";
 import type { Driver, MountSpec } from "../../src/graphdriver/driver.js";
-import { C, mount, umount2 } from "../../src/native.js";
 import { startSnapshotter, type SnapshotterServer } from "../../src/serve/containerd/index.js";
 import { strata } from "../helpers/cli.js";
+import { mountSpecs } from "../helpers/mounts.js";
 import { tempDir } from "../helpers/tmp.js";
 import { snapshotsClient, type SnapshotsClient } from "./containerd-helpers.js";
 
@@ -26,8 +26,6 @@ interface Setup {
 }
 
 let socketSeq = 0;
-/** mount(2)'s MS_REMOUNT (not among the addon's constants). */
-const MS_REMOUNT = 32;
 
 async function setup(t: ExecutionContext, name: string, dir?: string): Promise<Setup> {
   dir ??= await tempDir(t, "strata-ctd-contract-");
@@ -45,22 +43,6 @@ async function setup(t: ExecutionContext, name: string, dir?: string): Promise<S
   const client = snapshotsClient(socket);
   t.teardown(() => client.close());
   return { dir, driver, server, client, logs };
-}
-
-/** Mounts containerd-style mounts at `target` as containerd would; returns the unmount. */
-async function mountAll(specs: MountSpec[], target: string): Promise<() => Promise<void>> {
-  await mkdir(target, { recursive: true });
-  for (const m of specs) {
-    const ro = m.options.includes("ro");
-    const data = m.options.filter((o) => !["ro", "rw", "rbind", "bind"].includes(o)).join(",");
-    if (m.type === "bind") {
-      await mount(m.source, target, null, C.MS_BIND | C.MS_REC);
-      if (ro) await mount(null, target, null, MS_REMOUNT | C.MS_BIND | C.MS_RDONLY);
-    } else {
-      await mount(m.source, target, m.type, ro ? C.MS_RDONLY : 0, data || null);
-    }
-  }
-  return () => umount2(target, C.MNT_DETACH);
 }
 
 const codeOf = async (p: Promise<unknown>) => {
@@ -82,7 +64,7 @@ for (const name of ["vfs", "overlay"]) {
       base.mounts.map((m) => [m.type, m.options]),
       [["bind", ["rbind", "rw"]]],
     );
-    let umount = await mountAll(base.mounts, join(dir, "m1"));
+    let umount = await mountSpecs(base.mounts, join(dir, "m1"));
     await writeFile(join(dir, "m1", "one"), "1");
     await umount();
     await client.call("Commit", { name: "n1", key: "k1", labels: {} });
@@ -93,7 +75,7 @@ for (const name of ["vfs", "overlay"]) {
       t.is(child.mounts[0]!.type, "overlay");
       t.true(opts.some((o) => o.startsWith("upperdir=")) && opts.some((o) => o.startsWith("lowerdir=")));
     }
-    umount = await mountAll(child.mounts, join(dir, "m2"));
+    umount = await mountSpecs(child.mounts, join(dir, "m2"));
     t.is(await readFile(join(dir, "m2", "one"), "utf8"), "1");
     await writeFile(join(dir, "m2", "two"), "2");
     await umount();
@@ -101,7 +83,7 @@ for (const name of ["vfs", "overlay"]) {
     await client.call("Commit", { name: "n2", key: "k2", labels: {} });
 
     const view = await client.call<Mounts>("View", { key: "v", parent: "n2", labels: {} });
-    umount = await mountAll(view.mounts, join(dir, "m3"));
+    umount = await mountSpecs(view.mounts, join(dir, "m3"));
     try {
       t.is(await readFile(join(dir, "m3", "one"), "utf8"), "1");
       t.is(await readFile(join(dir, "m3", "two"), "utf8"), "2");
@@ -194,7 +176,7 @@ for (const name of ["vfs", "overlay"]) {
   test(`${name}: Usage measures an active snapshot and remembers a committed one`, async (t) => {
     const { dir, client } = await setup(t, name);
     const m = await client.call<Mounts>("Prepare", { key: "k", parent: "", labels: {} });
-    const umount = await mountAll(m.mounts, join(dir, "m"));
+    const umount = await mountSpecs(m.mounts, join(dir, "m"));
     await writeFile(join(dir, "m", "f"), Buffer.alloc(1 << 20, 1));
     await umount();
     const u = await client.call<{ size: number; inodes: number }>("Usage", { key: "k" });
