@@ -6,7 +6,7 @@ import test from "ava";
 import { readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { loadImages } from "../../src/image/load.js";
+import { loadImages } from "../../src/image/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { assertEmpty, stores } from "./common.js";
 import { writeFixtureLayout } from "./fixture.js";

@@ -6,7 +6,7 @@
  */
 import test from "ava";
 import type { ExecutionContext } from "ava";
-import { pullImage } from "../../src/image/registry/pull.js";
+import { pullImage } from "../../src/image/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { assertEmpty, stores } from "./common.js";
 import { type Fixture, writeFixtureLayout } from "./fixture.js";
@@ -50,7 +50,7 @@ test("a download cut mid-way resumes with a Range request and succeeds", async (
     return { kind: "forward" };
   });
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
   t.is(rec.id, fx.configDigest);
   const ranged = proxy.seen.filter((r) => isBlob(r.url, blobs[0]) && r.headers.range);
   t.is(ranged.length, 1);
@@ -68,7 +68,7 @@ test("5xx answers are retried with backoff", async (t) => {
     return { kind: "forward" };
   });
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
   t.is(rec.id, fx.configDigest);
   t.is(fails, 2);
 });
@@ -133,7 +133,7 @@ test("bearer-token auth: the challenge is answered with a token fetched with bas
   const s = await stores(t);
   const denied = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
   t.is(code(denied), "ERR_REGISTRY_AUTH");
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
     ...fast,
     credentials: { username: "alice", password: "s3cret" },
   });
@@ -193,7 +193,10 @@ test("a stall once is retried, resuming with Range, and the pull succeeds", asyn
     return { kind: "forward" };
   });
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, { ...fast, stallTimeoutMs: STALL_MS });
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+    ...fast,
+    stallTimeoutMs: STALL_MS,
+  });
   t.is(rec.id, fx.configDigest);
   t.true(stalled);
   t.true(proxy.seen.filter((r) => isBlob(r.url, blobs[0]) && r.headers.range).length >= 1);
@@ -222,7 +225,7 @@ test("basic auth: a Basic challenge is answered with the credentials", async (t)
       : { kind: "respond", status: 401, headers: { "www-authenticate": 'Basic realm="test"' }, body: "{}" },
   );
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
     ...fast,
     credentials: { username: "bob", password: "pw" },
   });
@@ -242,7 +245,7 @@ test("blob downloads follow a redirect to another origin (a CDN) and do not take
     return { kind: "forward" };
   });
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
     ...fast,
     credentials: { username: "bob", password: "pw" },
   });
