@@ -113,7 +113,7 @@ async function dirSource(dir: string): Promise<FileSource> {
       // O_NONBLOCK: a FIFO planted as a member must not block the open.
       fd = await openat2(root.fd, n, C.O_RDONLY | constants.O_NONBLOCK, 0, C.RESOLVE_BENEATH | C.RESOLVE_NO_MAGICLINKS);
     } catch (err) {
-      if (hasCode(err, "ENOENT", "ENOTDIR", "EISDIR")) return undefined;
+      if (hasCode(err, "ENOENT", "ENOTDIR", "EISDIR", "ENAMETOOLONG")) return undefined;
       if (hasCode(err, "EXDEV", "ELOOP")) {
         throw new InvalidArgumentError(
           "ERR_ARCHIVE_MEMBER_OUTSIDE",
