@@ -3,8 +3,12 @@
  * umoci (and docker load, when a dockerd is available) read back.
  */
 import test from "ava";
-import { readFile, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createReadStream } from "node:fs";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
 import { inspectImage, loadImages, saveDockerArchive, saveOciLayout } from "../../src/image/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { chainIDsOf, layerTree, stores, tree, umociRootfs } from "./common.js";
@@ -178,4 +182,83 @@ test("a Docker 25+ archive (manifest.json inside an OCI layout) loads, and its b
   const err = await t.throwsAsync(loadImages(fx.dir, bad.sink, bad.store));
   t.is((err as { code?: string }).code, "ERR_DIGEST_MISMATCH");
   t.deepEqual(await chainIDsOf(bad), []);
+});
+
+test("load takes a docker-archive compressed with gzip, zstd, bzip2 or xz, as docker load does", async (t) => {
+  const fx = await writeFixtureLayout(await tempDir(t), "v1");
+  const dir = await tempDir(t);
+  const archive = join(dir, "img.tar");
+  await skopeo("copy", `oci:${fx.dir}:v1`, `docker-archive:${archive}:test/zipped:v1`);
+  for (const [tool, ext] of [
+    ["gzip", "gz"],
+    ["zstd", "zst"],
+    ["bzip2", "bz2"],
+    ["xz", "xz"],
+  ] as const) {
+    await run(tool, ["-k", "-q", archive]);
+    const s = await stores(t);
+    const [rec] = await loadImages(`${archive}.${ext}`, s.sink, s.store);
+    t.is(rec!.id, fx.configDigest, tool);
+    t.deepEqual(rec!.repoTags, ["docker.io/test/zipped:v1"], tool);
+    t.deepEqual(await readdir(join(s.layers.db.dir, "tmp")), [], `${tool}: the spool is gone`);
+  }
+});
+
+test("load reads a stream (stdin), plain or gzip, and save writes one that loads back", async (t) => {
+  const fx = await writeFixtureLayout(await tempDir(t), "v1");
+  const dir = await tempDir(t);
+  const archive = join(dir, "img.tar");
+  await skopeo("copy", `oci:${fx.dir}:v1`, `docker-archive:${archive}:test/stream:v1`);
+  await run("gzip", ["-k", archive]);
+  const s = await stores(t);
+  for (const file of [archive, `${archive}.gz`]) {
+    const [rec] = await loadImages(createReadStream(file), s.sink, s.store);
+    t.is(rec!.id, fx.configDigest, file);
+  }
+  // save to a stream: the bytes a `strata save IMAGE | …` pipe carries.
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(c: Buffer, _e, cb) {
+      chunks.push(c);
+      cb();
+    },
+  });
+  await saveDockerArchive(s.store, s.sink, ["test/stream:v1"], sink);
+  const again = await stores(t);
+  const [rec] = await loadImages(Readable.from([Buffer.concat(chunks)]), again.sink, again.store);
+  t.is(rec!.id, fx.configDigest);
+  t.deepEqual(await layerTree(again, rec!.layers[2]!.chainID), await tree(await umociRootfs(t, fx.dir, "v1")));
+});
+
+test("a save streamed into docker load, and docker save | gzip streamed into load (needs the peer dockerd)", async (t) => {
+  const peer = await peerDocker(t);
+  if (typeof peer === "string") {
+    t.log(`skipped: ${peer}`);
+    t.pass();
+    return;
+  }
+  const fx = await writeFixtureLayout(await tempDir(t), "v1");
+  const s = await stores(t);
+  const name = `strata-test/pipe-${process.pid}:v1`;
+  await loadImages(fx.dir, s.sink, s.store, { tag: name });
+  t.teardown(() => peer.docker("rmi", "-f", name).catch(() => undefined));
+  // strata save IMAGE | docker load
+  const load = spawn("/usr/bin/docker", ["-H", "unix:///run/peer-docker.sock", "load"], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let out = "";
+  load.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  load.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = once(load, "exit");
+  await saveDockerArchive(s.store, s.sink, [name], load.stdin);
+  t.is((await exited)[0], 0, out);
+  t.is((await peer.docker("image", "inspect", "-f", "{{.Id}}", name)).trim(), fx.configDigest);
+  // docker save IMAGE | gzip | strata load
+  const save = spawn("sh", ["-c", `/usr/bin/docker -H unix:///run/peer-docker.sock save ${name} | gzip`], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const again = await stores(t);
+  const [rec] = await loadImages(save.stdout, again.sink, again.store);
+  t.is(rec!.id, fx.configDigest);
+  t.deepEqual(rec!.repoTags, [`docker.io/${name}`]);
 });
