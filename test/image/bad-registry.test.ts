@@ -8,7 +8,9 @@
  */
 import test from "ava";
 import type { ExecutionContext } from "ava";
-import { pullImage } from "../../src/image/index.js";
+import { Transform } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type LayerSink, pullImage } from "../../src/image/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { assertEmpty, stores } from "./common.js";
 import { type Fixture, writeFixtureLayout } from "./fixture.js";
@@ -407,4 +409,38 @@ test("a token server sending an endless answer fails with ERR_REGISTRY_AUTH afte
   const err = await t.throwsAsync(pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, fast));
   t.is(code(err), "ERR_REGISTRY_AUTH", err?.message);
   t.true(reg.sent() < READ_BOUND, `the client took ${reg.sent()} bytes`);
+});
+
+test("a slow layer store is not a slow registry: waiting on the apply counts neither as a stall nor as a trickle", async (t) => {
+  // 32 MiB that does not compress: more than every buffer between the socket and the applier holds.
+  const reg = await startHostileRegistry(t, () => false, 32 << 20);
+  const s = await stores(t);
+  let held = false;
+  const slowSink: LayerSink = {
+    ...s.sink,
+    register: (tar, parent, diffID) => {
+      // The applier stops for 3 s after the first MiB, as a busy disk would; the download backs up meanwhile.
+      let seen = 0;
+      const slow = new Transform({
+        async transform(chunk: Buffer, _e, cb) {
+          seen += chunk.length;
+          if (!held && seen > 1 << 20) {
+            held = true;
+            await sleep(3000);
+          }
+          cb(null, chunk);
+        },
+      });
+      tar.on("error", (e) => slow.destroy(e));
+      return s.sink.register(tar.pipe(slow), parent, diffID);
+    },
+  };
+  const { image } = await pullImage(`${reg.addr}/h/big:1`, slowSink, s.store, {
+    ...fast,
+    attempts: 1,
+    stallTimeoutMs: 1000,
+    minBytesPerSecond: 1 << 20,
+  });
+  t.true(held, "the applier did stop");
+  t.is(image.id, reg.image.configDigest);
 });

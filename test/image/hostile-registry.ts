@@ -5,7 +5,7 @@
  * It counts the bytes it sends, so a test can tell that the client stopped
  * reading instead of taking everything.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
@@ -56,9 +56,13 @@ function drainedOrClosed(res: ServerResponse): Promise<void> {
   });
 }
 
-/** A small valid image: a config and one gzip layer. */
-export async function hostileImage(): Promise<HostileImage> {
-  const tar = await makeTar([{ name: "etc/" }, { name: "etc/hostile", content: "served by a hostile registry\n" }]);
+/** A small valid image: a config and one gzip layer (with `noise` random bytes in a file, to make it big). */
+export async function hostileImage(noise = 0): Promise<HostileImage> {
+  const tar = await makeTar([
+    { name: "etc/" },
+    { name: "etc/hostile", content: "served by a hostile registry\n" },
+    ...(noise > 0 ? [{ name: "noise", content: randomBytes(noise) }] : []),
+  ]);
   const layer = gzipSync(tar);
   const config = Buffer.from(
     JSON.stringify({
@@ -91,8 +95,12 @@ export async function hostileImage(): Promise<HostileImage> {
 }
 
 /** Starts the registry on a free port; stopped when the test ends. `hook` answers what it wants to. */
-export async function startHostileRegistry(t: ExecutionContext, hook: Hook = () => false): Promise<HostileRegistry> {
-  const image = await hostileImage();
+export async function startHostileRegistry(
+  t: ExecutionContext,
+  hook: Hook = () => false,
+  noise = 0,
+): Promise<HostileRegistry> {
+  const image = await hostileImage(noise);
   let sent = 0;
   const write = (res: ServerResponse, b: Buffer) => {
     sent += b.length;

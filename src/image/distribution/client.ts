@@ -177,15 +177,19 @@ export class RegistryClient {
   }
 
   /**
-   * The chunks of a response body, each pushing back its stall guard; a
-   * stall ends the iteration with ERR_REGISTRY_STALLED.
+   * The chunks of a response body, each pushing back its transfer guard
+   * (paused while the consumer holds a chunk); a stall or a trickle ends the
+   * iteration with ERR_REGISTRY_STALLED or ERR_REGISTRY_TOO_SLOW.
    */
   async *body(res: HttpResponse): AsyncGenerator<Buffer> {
     const stall = this.#stalls.get(res);
     try {
       for await (const c of res.body) {
         stall?.touch(c.length);
+        // While the consumer works on the chunk the download waits on it, not on the registry.
+        stall?.pause();
         yield c;
+        stall?.resume();
       }
     } catch (err) {
       throw stall?.stalled ?? err;

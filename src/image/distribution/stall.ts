@@ -6,6 +6,11 @@
  * pull. Either aborts the request with a clear error; the client counts it
  * as a broken connection (retried, resuming).
  *
+ * Only time spent waiting for the registry counts: while the consumer holds
+ * a chunk (the layer store applying it, with the download held back by
+ * backpressure) the guard is paused, so a slow disk is never taken for a
+ * slow registry.
+ *
  * @module
  */
 import { RegistryError } from "./errors.js";
@@ -18,10 +23,10 @@ export const DEFAULT_MIN_BYTES_PER_SECOND = 1024;
 
 /**
  * An AbortSignal for one request that fires when {@link TransferGuard.touch}
- * is not called for `ms` milliseconds (ERR_REGISTRY_STALLED), when fewer
- * than `minBytesPerSecond` × `ms` / 1000 bytes arrived during any period of
- * `ms` (ERR_REGISTRY_TOO_SLOW; 0 turns the rate check off), or when
- * `parent` aborts.
+ * is not called for `ms` milliseconds of waiting (ERR_REGISTRY_STALLED),
+ * when fewer than `minBytesPerSecond` × `ms` / 1000 bytes arrived during
+ * any `ms` of waiting (ERR_REGISTRY_TOO_SLOW; 0 turns the rate check off),
+ * or when `parent` aborts.
  */
 export class TransferGuard {
   readonly #controller = new AbortController();
@@ -31,8 +36,12 @@ export class TransferGuard {
   readonly #url: string;
   #stallTimer: NodeJS.Timeout | undefined;
   #rateTimer: NodeJS.Timeout | undefined;
-  #bytes = 0;
-  #bytesAtCheck = 0;
+  /** Bytes and waiting time of the current rate window. */
+  #windowBytes = 0;
+  #windowWaited = 0;
+  /** When waiting resumed; undefined while paused or done. */
+  #waitingSince: number | undefined;
+  #done = false;
   #unlink: () => void = () => {};
   /** The error the guard aborted with, once it has. */
   stalled: RegistryError | undefined;
@@ -48,13 +57,7 @@ export class TransferGuard {
       parent.addEventListener("abort", onAbort, { once: true });
       this.#unlink = () => parent.removeEventListener("abort", onAbort);
     }
-    this.#stallTimer = setTimeout(() => this.#fire("ERR_REGISTRY_STALLED", `no data for ${ms / 1000} s`), ms);
-    // Only the request's own socket should keep the process alive.
-    this.#stallTimer.unref();
-    if (this.#minBytes > 0) {
-      this.#rateTimer = setInterval(() => this.#checkRate(), ms);
-      this.#rateTimer.unref();
-    }
+    this.resume();
   }
 
   /** The signal to give the request. */
@@ -62,12 +65,48 @@ export class TransferGuard {
     return this.#controller.signal;
   }
 
+  #stopTimers(): void {
+    clearTimeout(this.#stallTimer);
+    clearTimeout(this.#rateTimer);
+    this.#stallTimer = undefined;
+    this.#rateTimer = undefined;
+  }
+
+  /** Waiting for the registry again: the clocks run. */
+  resume(): void {
+    if (this.#done || this.#waitingSince !== undefined) return;
+    this.#waitingSince = Date.now();
+    this.#stallTimer = setTimeout(
+      () => this.#fire("ERR_REGISTRY_STALLED", `no data for ${this.#ms / 1000} s`),
+      this.#ms,
+    );
+    // Only the request's own socket should keep the process alive.
+    this.#stallTimer.unref();
+    if (this.#minBytes > 0) {
+      this.#rateTimer = setTimeout(() => this.#checkRate(), Math.max(0, this.#ms - this.#windowWaited));
+      this.#rateTimer.unref();
+    }
+  }
+
+  /** The consumer holds what arrived (backpressure): the clocks stop until {@link resume}. */
+  pause(): void {
+    if (this.#waitingSince === undefined) return;
+    this.#windowWaited += Date.now() - this.#waitingSince;
+    this.#waitingSince = undefined;
+    this.#stopTimers();
+  }
+
   #checkRate(): void {
-    const got = this.#bytes - this.#bytesAtCheck;
-    this.#bytesAtCheck = this.#bytes;
+    const got = this.#windowBytes;
     if (got < this.#minBytes) {
       this.#fire("ERR_REGISTRY_TOO_SLOW", `${got} bytes in ${this.#ms / 1000} s, less than ${this.#minRate} bytes/s`);
+      return;
     }
+    this.#windowBytes = 0;
+    this.#windowWaited = 0;
+    this.#waitingSince = Date.now();
+    this.#rateTimer = setTimeout(() => this.#checkRate(), this.#ms);
+    this.#rateTimer.unref();
   }
 
   #fire(code: "ERR_REGISTRY_STALLED" | "ERR_REGISTRY_TOO_SLOW", why: string): void {
@@ -78,16 +117,15 @@ export class TransferGuard {
 
   /** `n` bytes arrived (0: the response headers): the registry is alive. */
   touch(n = 0): void {
-    this.#bytes += n;
+    this.#windowBytes += n;
     this.#stallTimer?.refresh();
   }
 
   /** The response is read (or given up): stop watching. */
   clear(): void {
-    clearTimeout(this.#stallTimer);
-    clearInterval(this.#rateTimer);
-    this.#stallTimer = undefined;
-    this.#rateTimer = undefined;
+    this.#done = true;
+    this.#waitingSince = undefined;
+    this.#stopTimers();
     this.#unlink();
   }
 }
