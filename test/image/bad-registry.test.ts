@@ -413,20 +413,28 @@ test("a token server sending an endless answer fails with ERR_REGISTRY_AUTH afte
 
 test("a slow layer store is not a slow registry: waiting on the apply counts neither as a stall nor as a trickle", async (t) => {
   // 32 MiB that does not compress: more than every buffer between the socket and the applier holds.
-  const reg = await startHostileRegistry(t, () => false, 32 << 20);
+  const ranged: string[] = [];
+  const reg = await startHostileRegistry(
+    t,
+    (req) => {
+      if (req.headers.range) ranged.push(`${req.url} ${req.headers.range}`);
+      return false;
+    },
+    32 << 20,
+  );
   const s = await stores(t);
   let held = false;
   const slowSink: LayerSink = {
     ...s.sink,
     register: (tar, parent, diffID) => {
-      // The applier stops for 3 s after the first MiB, as a busy disk would; the download backs up meanwhile.
+      // The applier stops for 5 s after the first MiB, as a busy disk would; the download backs up meanwhile.
       let seen = 0;
       const slow = new Transform({
         async transform(chunk: Buffer, _e, cb) {
           seen += chunk.length;
           if (!held && seen > 1 << 20) {
             held = true;
-            await sleep(3000);
+            await sleep(5000);
           }
           cb(null, chunk);
         },
@@ -437,10 +445,10 @@ test("a slow layer store is not a slow registry: waiting on the apply counts nei
   };
   const { image } = await pullImage(`${reg.addr}/h/big:1`, slowSink, s.store, {
     ...fast,
-    attempts: 1,
-    stallTimeoutMs: 1000,
+    stallTimeoutMs: 2000,
     minBytesPerSecond: 1 << 20,
   });
   t.true(held, "the applier did stop");
   t.is(image.id, reg.image.configDigest);
+  t.deepEqual(ranged, [], "the download was never given up and resumed");
 });
