@@ -106,22 +106,28 @@ export class ImageStore {
     return this.#lock.with(fn);
   }
 
-  async #tags(): Promise<Record<string, string>> {
+  /** A JSON file of the store; undefined when it does not exist. @throws ERR_BAD_IMAGE_RECORD when it is not JSON */
+  async #readJson<T>(path: string): Promise<T | undefined> {
+    let text: string;
     try {
-      return JSON.parse(await readFile(join(this.dir, "repositories.json"), "utf8")) as Record<string, string>;
-    } catch (err) {
-      if (hasCode(err, "ENOENT")) return {};
-      throw err;
-    }
-  }
-
-  async #readRecord(id: string): Promise<ImageRecord | undefined> {
-    try {
-      return JSON.parse(await readFile(join(this.dir, "images", `${digestHex(id)}.json`), "utf8")) as ImageRecord;
+      text = await readFile(path, "utf8");
     } catch (err) {
       if (hasCode(err, "ENOENT")) return undefined;
       throw err;
     }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new InvalidArgumentError("ERR_BAD_IMAGE_RECORD", `Cannot read the image records: not JSON "${path}"`);
+    }
+  }
+
+  async #tags(): Promise<Record<string, string>> {
+    return (await this.#readJson<Record<string, string>>(join(this.dir, "repositories.json"))) ?? {};
+  }
+
+  #readRecord(id: string): Promise<ImageRecord | undefined> {
+    return this.#readJson<ImageRecord>(join(this.dir, "images", `${digestHex(id)}.json`));
   }
 
   /**
