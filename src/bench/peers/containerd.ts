@@ -13,7 +13,7 @@ import { type BenchContext, applySets } from "../context.js";
 import { timed } from "../measure.js";
 import { artifactName, dockerArchive } from "./artifacts.js";
 import { applyLayer } from "./docker.js";
-import { Daemon, executable, sh, unmountUnder } from "./exec.js";
+import { Daemon, executable, sh, unmountUnder } from "../exec.js";
 import type { Peer } from "./peer.js";
 
 const CONTAINERD = "/usr/bin/containerd";

@@ -16,7 +16,7 @@ import { type BenchContext, applySets } from "../context.js";
 import { diskUsage, timed } from "../measure.js";
 import { artifactName, dockerArchive } from "./artifacts.js";
 import { dockerCall } from "./docker-api.js";
-import { Daemon, executable, unmountUnder } from "./exec.js";
+import { Daemon, executable, unmountUnder } from "../exec.js";
 import type { Peer } from "./peer.js";
 
 const DOCKERD = "/usr/sbin/dockerd";

@@ -8,7 +8,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type BenchContext, applySets } from "../context.js";
 import { timed } from "../measure.js";
-import { sh } from "./exec.js";
+import { sh } from "../exec.js";
 import type { Peer } from "./peer.js";
 
 /** The GNU tar peer. */

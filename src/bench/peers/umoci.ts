@@ -12,7 +12,7 @@ import { type BenchContext, applySets } from "../context.js";
 import { timed } from "../measure.js";
 import { artifactName, ociLayout } from "./artifacts.js";
 import { applyLayer } from "./docker.js";
-import { firstExecutable, sh } from "./exec.js";
+import { firstExecutable, sh } from "../exec.js";
 import type { Peer } from "./peer.js";
 
 /** The umoci peer. */

@@ -1,12 +1,14 @@
 /**
- * Running peer tools: commands with their output captured, daemons started
- * detached and stopped by their own pid, and helpers to find executables.
+ * Running the tools a benchmark compares with: commands with their output
+ * captured, daemons started detached and stopped by their own pid, helpers
+ * to find executables, and unmounting what a run left mounted.
  *
  * @module
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { access, constants, open, readFile } from "node:fs/promises";
-import { umount2 } from "../../native.js";
+import { C, umount2 } from "../native.js";
+import { mountsUnder } from "../util/mountinfo.js";
 
 /** Runs a command; rejects with its first stderr line when it fails. */
 export function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<string> {
@@ -96,18 +98,20 @@ async function tail(file: string): Promise<string> {
   }
 }
 
-/** Unmounts everything mounted at or below `dir`, deepest first (lazily if busy). */
+/**
+ * Unmounts everything mounted at or below `dir`, deepest first (lazily when
+ * busy), stacked mounts too.
+ */
 export async function unmountUnder(dir: string): Promise<void> {
-  const mounts = (await readFile("/proc/self/mountinfo", "utf8"))
-    .split("\n")
-    .map((l) => l.split(" ")[4]?.replace(/\\040/g, " "))
-    .filter((m): m is string => !!m && (m === dir || m.startsWith(`${dir}/`)))
-    .sort((a, b) => b.length - a.length);
-  for (const m of mounts) {
-    try {
-      await umount2(m, 0);
-    } catch {
-      await umount2(m, 2 /* MNT_DETACH */).catch(() => {});
+  for (let round = 0; round < 16; round++) {
+    const left = (await mountsUnder(dir)).sort((a, b) => b.length - a.length);
+    if (left.length === 0) return;
+    for (const m of left) {
+      try {
+        await umount2(m, 0);
+      } catch {
+        await umount2(m, C.MNT_DETACH).catch(() => {});
+      }
     }
   }
 }
