@@ -8,8 +8,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
-import type { BenchResults } from "../../src/bench/index.js";
-import { QUICK } from "../../src/bench/index.js";
+import type { BenchResults } from "../../src/bench/harness/index.js";
+import { QUICK } from "../../src/bench/harness/index.js";
 import { dumpDom, screenshot } from "../helpers/chromium.js";
 import { strata } from "../helpers/cli.js";
 
@@ -73,7 +73,9 @@ test.serial("strata bench --quick writes results.json with every workload measur
   t.is(results.format, "strata-bench/1");
   t.true(results.machine.cores > 0);
   t.truthy(results.machine.kernel);
-  t.truthy(results.machine.benchFs);
+  t.truthy(results.machine.inputFs);
+  t.is(results.filesystem?.type, "ext4");
+  t.regex(results.filesystem?.description ?? "", /fresh for every timed run/);
   const drivers = [...new Set(results.measurements.filter((m) => m.kind === "driver").map((m) => m.subject))];
   t.true(drivers.includes("vfs"), "vfs always runs");
   for (const d of drivers)

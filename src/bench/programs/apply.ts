@@ -23,10 +23,10 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { decompress } from "../archive/compression.js";
-import { applyLayer } from "../diff/apply.js";
-import { changes } from "../diff/changes.js";
-import { exportTree } from "../diff/export.js";
+import { decompress } from "../../archive/compression.js";
+import { applyLayer } from "../../diff/apply.js";
+import { changes } from "../../diff/changes.js";
+import { exportTree } from "../../diff/export.js";
 
 const CORPUS = process.env.STRATA_CORPUS ?? "/var/tmp/strata-corpus";
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);

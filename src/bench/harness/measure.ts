@@ -1,28 +1,15 @@
 /**
- * Measuring: wall-clock timing, peak resident memory of this process
- * (VmHWM, reset through /proc/self/clear_refs), disk space of a tree, and
- * the recorder that gathers samples into medians with min/max.
+ * What the harness measures besides time (`../timer.ts`): peak resident
+ * memory of this process (VmHWM, reset through /proc/self/clear_refs), disk
+ * space of a tree; and the recorder that gathers samples into medians with
+ * min/max (`../stats.ts`).
  *
  * @module
  */
 import { lstat, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { summarize } from "../stats.js";
 import type { Family } from "./options.js";
-
-/** Seconds taken by `fn`, and its result. */
-export async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  const t0 = process.hrtime.bigint();
-  const out = await fn();
-  return [Number(process.hrtime.bigint() - t0) / 1e9, out];
-}
-
-/** Median, min and max of samples (the median of an even count is the mean of the middle two). */
-export function summarize(samples: number[]): { median: number; min: number; max: number } {
-  const s = [...samples].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { median, min: s[0]!, max: s[s.length - 1]! };
-}
 
 /** Resets this process's peak RSS (VmHWM); false where the kernel does not allow it. */
 export async function resetPeakRss(): Promise<boolean> {

@@ -12,8 +12,8 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
 import { Transform } from "node:stream";
 import { promisify } from "node:util";
-import type { OverlayDriver } from "../drivers/overlay/index.js";
-import type { MountAccess } from "../graphdriver/driver.js";
+import type { OverlayDriver } from "../../drivers/overlay/index.js";
+import type { MountAccess } from "../../graphdriver/driver.js";
 
 const run = promisify(execFile);
 const SOCK = "unix:///run/peer-docker.sock";

@@ -8,7 +8,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { imageFileName } from "./corpus.js";
+import { imageFileName } from "../corpus.js";
 
 /** Relative paths (no leading slash) of the `n` files changed, given the image's files per layer. */
 export function changedPaths(n: number, layers: number, filesPerLayer: number): string[] {

@@ -7,10 +7,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { sampleLayer } from "../src/cli/demo.js";
-import { builtinDrivers } from "../src/drivers/index.js";
-import { NotSupportedError } from "../src/errors.js";
-import { LayerStore } from "../src/layer/index.js";
+import { sampleLayer } from "../../cli/demo.js";
+import { builtinDrivers } from "../../drivers/index.js";
+import { NotSupportedError } from "../../errors.js";
+import { LayerStore } from "../../layer/index.js";
 
 const RUNS = Number(process.env.STRATA_BENCH_RUNS ?? 100);
 const base = process.env.STRATA_BENCH_DIR ?? tmpdir();

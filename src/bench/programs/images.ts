@@ -44,11 +44,11 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { ImageStore } from "../src/image/image-store.js";
-import type { LayerSink } from "../src/image/layer-sink.js";
-import { loadImages } from "../src/image/load.js";
-import { pullImage } from "../src/image/registry/pull.js";
-import { chainID } from "../src/layer/ids.js";
+import { ImageStore } from "../../image/image-store.js";
+import type { LayerSink } from "../../image/layer-sink.js";
+import { loadImages } from "../../image/load.js";
+import { pullImage } from "../../image/registry/pull.js";
+import { chainID } from "../../layer/ids.js";
 
 const run = promisify(execFile);
 const ART = process.env.PEER_ARTIFACTS ?? "/tmp/peer-artifacts";

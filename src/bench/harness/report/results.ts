@@ -3,7 +3,8 @@
  *
  * @module
  */
-import type { MachineInfo } from "../machine.js";
+import type { FsType } from "../../fresh-fs.js";
+import type { MachineInfo } from "../../machine.js";
 import type { Measurement } from "../measure.js";
 import type { BenchOptions } from "../options.js";
 
@@ -21,15 +22,20 @@ export interface Ratio {
   ratio: number;
 }
 
+/** The results.json formats `--compare` reads (2: every unit on a fresh filesystem). */
+export const RESULT_FORMATS = ["strata-bench/1", "strata-bench/2"] as const;
+
 /** Everything one `strata bench` run measured. */
 export interface BenchResults {
-  format: "strata-bench/1";
+  format: (typeof RESULT_FORMATS)[number];
   started: string;
   finished: string;
   /** The command line that produced the figures. */
   command: string;
   options: Omit<BenchOptions, "corpusDir" | "outDir" | "workDir"> & { corpusDir: string };
   machine: MachineInfo;
+  /** The filesystem every timed unit ran on, made fresh for it (absent in format 1). */
+  filesystem?: { type: FsType; sizeBytes: number; description: string };
   corpus: Record<string, { files: number; bytes: number; kind?: string; note?: string; layers?: number }>;
   measurements: Measurement[];
   ratios: Ratio[];

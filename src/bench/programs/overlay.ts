@@ -24,10 +24,10 @@ import { createReadStream, existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { applyLayer } from "../diff/index.js";
-import { createOverlay, type OverlayDriver } from "../drivers/overlay/index.js";
-import type { MountAccess } from "../graphdriver/driver.js";
-import { C, mount, mountFrom, umount2 } from "../native.js";
+import { applyLayer } from "../../diff/index.js";
+import { createOverlay, type OverlayDriver } from "../../drivers/overlay/index.js";
+import type { MountAccess } from "../../graphdriver/driver.js";
+import { C, mount, mountFrom, umount2 } from "../../native.js";
 import { benchDocker } from "./overlay-docker.js";
 
 const run = promisify(execFile);

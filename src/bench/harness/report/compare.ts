@@ -6,8 +6,8 @@
  * @module
  */
 import { readFile } from "node:fs/promises";
-import { InvalidArgumentError } from "../../errors.js";
-import { type BenchResults, formatValue } from "./results.js";
+import { InvalidArgumentError } from "../../../errors.js";
+import { type BenchResults, RESULT_FORMATS, formatValue } from "./results.js";
 
 /** One compared figure. */
 export interface Comparison {
@@ -35,7 +35,7 @@ export async function readResults(path: string): Promise<BenchResults> {
       `Cannot compare: cannot read "${path}" (${(err as Error).message.split("\n")[0]})`,
     );
   }
-  if (r?.format !== "strata-bench/1" || !Array.isArray(r.measurements))
+  if (!RESULT_FORMATS.includes(r?.format) || !Array.isArray(r.measurements))
     throw new InvalidArgumentError("ERR_INVALID_OPTION", `Cannot compare: not a strata bench results.json "${path}"`);
   return r;
 }

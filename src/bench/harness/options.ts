@@ -4,14 +4,17 @@
  *
  * @module
  */
-import { InvalidArgumentError } from "../errors.js";
+import { InvalidArgumentError } from "../../errors.js";
+import { FS_TYPES, type FsType } from "../fresh-fs.js";
 
 /** Workload families; each gets one chart and can be chosen with `--workloads`. */
 export const FAMILIES = ["apply", "container", "start", "commit", "chain", "remove", "disk", "memory"] as const;
+/** One of {@link FAMILIES}. */
 export type Family = (typeof FAMILIES)[number];
 
 /** Peers the harness knows, in the order they run. */
 export const PEERS = ["tar", "docker", "umoci", "containerd"] as const;
+/** One of {@link PEERS}. */
 export type PeerName = (typeof PEERS)[number];
 
 /** Sizes of everything a run does; the presets fill these. */
@@ -46,10 +49,13 @@ export interface BenchOptions extends BenchSizes {
   families: Family[];
   /** Peers to run (empty = none). */
   peers: PeerName[];
+  /** Where the generated corpus is cached (default `<out>/corpus`). */
   corpusDir: string;
   outDir: string;
-  /** Where stores and peer data live during the run (removed at the end). */
+  /** Where the peers' image archives are built, untimed (removed at the end). */
   workDir: string;
+  /** The filesystem made fresh for every timed unit (stores and peer data live there). */
+  fsType: FsType;
   seed: number;
   /** Use the generated rootfs-like tree instead of debootstrap. */
   quickRootfs: boolean;
@@ -106,6 +112,7 @@ export interface RawBenchOptions {
   work?: string;
   quick?: boolean;
   seed?: string;
+  fs?: string;
 }
 
 /**
@@ -145,6 +152,12 @@ export function resolveOptions(raw: RawBenchOptions, knownDrivers: string[]): Be
   const seed = raw.seed === undefined ? 20_261_122 : Number(raw.seed);
   if (!Number.isInteger(seed))
     throw new InvalidArgumentError("ERR_INVALID_OPTION", `Cannot run bench: --seed must be an integer "${raw.seed}"`);
+  const fsType = (raw.fs ?? "ext4") as FsType;
+  if (!FS_TYPES.includes(fsType))
+    throw new InvalidArgumentError(
+      "ERR_INVALID_OPTION",
+      `Cannot run bench: --fs must be one of ${FS_TYPES.join(", ")} "${raw.fs}"`,
+    );
   const outDir = raw.out ?? "bench-out";
   return {
     ...sizes,
@@ -152,9 +165,10 @@ export function resolveOptions(raw: RawBenchOptions, knownDrivers: string[]): Be
     drivers,
     families: families.length ? families : [...FAMILIES],
     peers,
-    corpusDir: raw.corpus ?? "corpus",
+    corpusDir: raw.corpus ?? `${outDir}/corpus`,
     outDir,
     workDir: raw.work ?? `${outDir}/work`,
+    fsType,
     seed,
     quickRootfs: quick,
   };

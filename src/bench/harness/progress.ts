@@ -5,7 +5,7 @@
  * @module
  */
 import type cliProgressModule from "cli-progress";
-import { cliProgress } from "../util/cli-progress.js";
+import { cliProgress } from "../../util/cli-progress.js";
 
 /** Steps of known total, plus free log lines. */
 export class BenchProgress {
@@ -27,6 +27,12 @@ export class BenchProgress {
 
   #stamp(): string {
     return `${((Date.now() - this.#t0) / 1000).toFixed(1).padStart(6)}s`;
+  }
+
+  /** Changes the number of steps (once it is known). */
+  setTotal(total: number): void {
+    this.#total = total;
+    this.#bar?.setTotal(total);
   }
 
   /** Starts the next step. */

@@ -1,8 +1,9 @@
 /**
  * The benchmark harness behind `strata bench`: a seeded corpus, every
- * built-in driver on a fresh store, peers (GNU tar, dockerd overlay2, umoci,
- * containerd) in the same run, and the reports (results.json, Markdown,
- * report.html with Vega-Lite SVG charts). See README.md in this folder.
+ * built-in driver and the peers (GNU tar, dockerd overlay2, umoci,
+ * containerd) in the same run, each timed unit on a freshly made
+ * filesystem, and the reports (results.json, Markdown, report.html with
+ * Vega-Lite SVG charts). See ../README.md.
  *
  * @module
  */
@@ -10,4 +11,5 @@ export { compareResults, formatComparison, readResults, type Comparison } from "
 export { FAMILIES, FULL, PEERS, QUICK, resolveOptions, type BenchOptions, type RawBenchOptions } from "./options.js";
 export type { BenchResults, Ratio } from "./report/results.js";
 export { markdownReport } from "./report/markdown.js";
-export { prepareCorpus, runBench, writeReports } from "./run.js";
+export { writeReports } from "./report/write.js";
+export { prepareCorpus, runBench } from "./run.js";
