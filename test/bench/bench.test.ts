@@ -70,7 +70,7 @@ function expectedDriverWorkloads(): string[] {
 
 test.serial("strata bench --quick writes results.json with every workload measured, per driver and peer", async (t) => {
   const { results, stderr } = await quickRun();
-  t.is(results.format, "strata-bench/1");
+  t.is(results.format, "strata-bench/2");
   t.true(results.machine.cores > 0);
   t.truthy(results.machine.kernel);
   t.truthy(results.machine.inputFs);

@@ -10,11 +10,11 @@ import type { RootfsTar } from "../rootfs.js";
 import type { Recorder } from "./measure.js";
 import type { BenchOptions, Family } from "./options.js";
 
-/** The generated (and debootstrapped) layer tars of one run. */
+/** The generated (and debootstrapped) layer tars of one run; the single layers only when `apply` runs. */
 export interface BenchCorpus {
-  rootfs: RootfsTar;
-  smallfiles: CorpusTar;
-  largefiles: CorpusTar;
+  rootfs?: RootfsTar;
+  smallfiles?: CorpusTar;
+  largefiles?: CorpusTar;
   /** The ten-layer image, bottom first. */
   image: CorpusTar[];
 }
@@ -44,10 +44,13 @@ export interface Unit {
 
 /** The apply workloads and the tar(s) each applies, in order. */
 export function applySets(corpus: BenchCorpus): Array<{ workload: string; tars: CorpusTar[] }> {
+  const single = [
+    ["apply/rootfs", corpus.rootfs],
+    ["apply/smallfiles", corpus.smallfiles],
+    ["apply/largefiles", corpus.largefiles],
+  ] as const;
   return [
-    { workload: "apply/rootfs", tars: [corpus.rootfs] },
-    { workload: "apply/smallfiles", tars: [corpus.smallfiles] },
-    { workload: "apply/largefiles", tars: [corpus.largefiles] },
+    ...single.flatMap(([workload, tar]) => (tar ? [{ workload, tars: [tar] }] : [])),
     { workload: "apply/image10", tars: corpus.image },
   ];
 }

@@ -22,16 +22,10 @@ import { BenchProgress } from "./progress.js";
 import { type BenchResults, formatValue, ratios } from "./report/results.js";
 import { writeReports } from "./report/write.js";
 
-/** Generates (or finds cached) every corpus tar. */
+/** Generates (or finds cached) the corpus tars the chosen families use (the single layers only for apply). */
 export async function prepareCorpus(o: BenchOptions, log: (s: string) => void): Promise<BenchCorpus> {
   const dir = resolve(o.corpusDir);
   log(`corpus: ${dir} (seed ${o.seed})`);
-  const smallfiles = await cachedTar(dir, "smallfiles", { n: o.smallFiles, seed: o.seed }, () =>
-    smallFileEntries(o.smallFiles, o.seed),
-  );
-  const largefiles = await cachedTar(dir, "largefiles", { n: o.largeFiles, size: o.largeFileBytes, seed: o.seed }, () =>
-    largeFileEntries(o.largeFiles, o.largeFileBytes, o.seed),
-  );
   const image = [];
   for (let i = 0; i < 10; i++)
     image.push(
@@ -39,6 +33,13 @@ export async function prepareCorpus(o: BenchOptions, log: (s: string) => void): 
         imageLayerEntries(i, o.imageLayerFiles, o.seed),
       ),
     );
+  if (!o.families.includes("apply")) return { image };
+  const smallfiles = await cachedTar(dir, "smallfiles", { n: o.smallFiles, seed: o.seed }, () =>
+    smallFileEntries(o.smallFiles, o.seed),
+  );
+  const largefiles = await cachedTar(dir, "largefiles", { n: o.largeFiles, size: o.largeFileBytes, seed: o.seed }, () =>
+    largeFileEntries(o.largeFiles, o.largeFileBytes, o.seed),
+  );
   const rootfs = await rootfsTar(dir, o.quickRootfs, o.rootfsLikeFiles, o.seed, log);
   return { rootfs, smallfiles, largefiles, image };
 }
@@ -169,15 +170,11 @@ export async function runBench(o: BenchOptions, command: string): Promise<BenchR
 }
 
 function corpusSummary(corpus: BenchCorpus): BenchResults["corpus"] {
+  const { rootfs, smallfiles, largefiles } = corpus;
   return {
-    rootfs: {
-      files: corpus.rootfs.files,
-      bytes: corpus.rootfs.bytes,
-      kind: corpus.rootfs.kind,
-      note: corpus.rootfs.note,
-    },
-    smallfiles: { files: corpus.smallfiles.files, bytes: corpus.smallfiles.bytes },
-    largefiles: { files: corpus.largefiles.files, bytes: corpus.largefiles.bytes },
+    ...(rootfs ? { rootfs: { files: rootfs.files, bytes: rootfs.bytes, kind: rootfs.kind, note: rootfs.note } } : {}),
+    ...(smallfiles ? { smallfiles: { files: smallfiles.files, bytes: smallfiles.bytes } } : {}),
+    ...(largefiles ? { largefiles: { files: largefiles.files, bytes: largefiles.bytes } } : {}),
     image10: {
       layers: corpus.image.length,
       files: corpus.image.reduce((a, t) => a + t.files, 0),

@@ -1,220 +1,173 @@
 /**
- * `npm run bench:apply`: strata's archive engine against GNU tar and find,
- * side by side in one run, on the corpus of `scripts/make-corpus.sh`
- * (default /var/tmp/strata-corpus; set STRATA_CORPUS to move it).
+ * `npm run bench:apply`: strata's archive work as whole commands against
+ * GNU tar and find, each run on its own fresh filesystem (see
+ * `../side-by-side.ts`), on the corpus of `scripts/make-corpus.sh`.
  *
- * For each layer (a: Debian minbase rootfs, b: 60k small files, c: 4 × 256
- * MiB) uncompressed and gzip: strata's decompress + applyLayer against
- * `tar -xf` / `tar -xzf`. Then, on the 60k-file tree: changes against an
- * unchanged full copy (`cp -a`) against `find A B -printf …`, and export of
- * the whole tree against `tar -cf`. Every run starts from an empty target
- * after a `sync`, the two tools alternate, and the medians are printed with
- * the ratio strata / peer and the target ratio.
- *
- * Environment: BENCH_RUNS (default 5), BENCH_CASES (comma list of case
- * names to run, default all), STRATA_BENCH_DIR (scratch parent, default
- * /var/tmp; it needs room for two copies of the largest layer).
+ * Cases:
+ * - `apply debian`, `apply 60k`, `apply large`, each uncompressed and `.gz`:
+ *   `strata --root R layer apply FILE` (the automatic driver, or `--driver`)
+ *   against `tar -xf FILE` / `tar -xzf FILE` into a plain directory;
+ * - `changes 60k`: `strata --driver vfs diff C` of an unchanged container
+ *   holding a full copy of the 60k-file layer (vfs's naive diff walks both
+ *   trees) against `find A B -printf …` over the layer and a copy of it;
+ * - `export 60k`: `strata --driver vfs layer export ID -o FILE` against
+ *   `tar -cf FILE -C A .` of the same tree.
+ * The trees a case starts from are made untimed on the run's filesystem.
  *
  * @module
  */
-import { spawn } from "node:child_process";
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { loadavg, tmpdir } from "node:os";
+import { mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { pipeline } from "node:stream/promises";
-import { decompress } from "../../archive/compression.js";
-import { applyLayer } from "../../diff/apply.js";
-import { changes } from "../../diff/changes.js";
-import { exportTree } from "../../diff/export.js";
+import { sh } from "../exec.js";
+import type { FreshFs } from "../fresh-fs.js";
+import { type BenchCase, commandContender } from "../side-by-side.js";
+import { type ProgramOptions, programOptions, runCases, runProgram, strata, wanted } from "./common.js";
 
-const CORPUS = process.env.STRATA_CORPUS ?? "/var/tmp/strata-corpus";
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const ONLY = process.env.BENCH_CASES?.split(",").filter(Boolean);
+const USAGE = `
+npm run bench:apply -- [options]
 
-interface Row {
-  name: string;
-  peer: string;
-  /** Wall seconds per run. */
-  strata: number[];
-  other: number[];
-  /** CPU seconds (user + system, all threads / children) per run. */
-  strataCpu: number[];
-  otherCpu: number[];
-  target: number;
-}
-
-function row(name: string, peer: string, target: number): Row {
-  return { name, peer, strata: [], other: [], strataCpu: [], otherCpu: [], target };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${err.trim()}`))));
-  });
-}
-
-/** Wall and CPU seconds of `fn` run in this process (the CPU of every thread counts). */
-async function timed(fn: () => Promise<unknown>): Promise<[number, number]> {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  await fn();
-  const c = process.cpuUsage(c0);
-  return [(performance.now() - t0) / 1000, (c.user + c.system) / 1e6];
-}
-
-/** Wall and CPU seconds of a command (CPU from GNU time, children included). */
-async function timedCmd(cmd: string, args: string[]): Promise<[number, number]> {
-  const out = join(tmpdir(), `strata-bench-time-${process.pid}`);
-  const t0 = performance.now();
-  await run("/usr/bin/time", ["-f", "%U %S", "-o", out, cmd, ...args]);
-  const wall = (performance.now() - t0) / 1000;
-  const [u, s] = (await readFile(out, "utf8")).trim().split(/\s+/).slice(-2).map(Number);
-  await rm(out, { force: true });
-  return [wall, u! + s!];
-}
-
-async function fresh(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  await run("sync", []);
-}
-
-async function strataApply(file: string, dir: string): Promise<void> {
-  const { stream } = await decompress(createReadStream(file, { highWaterMark: 256 << 10 }));
-  await applyLayer(dir, stream);
-}
+  --quick            the small corpus (scripts/make-corpus.sh --quick) and 2 rounds
+  --rounds N         rounds per case (default 3)
+  --fs ext4|xfs      filesystem made fresh for every run (default ext4)
+  --cases a,b        run the cases whose names start with these
+                     ("apply debian", "apply 60k", "apply large", "changes", "export")
+  --corpus DIR       corpus directory (default /var/tmp/strata-corpus, or -quick)
+  --driver NAME      strata's driver for the apply cases (default: automatic)
+`;
 
 const TAR_X = ["--numeric-owner", "--xattrs", "--xattrs-include=*"];
+const LAYERS = [
+  ["debian", "debian.tar"],
+  ["60k", "small.tar"],
+  ["large", "large.tar"],
+] as const;
 
-/** Alternates strata and the peer RUNS times (who goes first alternates too). */
-async function sideBySide(
-  row: Row,
-  prepare: () => Promise<void>,
-  strata: () => Promise<unknown>,
-  peer: [string, string[]],
-): Promise<void> {
-  for (let i = 0; i < RUNS; i++) {
-    const order = i % 2 === 0 ? ["s", "p"] : ["p", "s"];
-    for (const who of order) {
-      await prepare();
-      if (who === "s") {
-        const [w, c] = await timed(strata);
-        row.strata.push(w);
-        row.strataCpu.push(c);
-      } else {
-        const [w, c] = await timedCmd(...peer);
-        row.other.push(w);
-        row.otherCpu.push(c);
-      }
+function applyCases(corpus: string, o: ProgramOptions, driver: string[]): BenchCase[] {
+  const out: BenchCase[] = [];
+  for (const [label, file] of LAYERS)
+    for (const gz of [false, true]) {
+      const name = `apply ${label}${gz ? " .gz" : ""}`;
+      if (!wanted(o, name)) continue;
+      const path = join(corpus, gz ? `${file}.gz` : file);
+      const peer = gz ? "tar -xzf" : "tar -xf";
+      out.push({
+        name,
+        reference: peer,
+        contenders: [
+          commandContender("strata layer apply", (fs) =>
+            strata("--root", join(fs.path, "root"), ...driver, "layer", "apply", path),
+          ),
+          commandContender(peer, (fs) => ["tar", [...TAR_X, gz ? "-xzf" : "-xf", path, "-C", join(fs.path, "x")]], {
+            prepare: (fs) => mkdir(join(fs.path, "x")),
+          }),
+        ],
+      });
     }
-    process.stderr.write(".");
-  }
-  process.stderr.write(` ${line(row)}\n`);
+  return out;
 }
 
-function wanted(name: string): boolean {
-  return !ONLY || ONLY.some((o) => name.startsWith(o));
+/** The vfs store on `fs` with the 60k-file layer applied; returns its root and the layer's chainID. */
+async function vfsLayer(fs: FreshFs, tar: string): Promise<[string, string]> {
+  const root = join(fs.path, "root");
+  const [cmd, args] = strata("--root", root, "--driver", "vfs", "layer", "apply", tar);
+  return [root, (await sh(cmd, args)).trim()];
+}
+
+/** The 60k-file tree extracted by GNU tar at `<fs>/A`. */
+async function tarTree(fs: FreshFs, tar: string): Promise<string> {
+  const a = join(fs.path, "A");
+  await mkdir(a);
+  await sh("tar", [...TAR_X, "-xf", tar, "-C", a]);
+  return a;
+}
+
+function walkCases(corpus: string, o: ProgramOptions): BenchCase[] {
+  const tar = join(corpus, "small.tar");
+  const out: BenchCase[] = [];
+  if (wanted(o, "changes 60k")) {
+    let root = "";
+    out.push({
+      name: "changes 60k",
+      reference: "find A B",
+      contenders: [
+        commandContender("strata diff (vfs)", () => strata("--root", root, "--driver", "vfs", "diff", "c"), {
+          prepare: async (fs) => {
+            let id;
+            [root, id] = await vfsLayer(fs, tar);
+            const [cmd, args] = strata("--root", root, "--driver", "vfs", "create", "--no-init", "c", id);
+            await sh(cmd, args);
+          },
+        }),
+        commandContender(
+          "find A B",
+          (fs) => ["find", [join(fs.path, "A"), join(fs.path, "B"), "-printf", "%s %T@ %m %U %G\\n"]],
+          {
+            prepare: async (fs) => {
+              await sh("cp", ["-a", await tarTree(fs, tar), join(fs.path, "B")]);
+            },
+          },
+        ),
+      ],
+    });
+  }
+  if (wanted(o, "export 60k")) {
+    let root = "";
+    let id = "";
+    out.push({
+      name: "export 60k",
+      reference: "tar -cf",
+      contenders: [
+        commandContender(
+          "strata layer export (vfs)",
+          (fs) => strata("--root", root, "--driver", "vfs", "layer", "export", id, "-o", join(fs.path, "out.tar")),
+          {
+            prepare: async (fs) => {
+              [root, id] = await vfsLayer(fs, tar);
+            },
+          },
+        ),
+        commandContender(
+          "tar -cf",
+          (fs) => ["tar", ["--numeric-owner", "-cf", join(fs.path, "out.tar"), "-C", join(fs.path, "A"), "."]],
+          {
+            prepare: async (fs) => {
+              await tarTree(fs, tar);
+            },
+          },
+        ),
+      ],
+    });
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
-  for (const f of ["debian.tar", "small.tar", "large.tar"]) {
-    if (!existsSync(join(CORPUS, f)) || !existsSync(join(CORPUS, `${f}.gz`))) {
-      console.error(`bench:apply: ${join(CORPUS, f)}(.gz) is missing: run bash scripts/make-corpus.sh first`);
-      process.exit(2);
+  const o = programOptions(
+    USAGE,
+    { corpus: { type: "string" }, driver: { type: "string" } },
+    { rounds: 3, quickRounds: 2 },
+  );
+  const corpus =
+    (o.extra.corpus as string | undefined) ?? (o.quick ? "/var/tmp/strata-corpus-quick" : "/var/tmp/strata-corpus");
+  const sizes: string[] = [];
+  for (const [label, f] of LAYERS) {
+    const [a, b] = await Promise.all(
+      [f, `${f}.gz`].map((x) =>
+        stat(join(corpus, x)).then(
+          (s) => s.size,
+          () => undefined,
+        ),
+      ),
+    );
+    if (a === undefined || b === undefined) {
+      const make = `bash scripts/make-corpus.sh${o.quick ? " --quick" : ""}`;
+      throw new Error(`Cannot run bench:apply: ${join(corpus, f)}(.gz) is missing, run ${make} first`);
     }
+    sizes.push(`${label} ${f} ${(a / 1e6).toFixed(0)} MB (.gz ${(b / 1e6).toFixed(0)} MB)`);
   }
-  const work = await mkdtemp(join(process.env.STRATA_BENCH_DIR ?? "/var/tmp", "strata-bench-"));
-  const rows: Row[] = [];
-  const load0 = loadavg()[0]!;
-  try {
-    const target = join(work, "t");
-    const layers = [
-      ["a debian", "debian.tar"],
-      ["b 60k files", "small.tar"],
-      ["c 4x256MiB", "large.tar"],
-    ] as const;
-    for (const [label, file] of layers) {
-      for (const gz of [false, true]) {
-        const name = `apply ${label}${gz ? " .gz" : ""}`;
-        if (!wanted(name)) continue;
-        const path = join(CORPUS, gz ? `${file}.gz` : file);
-        const r = row(name, gz ? "tar -xzf" : "tar -xf", gz ? 0.8 : 1.0);
-        process.stderr.write(`${name} `);
-        await sideBySide(
-          r,
-          () => fresh(target),
-          () => strataApply(path, target),
-          ["tar", [...TAR_X, gz ? "-xzf" : "-xf", path, "-C", target]],
-        );
-        rows.push(r);
-      }
-    }
-
-    const a = join(work, "A");
-    const b = join(work, "B");
-    if (wanted("changes") || wanted("export")) {
-      await fresh(a);
-      await strataApply(join(CORPUS, "small.tar"), a);
-      await rm(b, { recursive: true, force: true });
-      await run("cp", ["-a", a, b]);
-    }
-    if (wanted("changes")) {
-      const r = row("changes 60k vs copy", "find A B -printf", 1.0);
-      process.stderr.write(`${r.name} `);
-      const found = await changes(a, b);
-      if (found.length !== 0) throw new Error(`changes of an unchanged copy reported ${found.length} changes`);
-      await sideBySide(
-        r,
-        async () => {},
-        () => changes(a, b),
-        ["find", [a, b, "-printf", "%s %T@ %m %U %G\\n"]],
-      );
-      rows.push(r);
-    }
-    if (wanted("export")) {
-      const out = join(work, "export.tar");
-      const r = row("export 60k tree", "tar -cf", Number.NaN);
-      process.stderr.write(`${r.name} `);
-      await sideBySide(
-        r,
-        () => rm(out, { force: true }),
-        () => pipeline(exportTree(a), createWriteStream(out)),
-        ["tar", ["--numeric-owner", "-cf", out, "-C", a, "."]],
-      );
-      rows.push(r);
-    }
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-  report(rows, load0);
+  const driver = typeof o.extra.driver === "string" ? ["--driver", o.extra.driver] : [];
+  console.log(`# bench:apply — corpus ${corpus}: ${sizes.join(", ")}`);
+  await runCases("strata against GNU tar and find", [...applyCases(corpus, o, driver), ...walkCases(corpus, o)], o);
 }
 
-function line(r: Row): string {
-  const f = (x: number) => x.toFixed(3);
-  const s = median(r.strata);
-  const o = median(r.other);
-  const ratio = s / o;
-  const target = Number.isNaN(r.target) ? "–" : `≤ ${r.target.toFixed(1)} ${ratio <= r.target ? "✓" : "✗"}`;
-  const cpu = `${f(median(r.strataCpu))} / ${f(median(r.otherCpu))}`;
-  return `| ${r.name} | ${f(s)} | ${r.peer} | ${f(o)} | ${ratio.toFixed(2)} | ${target} | ${cpu} |`;
-}
-
-function report(rows: Row[], load0: number): void {
-  console.log(`\nmedians of ${RUNS} runs (load average ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)})\n`);
-  console.log("| case | strata s | peer | peer s | strata/peer | target | CPU s strata / peer |");
-  console.log("|---|---:|---|---:|---:|---:|---:|");
-  for (const r of rows) console.log(line(r));
-}
-
-await main();
+runProgram(main);

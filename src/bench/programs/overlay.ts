@@ -1,185 +1,190 @@
 /**
- * `npm run bench:overlay`: the overlay driver side by side with reference
- * tools, in one run, printing figures and ratios.
+ * `npm run bench:overlay`: the overlay driver on its own (no layer store)
+ * against the kernel and GNU tar, each run on its own fresh filesystem.
  *
- * 1. Apply: a Debian layer (the peer lab's debootstrap rootfs when present,
- *    else a tar of the host's /usr/share/doc and /etc) and a 60,000
- *    small-file layer, into an overlay layer (`applyDiff`) vs GNU tar
- *    extracting the same file into a plain directory. Target ratio ≤ 1.05.
- * 2. Mount + unmount (`get` + `put`) of layers with 1, 10, 50, 128 lowers
- *    vs the bare mount(2)/umount2 of the same overlay.
- * 3. With a dockerd from the peer lab: `changes` and diff+apply ("commit")
- *    of a container with 10,000 changed files vs `docker diff` and
- *    `docker commit` of the same change (target ≤ 0.5× Docker).
+ * 1. `apply debian`, `apply 60k` (the `bench:apply` corpus): the driver's
+ *    `applyDiff` into a new layer, and strata's engine (`applyLayer`) into a
+ *    plain directory, against `tar -xf` into a plain directory. The first
+ *    two run in this process (no CLI start); the difference between them is
+ *    the driver's own cost.
+ * 2. `mount N lowers` (1, 10, 50, 128): `get` + `put` of a container layer
+ *    on a chain of N layers against a bare mount(2) + umount2 of the same
+ *    overlay; a sample is the mean of `--mount-ops` pairs.
  *
- * Environment: BENCH_RUNS (default 3), BENCH_MOUNT_RUNS (default 30),
- * BENCH_DIR (default /var/tmp), BENCH_PARTS (default "apply,mount,docker").
- * The apply table also shows strata's own engine (`applyLayer`) into a
- * plain dir: the overlay driver's cost over the engine it uses.
+ * `strata bench --drivers overlay --peers docker --workloads commit`
+ * compares diff and commit with dockerd's.
  *
  * @module
  */
-import { execFile } from "node:child_process";
-import { createReadStream, existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { applyLayer } from "../../diff/index.js";
 import { createOverlay, type OverlayDriver } from "../../drivers/overlay/index.js";
 import type { MountAccess } from "../../graphdriver/driver.js";
 import { C, mount, mountFrom, umount2 } from "../../native.js";
-import { benchDocker } from "./overlay-docker.js";
+import type { FreshFs } from "../fresh-fs.js";
+import { type BenchCase, type Contender, commandContender } from "../side-by-side.js";
+import { type Sample, timeCall } from "../timer.js";
+import { programOptions, runCases, runProgram, wanted } from "./common.js";
 
-const run = promisify(execFile);
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const MOUNT_RUNS = Number(process.env.BENCH_MOUNT_RUNS ?? 30);
-const BASE = process.env.BENCH_DIR ?? "/var/tmp";
-const DEBIAN_TAR = "/tmp/peer-artifacts/base-rootfs.tar";
+const USAGE = `
+npm run bench:overlay -- [options]
+
+  --quick            the quick corpus (scripts/make-corpus.sh --quick), 2 rounds, 10 mount ops
+  --rounds N         rounds per case (default 3)
+  --fs ext4|xfs      filesystem made fresh for every run (default ext4)
+  --cases a,b        run the cases whose names start with these ("apply", "mount 128", …)
+  --corpus DIR       corpus directory (default /var/tmp/strata-corpus, or -quick)
+  --mount-ops N      get+put (and mount+umount) pairs per sample (default 30)
+`;
+
+const DEPTHS = [1, 10, 50, 128];
 
 /** The driver's own get/put, for a benchmark without a layer store. */
-export function directMounts(d: OverlayDriver): MountAccess {
+function directMounts(d: OverlayDriver): MountAccess {
   return { acquire: (id) => d.get(id), release: (id) => d.put(id) };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const ms = (n: number) => `${n.toFixed(n < 10 ? 2 : 0)} ms`;
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
+/** A contender that runs an overlay driver rooted on the run's filesystem, in this process. */
+function driverContender(
+  name: string,
+  setup: (d: OverlayDriver, fs: FreshFs) => Promise<void>,
+  run: (d: OverlayDriver, fs: FreshFs) => Promise<Sample>,
+): Contender {
+  let d: OverlayDriver | undefined;
+  return {
+    name,
+    prepare: async (fs) => {
+      d = (await createOverlay({ root: join(fs.path, "root"), options: {} })) as OverlayDriver;
+      await setup(d, fs);
+    },
+    run: (fs) => run(d!, fs),
+    finish: async () => {
+      await d?.cleanup();
+      d = undefined;
+    },
+  };
 }
 
-/** Drops the page cache of written data so each run starts alike (reads stay cached). */
-async function settle(): Promise<void> {
-  await run("sync");
-}
-
-async function makeLayers(work: string): Promise<Array<{ name: string; tar: string }>> {
-  let debian = DEBIAN_TAR;
-  let debianName = "Debian bookworm minbase rootfs (peer lab)";
-  if (!existsSync(debian)) {
-    debian = join(work, "debian-like.tar");
-    debianName = "host /etc + /usr/share/doc (Debian-like)";
-    await run("tar", ["--numeric-owner", "--xattrs", "-C", "/", "-cf", debian, "etc", "usr/share/doc"]);
-  }
-  const small = join(work, "small-files");
-  for (let d = 0; d < 600; d++) {
-    const dir = join(small, `d${String(d).padStart(3, "0")}`);
-    await mkdir(dir, { recursive: true });
-    await Promise.all(
-      Array.from({ length: 100 }, (_, f) =>
-        writeFile(join(dir, `f${f}`), Buffer.alloc(64 + ((d * 100 + f) % 1900), f)),
-      ),
-    );
-  }
-  const smallTar = join(work, "small-60k.tar");
-  await run("tar", ["--numeric-owner", "-C", small, "-cf", smallTar, "."]);
-  await rm(small, { recursive: true, force: true });
+function applyCases(corpus: string): BenchCase[] {
   return [
-    { name: debianName, tar: debian },
-    { name: "60,000 small files (64 B – 2 KiB)", tar: smallTar },
-  ];
-}
-
-async function benchApply(d: OverlayDriver, work: string): Promise<void> {
-  console.log("\n## Apply a layer: overlay applyDiff vs GNU tar -x into a plain dir");
-  console.log(
-    "| layer | GNU tar (median) | overlay applyDiff (median) | ratio | strata applyLayer, plain dir | overlay / plain |\n|---|---|---|---|---|---|",
-  );
-  const mounts = directMounts(d);
-  for (const layer of await makeLayers(work)) {
-    const tarTimes: number[] = [];
-    const ovlTimes: number[] = [];
-    const engineTimes: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      const plain = join(work, `plain-${i}`);
-      await mkdir(plain);
-      await settle();
-      tarTimes.push(
-        await time(() =>
-          run("tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", "-p", "-C", plain, "-xf", layer.tar]),
+    ["apply debian", "debian.tar"],
+    ["apply 60k", "small.tar"],
+  ].map(([name, file]) => {
+    const tar = join(corpus, file!);
+    return {
+      name: name!,
+      reference: "tar -xf",
+      contenders: [
+        driverContender(
+          "overlay applyDiff",
+          (d) => d.create("layer", ""),
+          async (d, fs) =>
+            (
+              await timeCall(() => d.applyDiff("layer", "", createReadStream(tar), directMounts(d)), {
+                syncPath: fs.path,
+              })
+            ).sample,
         ),
-      );
-      await rm(plain, { recursive: true, force: true });
-      const id = `apply-${i}`;
-      await d.create(id, "");
-      await settle();
-      ovlTimes.push(await time(() => d.applyDiff(id, "", createReadStream(layer.tar), mounts)));
-      await d.remove(id);
-      const engineDir = join(work, `engine-${i}`);
-      await mkdir(engineDir);
-      await settle();
-      engineTimes.push(await time(() => applyLayer(engineDir, createReadStream(layer.tar))));
-      await rm(engineDir, { recursive: true, force: true });
-    }
-    const [a, b, c] = [median(tarTimes), median(ovlTimes), median(engineTimes)];
-    console.log(`| ${layer.name} | ${ms(a)} | ${ms(b)} | ${(b / a).toFixed(2)} | ${ms(c)} | ${(b / c).toFixed(2)} |`);
-  }
+        {
+          name: "applyLayer, plain dir",
+          prepare: (fs) => mkdir(join(fs.path, "x")),
+          run: async (fs) =>
+            (await timeCall(() => applyLayer(join(fs.path, "x"), createReadStream(tar)), { syncPath: fs.path })).sample,
+        },
+        commandContender(
+          "tar -xf",
+          (fs) => ["tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xf", tar, "-C", join(fs.path, "x")]],
+          { prepare: (fs) => mkdir(join(fs.path, "x")) },
+        ),
+      ],
+    };
+  });
 }
 
-async function benchMount(d: OverlayDriver): Promise<void> {
-  console.log("\n## Mount + unmount: get + put vs bare mount(2) + umount2 of the same overlay");
-  console.log("| lowers | method | bare (median) | get+put (median) | ratio |\n|---|---|---|---|---|");
-  const depths = [1, 10, 50, 128];
+/** A chain of `depth` one-file layers and a container layer `rw` on top. */
+async function chain(d: OverlayDriver, depth: number): Promise<void> {
   let parent = "";
-  for (let i = 0; i <= Math.max(...depths); i++) {
-    const id = `m${i}`;
-    await d.create(id, parent);
-    await writeFile(join(d.home, id, "diff", `f${i}`), String(i));
-    parent = id;
+  for (let i = 0; i < depth; i++) {
+    await d.create(`m${i}`, parent);
+    await writeFile(join(d.home, `m${i}`, "diff", `f${i}`), String(i));
+    parent = `m${i}`;
   }
-  for (const depth of depths) {
-    const id = `rw${depth}`;
-    await d.createReadWrite(id, `m${depth - 1}`);
-    const target = join(d.home, id, "bare");
-    await mkdir(target);
-    // The same overlay made by hand: l/ short links, relative from the home when absolute paths overflow a page.
-    const lower = await readFile(join(d.home, id, "lower"), "utf8");
-    const rel = `lowerdir=${lower},upperdir=${id}/diff,workdir=${id}/work`;
-    const abs = `lowerdir=${lower
-      .split(":")
-      .map((l) => join(d.home, l))
-      .join(":")},upperdir=${d.home}/${id}/diff,workdir=${d.home}/${id}/work`;
-    const bareMount = () =>
-      abs.length < 4096
-        ? mount("overlay", target, "overlay", 0, abs)
-        : mountFrom(d.home, "overlay", `${id}/bare`, "overlay", 0, rel);
-    const bare: number[] = [];
-    const driver: number[] = [];
-    for (let i = 0; i < MOUNT_RUNS; i++) {
-      bare.push(
-        await time(async () => {
-          await bareMount();
-          await umount2(target, C.MNT_DETACH);
-        }),
-      );
-      driver.push(
-        await time(async () => {
-          await d.get(id);
-          await d.put(id);
-        }),
-      );
-    }
-    const [b, g] = [median(bare), median(driver)];
-    console.log(`| ${depth} | ${d.lastMountMethod.get(id)} | ${ms(b)} | ${ms(g)} | ${(g / b).toFixed(2)} |`);
-  }
+  await d.createReadWrite("rw", parent);
+}
+
+/** Mean per pair of `ops` runs of `pair`. */
+async function perOp(ops: number, pair: () => Promise<void>): Promise<Sample> {
+  const { sample } = await timeCall(async () => {
+    for (let i = 0; i < ops; i++) await pair();
+  });
+  return { wall: sample.wall / ops, synced: sample.synced / ops, user: sample.user / ops, sys: sample.sys / ops };
+}
+
+function mountCases(ops: number): BenchCase[] {
+  return DEPTHS.map((depth) => ({
+    name: `mount ${depth} lowers`,
+    reference: "mount(2) + umount2",
+    contenders: [
+      driverContender(
+        "get + put",
+        (d) => chain(d, depth),
+        (d) =>
+          perOp(ops, async () => {
+            await d.get("rw");
+            await d.put("rw");
+          }),
+      ),
+      driverContender(
+        "mount(2) + umount2",
+        (d) => chain(d, depth),
+        async (d) => {
+          // The same overlay made by hand: l/ short links, relative to the home when absolute paths overflow a page.
+          const target = join(d.home, "rw", "bare");
+          await mkdir(target);
+          const lower = await readFile(join(d.home, "rw", "lower"), "utf8");
+          const abs = `lowerdir=${lower
+            .split(":")
+            .map((l) => join(d.home, l))
+            .join(":")},upperdir=${d.home}/rw/diff,workdir=${d.home}/rw/work`;
+          const bare = () =>
+            abs.length < 4096
+              ? mount("overlay", target, "overlay", 0, abs)
+              : mountFrom(
+                  d.home,
+                  "overlay",
+                  "rw/bare",
+                  "overlay",
+                  0,
+                  `lowerdir=${lower},upperdir=rw/diff,workdir=rw/work`,
+                );
+          return perOp(ops, async () => {
+            await bare();
+            await umount2(target, C.MNT_DETACH);
+          });
+        },
+      ),
+    ],
+  }));
 }
 
 async function main(): Promise<void> {
-  const work = await mkdtemp(join(BASE, "strata-bench-ovl-"));
-  const d = (await createOverlay({ root: join(work, "root"), options: {} })) as OverlayDriver;
-  try {
-    console.log(`# overlay benchmark (${new Date().toISOString()}, runs=${RUNS}, mount runs=${MOUNT_RUNS})`);
-    console.log((await d.status()).map(([k, v]) => `- ${k}: ${v}`).join("\n"));
-    const parts = (process.env.BENCH_PARTS ?? "apply,mount,docker").split(",");
-    if (parts.includes("apply")) await benchApply(d, work);
-    if (parts.includes("mount")) await benchMount(d);
-    if (parts.includes("docker")) await benchDocker(d, work);
-  } finally {
-    await d.cleanup();
-    await rm(work, { recursive: true, force: true });
-  }
+  const o = programOptions(
+    USAGE,
+    { corpus: { type: "string" }, "mount-ops": { type: "string" } },
+    { rounds: 3, quickRounds: 2 },
+  );
+  const corpus =
+    (o.extra.corpus as string | undefined) ?? (o.quick ? "/var/tmp/strata-corpus-quick" : "/var/tmp/strata-corpus");
+  for (const f of ["debian.tar", "small.tar"])
+    await stat(join(corpus, f)).catch(() => {
+      throw new Error(`Cannot run bench:overlay: ${join(corpus, f)} is missing, run bash scripts/make-corpus.sh`);
+    });
+  const ops = Number(o.extra["mount-ops"] ?? (o.quick ? 10 : 30));
+  const cases = [...applyCases(corpus), ...mountCases(ops)].filter((c) => wanted(o, c.name));
+  console.log(`# bench:overlay — corpus ${corpus}; mount samples are means of ${ops} pairs`);
+  await runCases("the overlay driver against GNU tar and the bare kernel mount", cases, o);
 }
 
-await main();
+runProgram(main);

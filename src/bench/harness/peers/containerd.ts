@@ -12,7 +12,7 @@ import { Daemon, executable, sh, unmountUnder } from "../../exec.js";
 import type { FreshFs } from "../../fresh-fs.js";
 import { timeCall } from "../../timer.js";
 import { type BenchContext, type Unit, applySets } from "../context.js";
-import { artifactName, dockerArchive } from "./artifacts.js";
+import { artifactName, dockerArchive } from "../../artifacts.js";
 import type { Peer } from "./peer.js";
 
 const CONTAINERD = "/usr/bin/containerd";

@@ -16,7 +16,7 @@ import { timeCall } from "../../timer.js";
 import { changedPaths, writeChanges } from "../changes.js";
 import { type BenchContext, type TimedFamily, type Unit, applySets } from "../context.js";
 import { diskUsage } from "../measure.js";
-import { artifactName, dockerArchive } from "./artifacts.js";
+import { artifactName, dockerArchive } from "../../artifacts.js";
 import type { Peer } from "./peer.js";
 
 const NOTE_CREATE = "docker create (Engine API); dockerd mounts a container only when it starts";

@@ -13,7 +13,7 @@ import type { FreshFs } from "../../fresh-fs.js";
 import { timeCall } from "../../timer.js";
 import { changedPaths, writeChanges } from "../changes.js";
 import { type BenchContext, type Unit, applySets } from "../context.js";
-import { artifactName, ociLayout } from "./artifacts.js";
+import { artifactName, ociLayout } from "../../artifacts.js";
 import type { Peer } from "./peer.js";
 
 /** The umoci peer. */

@@ -62,9 +62,9 @@ function ratioTable(r: BenchResults): string {
       ];
       return `<td class="${cls.join(" ").trim()}">${ratioText(c.ratio)}</td>`;
     });
-    return `<tr><th>${esc(row.workload)}</th>${cells.join("")}</tr>`;
+    return `<tr><th class="text">${esc(row.workload)}</th>${cells.join("")}</tr>`;
   });
-  return `<table class="ratios"><tr><th rowspan="2">workload</th>${peerHead}</tr><tr>${driverHead}</tr>${rows.join("")}</table>`;
+  return `<table class="ratios"><tr><th rowspan="2" class="text">workload</th>${peerHead}</tr><tr>${driverHead}</tr>${rows.join("")}</table>`;
 }
 
 /** The whole page. */
@@ -77,7 +77,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;padding:0 24px;color:#
 h1{font-size:22px}h2{font-size:17px;margin-top:32px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}
 th:first-child,.text{text-align:left}small{color:#666}
-.ratios th{text-align:center}td.good{background:#e6f4ea}td.bad{background:#fce8e6}.group{border-left:2px solid #888}
+.ratios th{text-align:center}.ratios th.text{text-align:left}td.good{background:#e6f4ea}td.bad{background:#fce8e6}.group{border-left:2px solid #888}
 table.setup td{text-align:left}table.setup{width:100%}
 .chart svg{width:100%;height:auto;display:block}.chart{margin:8px 0 24px}
 .legend{display:flex;flex-wrap:wrap;gap:6px 18px}.key{white-space:nowrap}

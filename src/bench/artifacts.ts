@@ -9,8 +9,8 @@
 import { createHash } from "node:crypto";
 import { copyFile, link, mkdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import type { CorpusTar } from "../../corpus.js";
-import { sh } from "../../exec.js";
+import type { CorpusTar } from "./corpus.js";
+import { sh } from "./exec.js";
 
 const ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x" };
 
