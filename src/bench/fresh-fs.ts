@@ -9,7 +9,8 @@
  * the same way for strata and for the tool it is compared with:
  *
  * 1. a sparse loop file under `/var/tmp` in a directory of its own
- *    (`strata-freshfs-<random>/fs.img`, so concurrent runs never collide),
+ *    (`strata-freshfs-<pid>-<random>/fs.img`, so concurrent runs never
+ *    collide and a leftover names the process that made it),
  * 2. `mkfs.ext4` with its defaults (journal on, as on every real
  *    `/var/lib/docker`) or `mkfs.xfs`,
  * 3. a loop device (direct I/O, so the data is not cached twice and a
@@ -95,12 +96,11 @@ export class FreshFs {
         "ERR_INVALID_OPTION",
         `Cannot make a fresh filesystem: the size must be at least 256 MiB "${size}"`,
       );
-    const dir = await mkdtemp(join(opts.parent ?? "/var/tmp", "strata-freshfs-"));
+    const dir = await mkdtemp(join(opts.parent ?? "/var/tmp", `strata-freshfs-${process.pid}-`));
     const image = join(dir, "fs.img");
     let device: string | undefined;
     let mounted = false;
     try {
-      await writeFile(join(dir, "owner"), `pid ${process.pid}\n`);
       await writeFile(image, "");
       await truncate(image, size);
       const [mkfs, args] = MKFS[type];

@@ -104,6 +104,12 @@ export async function timeCall<T>(
   };
 }
 
+/** The wall seconds of `fn` in this process and its result: {@link timeCall} for callers that record wall time only. */
+export async function wallSeconds<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const { sample, result } = await timeCall(fn);
+  return [sample.wall, result];
+}
+
 /**
  * Runs `cmd args` as a child process and times it. Only one command may be
  * timed at a time in a process: the CPU comes from this process's

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { tarStream } from "../../archive/tar-writer.js";
 import type { Digest, LayerStore } from "../../layer/index.js";
 import { header } from "../corpus.js";
-import { timeCall } from "../timer.js";
+import { wallSeconds } from "../timer.js";
 import { changedPaths, writeChanges } from "./changes.js";
 import type { BenchContext, TimedFamily, Unit } from "./context.js";
 import { diskUsage } from "./measure.js";
@@ -30,12 +30,6 @@ export interface DriverEnv {
 }
 
 type Workload = (env: DriverEnv) => Promise<void>;
-
-/** Seconds `fn` takes (wall). */
-async function seconds<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  const { sample, result } = await timeCall(fn);
-  return [sample.wall, result];
-}
 
 /** True for the families that start containers from the ten-layer image. */
 export function needsImage(family: TimedFamily): boolean {
@@ -61,7 +55,7 @@ export function registerImage(store: LayerStore, ctx: BenchContext): Promise<Dig
 
 const apply: Workload = async ({ store, ctx, unit }) => {
   const { workload, tars } = unit.apply!;
-  const [secs, ids] = await seconds(() => registerChain(store, tars));
+  const [secs, ids] = await wallSeconds(() => registerChain(store, tars));
   ctx.rec.add(store.driver.name, "driver", "apply", workload, "s", secs);
   await releaseChain(store, ids);
 };
@@ -72,9 +66,9 @@ const container: Workload = async ({ store, ctx, run, image: top }) => {
     const n = ctx.opts.latencyOps;
     for (let i = 0; i < n; i++) {
       const name = `lat-${run}-${i}`;
-      t.create += (await seconds(() => store.createRWLayer(name, top)))[0];
-      t.mount += (await seconds(() => store.mount(name)))[0];
-      t.unmount += (await seconds(() => store.unmount(name)))[0];
+      t.create += (await wallSeconds(() => store.createRWLayer(name, top)))[0];
+      t.mount += (await wallSeconds(() => store.mount(name)))[0];
+      t.unmount += (await wallSeconds(() => store.unmount(name)))[0];
       await store.releaseRWLayer(name);
     }
     for (const [op, secs] of Object.entries(t))
@@ -86,7 +80,7 @@ const start: Workload = async ({ store, ctx, run, image: top }) => {
   {
     for (const c of ctx.opts.concurrency) {
       const names = Array.from({ length: c }, (_, i) => `start-${run}-${c}-${i}`);
-      const [secs] = await seconds(() =>
+      const [secs] = await wallSeconds(() =>
         Promise.all(
           names.map(async (name) => {
             await store.createRWLayer(name, top);
@@ -111,11 +105,11 @@ const commit: Workload = async ({ store, ctx, run, image: top }) => {
       const path = await store.mount(name);
       await writeChanges(path, changedPaths(n, ctx.corpus.image.length, ctx.opts.imageLayerFiles));
       await store.unmount(name);
-      const [dsecs, changes] = await seconds(() => store.changes(name));
+      const [dsecs, changes] = await wallSeconds(() => store.changes(name));
       // Every changed file shows (plus the directories above the new ones): a smaller list is a bug.
       if (changes.length < n) throw new Error(`bench: ${store.driver.name} changes listed ${changes.length} < ${n}`);
       ctx.rec.add(store.driver.name, "driver", "commit", `diff/${n}`, "s", dsecs);
-      const [csecs, layer] = await seconds(() => store.commit(name));
+      const [csecs, layer] = await wallSeconds(() => store.commit(name));
       ctx.rec.add(store.driver.name, "driver", "commit", `commit/${n}`, "s", csecs);
       await store.release(layer.chainID);
       await store.releaseRWLayer(name);
@@ -142,12 +136,12 @@ const chain: Workload = async ({ store, ctx, run }) => {
   for (const depth of ctx.opts.chainDepths) {
     const ids: Digest[] = [];
     const name = `chain-${run}-${depth}`;
-    const [csecs] = await seconds(async () => {
+    const [csecs] = await wallSeconds(async () => {
       for (let i = 0; i < depth; i++) ids.push((await store.register(chainLayer(i), ids.at(-1) ?? "")).chainID);
       await store.createRWLayer(name, ids.at(-1)!);
     });
     ctx.rec.add(store.driver.name, "driver", "chain", `chain-create/${depth}`, "s", csecs);
-    const [rsecs, text] = await seconds(async () => readFile(join(await store.mount(name), "bottom.txt"), "utf8"));
+    const [rsecs, text] = await wallSeconds(async () => readFile(join(await store.mount(name), "bottom.txt"), "utf8"));
     if (text !== "layer 0\n")
       throw new Error(`bench: ${store.driver.name} read ${JSON.stringify(text)} from the bottom`);
     ctx.rec.add(store.driver.name, "driver", "chain", `chain-read/${depth}`, "s", rsecs);
@@ -177,11 +171,11 @@ const remove: Workload = async ({ store, ctx, run }) => {
   await store.addRef(top, "image:bench");
   await releaseChain(store, ids); // the named ref keeps the image
   const names = await createContainers(store, top, `rm-${run}`, ctx.opts.containers);
-  const [csecs] = await seconds(async () => {
+  const [csecs] = await wallSeconds(async () => {
     for (const n of names) await store.releaseRWLayer(n);
   });
   ctx.rec.add(store.driver.name, "driver", "remove", `remove/${ctx.opts.containers}-containers`, "s", csecs);
-  const [isecs, deleted] = await seconds(() => store.removeRef(top, "image:bench"));
+  const [isecs, deleted] = await wallSeconds(() => store.removeRef(top, "image:bench"));
   if (deleted.length !== ids.length) throw new Error(`bench: removing the image deleted ${deleted.length} layers`);
   ctx.rec.add(store.driver.name, "driver", "remove", "remove/image", "s", isecs);
 };

@@ -10,7 +10,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Daemon, executable, sh, unmountUnder } from "../../exec.js";
 import type { FreshFs } from "../../fresh-fs.js";
-import { timeCall } from "../../timer.js";
+import { wallSeconds } from "../../timer.js";
 import { type BenchContext, type Unit, applySets } from "../context.js";
 import { artifactName, dockerArchive } from "../../artifacts.js";
 import type { Peer } from "./peer.js";
@@ -82,16 +82,8 @@ export class ContainerdPeer implements Peer {
   async run(ctx: BenchContext, unit: Unit): Promise<void> {
     const { workload } = unit.apply!;
     const archive = this.#archives.get(workload)!;
-    const { sample } = await timeCall(() => this.#ctr("images", "import", "--snapshotter", "overlayfs", archive));
-    ctx.rec.add(
-      "containerd",
-      "peer",
-      "apply",
-      workload,
-      "s",
-      sample.wall,
-      "ctr images import (ingest + unpack, overlayfs)",
-    );
+    const [secs] = await wallSeconds(() => this.#ctr("images", "import", "--snapshotter", "overlayfs", archive));
+    ctx.rec.add("containerd", "peer", "apply", workload, "s", secs, "ctr images import (ingest + unpack, overlayfs)");
   }
 
   async stop(): Promise<void> {

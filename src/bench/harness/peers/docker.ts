@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import { PrivateDockerd, dockerdMissing } from "../../dockerd.js";
 import type { FreshFs } from "../../fresh-fs.js";
-import { timeCall } from "../../timer.js";
+import { wallSeconds } from "../../timer.js";
 import { changedPaths, writeChanges } from "../changes.js";
 import { type BenchContext, type TimedFamily, type Unit, applySets } from "../context.js";
 import { diskUsage } from "../measure.js";
@@ -20,11 +20,6 @@ import { artifactName, dockerArchive } from "../../artifacts.js";
 import type { Peer } from "./peer.js";
 
 const NOTE_CREATE = "docker create (Engine API); dockerd mounts a container only when it starts";
-
-async function seconds<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  const { sample, result } = await timeCall(fn);
-  return [sample.wall, result];
-}
 
 /** The dockerd overlay2 peer. */
 export class DockerPeer implements Peer {
@@ -83,14 +78,14 @@ export class DockerPeer implements Peer {
     const overlay2 = join(this.#dockerd!.dataRoot, "overlay2");
     switch (unit.family) {
       case "apply": {
-        const [secs] = await seconds(() => this.#load(unit.apply!.workload));
+        const [secs] = await wallSeconds(() => this.#load(unit.apply!.workload));
         add("apply", unit.apply!.workload, secs, "s", "docker load (Engine API)");
         return;
       }
       case "container": {
         let total = 0;
         for (let i = 0; i < ctx.opts.latencyOps; i++) {
-          const [secs, id] = await seconds(() => this.#create(image, `lat-${run}-${i}`));
+          const [secs, id] = await wallSeconds(() => this.#create(image, `lat-${run}-${i}`));
           total += secs;
           await this.#rm(id);
         }
@@ -100,7 +95,7 @@ export class DockerPeer implements Peer {
       case "start":
         for (const c of ctx.opts.concurrency) {
           const names = Array.from({ length: c }, (_, i) => `start-${run}-${c}-${i}`);
-          const [secs, ids] = await seconds(() => Promise.all(names.map((n) => this.#create(image, n))));
+          const [secs, ids] = await wallSeconds(() => Promise.all(names.map((n) => this.#create(image, n))));
           add("start", `start/${c}`, secs, "s", NOTE_CREATE);
           for (const id of ids) await this.#rm(id);
         }
@@ -117,11 +112,11 @@ export class DockerPeer implements Peer {
       case "remove": {
         const ids: string[] = [];
         for (let i = 0; i < ctx.opts.containers; i++) ids.push(await this.#create(image, `rm-${run}-${i}`));
-        const [csecs] = await seconds(async () => {
+        const [csecs] = await wallSeconds(async () => {
           for (const id of ids) await this.#rm(id);
         });
         add("remove", `remove/${ctx.opts.containers}-containers`, csecs);
-        const [isecs] = await seconds(() => this.#rmi(image));
+        const [isecs] = await wallSeconds(() => this.#rmi(image));
         add("remove", "remove/image", isecs);
         return;
       }
@@ -140,11 +135,11 @@ export class DockerPeer implements Peer {
         info.GraphDriver.Data.UpperDir,
         changedPaths(n, ctx.corpus.image.length, ctx.opts.imageLayerFiles),
       );
-      const [dsecs, changes] = await seconds(() => this.#api("GET", `/containers/${id}/changes`));
+      const [dsecs, changes] = await wallSeconds(() => this.#api("GET", `/containers/${id}/changes`));
       const count = Array.isArray(changes) ? changes.length : 0;
       if (count < n) throw new Error(`docker diff listed ${count} < ${n} changes`);
       ctx.rec.add("docker", "peer", "commit", `diff/${n}`, "s", dsecs, "docker diff (Engine API)");
-      const [csecs] = await seconds(() =>
+      const [csecs] = await wallSeconds(() =>
         this.#api("POST", `/commit?container=${id}&repo=strata-bench/commit&tag=${n}`),
       );
       ctx.rec.add("docker", "peer", "commit", `commit/${n}`, "s", csecs, "docker commit (Engine API)");

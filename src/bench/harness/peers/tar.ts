@@ -9,7 +9,7 @@ import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { sh } from "../../exec.js";
 import type { FreshFs } from "../../fresh-fs.js";
-import { timeCall } from "../../timer.js";
+import { wallSeconds } from "../../timer.js";
 import type { BenchContext, Unit } from "../context.js";
 import type { Peer } from "./peer.js";
 
@@ -37,10 +37,10 @@ export class TarPeer implements Peer {
 
   async run(ctx: BenchContext, unit: Unit): Promise<void> {
     const { workload, tars } = unit.apply!;
-    const { sample } = await timeCall(async () => {
+    const [secs] = await wallSeconds(async () => {
       for (const t of tars) await sh("tar", ["--numeric-owner", "-xf", resolve(t.path), "-C", this.#dest]);
     });
-    ctx.rec.add("tar", "peer", "apply", workload, "s", sample.wall, "tar -xf into a plain directory (the floor)");
+    ctx.rec.add("tar", "peer", "apply", workload, "s", secs, "tar -xf into a plain directory (the floor)");
   }
 
   async stop(): Promise<void> {}

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { firstExecutable, sh } from "../../exec.js";
 import type { FreshFs } from "../../fresh-fs.js";
-import { timeCall } from "../../timer.js";
+import { wallSeconds } from "../../timer.js";
 import { changedPaths, writeChanges } from "../changes.js";
 import { type BenchContext, type Unit, applySets } from "../context.js";
 import { artifactName, ociLayout } from "../../artifacts.js";
@@ -52,26 +52,18 @@ export class UmociPeer implements Peer {
     if (unit.family === "apply") {
       const { workload } = unit.apply!;
       const bundle = join(this.#fs, "bundle");
-      const { sample } = await timeCall(() => this.#unpack(this.#layouts.get(workload)!, workload, bundle));
-      ctx.rec.add(
-        "umoci",
-        "peer",
-        "apply",
-        workload,
-        "s",
-        sample.wall,
-        "umoci unpack (OCI layout, uncompressed layers)",
-      );
+      const [secs] = await wallSeconds(() => this.#unpack(this.#layouts.get(workload)!, workload, bundle));
+      ctx.rec.add("umoci", "peer", "apply", workload, "s", secs, "umoci unpack (OCI layout, uncompressed layers)");
       return;
     }
     for (const n of ctx.opts.changedFiles) {
       const bundle = join(this.#fs, `bundle-${n}`);
       await this.#unpack(this.#commitLayout, "apply/image10", bundle);
       await writeChanges(join(bundle, "rootfs"), changedPaths(n, ctx.corpus.image.length, ctx.opts.imageLayerFiles));
-      const { sample } = await timeCall(() =>
+      const [secs] = await wallSeconds(() =>
         sh(this.#umoci, ["repack", "--image", `${this.#commitLayout}:c${run}-${n}`, bundle]),
       );
-      ctx.rec.add("umoci", "peer", "commit", `commit/${n}`, "s", sample.wall, "umoci repack (mtree diff + gzip layer)");
+      ctx.rec.add("umoci", "peer", "commit", `commit/${n}`, "s", secs, "umoci repack (mtree diff + gzip layer)");
     }
   }
 
