@@ -153,7 +153,7 @@ test.serial(
     t.true(colours.size >= 2);
     for (const [subject, fills] of colours) t.is(fills.size, 1, `${subject} has one colour: ${[...fills].join(", ")}`);
     t.is(new Set([...colours.values()].map((f) => [...f][0])).size, colours.size, "no two subjects share a colour");
-    // Laid out by Chromium: every chart as wide as the page's column, the ratio table within it.
+    // Laid out by Chromium in a 1400 px window: every chart as wide as the page's column, the ratio table within it.
     const probe = join(dir, "out", "probe.html");
     const script = `<script>
 const col = document.querySelector(".chart").getBoundingClientRect().width;
