@@ -100,7 +100,7 @@ interface Addon {
   hasUnknownDtype(dir: string): Promise<boolean>;
   ExportWalker: new (root: number, opaque: boolean, inlineMax: number) => RawExportWalker;
   NativeApplier: new (root: string, threads: number, tar: TarApplyOptions) => RawApplier;
-  tarIndex(path: string): Promise<TarIndexEntry[]>;
+  tarIndex(path: string, maxMembers: number): Promise<TarIndexEntry[]>;
   NativeCodec: new (kind: CodecKind, level?: number) => RawCodec;
   codecs: CodecKind[];
 }
@@ -530,10 +530,11 @@ export interface TarIndexEntry {
 /**
  * One pass over the headers of the tar file at `path`, with the decoder the
  * applier uses; bodies are skipped, not read.
- * @throws ERR_TAR_FORMAT for a bad header, ERR_ARCHIVE_TRUNCATED when the file ends inside the archive
+ * @throws ERR_TAR_FORMAT for a bad header, ERR_ARCHIVE_TRUNCATED when the file ends inside the archive,
+ *   ERR_BAD_ARCHIVE for more than `maxMembers` files and hardlinks
  */
-export function tarIndex(path: string): Promise<TarIndexEntry[]> {
-  return call(() => addon.tarIndex(path));
+export function tarIndex(path: string, maxMembers: number): Promise<TarIndexEntry[]> {
+  return call(() => addon.tarIndex(path, maxMembers));
 }
 
 /** The codec kinds this build of the addon supports (ISA-L gzip, libzstd). */

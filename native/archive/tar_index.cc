@@ -4,11 +4,13 @@
 // decoder the applier uses (tar_header.h): PAX and GNU records merged,
 // header-only types without a body whatever size they claim.
 //
-//   tarIndex(path) -> Promise<Array<{ name, type: "file" | "link", linkname, offset, size }>>
+//   tarIndex(path, maxMembers) -> Promise<Array<{ name, type: "file" | "link", linkname, offset, size }>>
 //
 // Only regular files and hardlinks are listed; other entries are skipped,
-// unknown types included. A missing end marker is tolerated; a header or
-// body that runs past the end of the file is ERR_ARCHIVE_TRUNCATED.
+// unknown types included. More than `maxMembers` of them is ERR_BAD_ARCHIVE
+// (a header flood must not grow the list without bound). A missing end
+// marker is tolerated; a header or body that runs past the end of the file
+// is ERR_ARCHIVE_TRUNCATED.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,7 +52,7 @@ bool ReadAt(int fd, void* buf, size_t n, int64_t at, SysError& e, const std::str
 
 bool KnownType(char flag) { return (flag >= '0' && flag <= '7') || flag == '\0'; }
 
-bool Scan(int fd, const std::string& file, std::vector<Member>& out, SysError& e) {
+bool Scan(int fd, const std::string& file, size_t maxMembers, std::vector<Member>& out, SysError& e) {
   struct stat st;
   if (fstat(fd, &st) != 0) return Fail(e, "fstat", file);
   const int64_t fileSize = st.st_size;
@@ -89,8 +91,12 @@ bool Scan(int fd, const std::string& file, std::vector<Member>& out, SysError& e
       EntryHeader m = MergeHeader(h, pax, longName.get(), longLink.get());
       // Header-only types have no body whatever size they claim.
       size = m.type == EntryType::kFile ? m.size : 0;
-      if (m.type == EntryType::kFile || m.type == EntryType::kLink)
+      if (m.type == EntryType::kFile || m.type == EntryType::kLink) {
+        if (out.size() >= maxMembers)
+          throw TarError("ERR_BAD_ARCHIVE", "Cannot read the archive: more than " + std::to_string(maxMembers) +
+                                                " members \"" + file + "\"");
         out.push_back({m.name, m.linkname, m.type == EntryType::kLink, off, size});
+      }
     } else {
       size = h.size;  // an entry strata does not read: its body is skipped as declared
     }
@@ -105,15 +111,18 @@ bool Scan(int fd, const std::string& file, std::vector<Member>& out, SysError& e
 
 Napi::Value TarIndex(const Napi::CallbackInfo& info) {
   std::string file = ArgString(info, 0, "path");
+  int64_t max = ArgInt(info, 1, "maxMembers");
+  if (max < 0) throw Napi::TypeError::New(info.Env(), "Argument 1 (maxMembers) must not be negative");
+  const size_t maxMembers = static_cast<size_t>(max);
   auto members = std::make_shared<std::vector<Member>>();
   return RunAsync(
       info.Env(),
-      [file, members](SysError& e) {
+      [file, maxMembers, members](SysError& e) {
         int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) return Fail(e, "open", file);
         bool ok = false;
         try {
-          ok = Scan(fd, file, *members, e);
+          ok = Scan(fd, file, maxMembers, *members, e);
         } catch (const TarError& ex) {
           e.code = ex.code;
           e.message = ex.what();

@@ -165,6 +165,7 @@ function chain(input: Readable, t: Transform): Readable {
   return input.pipe(t);
 }
 
+/** The compressions a layer may come in, by the names Docker's media types use. */
 export type Compression = "none" | "gzip" | "zstd" | "bzip2" | "xz";
 
 /** Detects the compression of a stream's first bytes; an empty prefix is "none". */
@@ -191,7 +192,8 @@ async function peek(input: Readable, n: number): Promise<{ head: Buffer; stream:
   }
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   for (const c of chunks) out.write(c);
-  (async () => {
+  // The pump ends the stream or destroys it with the error: nothing to await.
+  void (async () => {
     try {
       for (;;) {
         const r = await iter.next();

@@ -3,7 +3,7 @@
  * as a child process: memory must stay bounded whatever the compression
  * ratio and however many bytes trail the tar's end marker. Each child's
  * peak RSS (VmHWM) must stay under 600 MiB (the ceiling in
- * src/archive/README.md). The bombs are made here, small on disk: a 2 GiB
+ * src/archive/README.md). `bomb.test.ts` does the same for load and pull. The bombs are made here, small on disk: a 2 GiB
  * run of zeros is a zstd frame of a few KB.
  *
  * STRATA_BOMB_MIB sets the size of the zero runs (default 2048).
@@ -20,11 +20,17 @@ import { compressStream } from "../../src/archive/compression.js";
 import { strata } from "../helpers/cli.js";
 import { makeTar } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
-import { strataPeak } from "./peak-rss.js";
+import { strataMeasured } from "./bomb.js";
 
 const MIB = 1 << 20;
 const BOMB_MIB = Number(process.env.STRATA_BOMB_MIB ?? 2048);
 const CEILING_MIB = 600;
+
+/** `strata ARGS` as a child, with its peak RSS in MiB. */
+async function strataPeak(t: ExecutionContext, args: string[]) {
+  const r = await strataMeasured(args, join(await tempDir(t, "strata-peak-"), "peak"));
+  return { ...r, peakMiB: r.peakRss / MIB };
+}
 
 /** `head` bytes, then `zeros` MiB of zeros, as a stream of 1 MiB chunks. */
 function* zerosAfter(head: Buffer, zeros: number): Generator<Buffer> {
@@ -49,7 +55,7 @@ async function bomb(t: ExecutionContext, name: string, parts: () => Iterable<Buf
 
 async function apply(t: ExecutionContext, file: string): Promise<{ root: string; chainID: string }> {
   const root = await tempDir(t, "strata-bomb-root-");
-  const r = await strataPeak(["--root", root, "--driver", "vfs", "layer", "apply", file]);
+  const r = await strataPeak(t, ["--root", root, "--driver", "vfs", "layer", "apply", file]);
   t.log(`layer apply: exit ${r.code}, peak RSS ${r.peakMiB.toFixed(0)} MiB ${r.stderr.trim()}`);
   t.is(r.code, 0, r.stderr);
   t.true(r.peakMiB < CEILING_MIB, `peak RSS ${r.peakMiB.toFixed(0)} MiB`);
@@ -76,7 +82,7 @@ test.serial(
     t.is(chainID, sha256Of(parts()));
     // Export re-assembles the tar from the index and checks it against the diffID at the end.
     const out = join(root, "export.tar");
-    const r = await strataPeak(["--root", root, "--driver", "vfs", "layer", "export", chainID, "-o", out]);
+    const r = await strataPeak(t, ["--root", root, "--driver", "vfs", "layer", "export", chainID, "-o", out]);
     t.log(`layer export: exit ${r.code}, peak RSS ${r.peakMiB.toFixed(0)} MiB`);
     t.is(r.code, 0, r.stderr);
     t.true(r.peakMiB < CEILING_MIB, `export peak RSS ${r.peakMiB.toFixed(0)} MiB`);
@@ -109,7 +115,7 @@ test.serial("a cut zstd bomb fails with one clear error, in bounded memory", asy
   const file = await bomb(t, "cut.zst", () => zerosAfter(Buffer.alloc(0), BOMB_MIB), "zstd");
   await truncate(file, (await stat(file)).size - 8);
   const root = await tempDir(t, "strata-bomb-root-");
-  const r = await strataPeak(["--root", root, "--driver", "vfs", "layer", "apply", file]);
+  const r = await strataPeak(t, ["--root", root, "--driver", "vfs", "layer", "apply", file]);
   t.log(`exit ${r.code}, peak RSS ${r.peakMiB.toFixed(0)} MiB: ${r.stderr.trim()}`);
   t.not(r.code, 0);
   t.regex(r.stderr, /^strata: Cannot decompress the layer: unexpected end of zstd data \[ERR_DECOMPRESS\]\n$/);

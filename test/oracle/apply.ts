@@ -105,7 +105,7 @@ export async function applyLayerOracle(
     for await (const entry of readTar(source, encoder)) await applier.entry(entry);
     await applier.restoreDirTimes();
     await applier.drain();
-    encoder?.end();
+    await encoder?.end();
     const result: ApplyResult = { size: applier.size, warnings: applier.warnings };
     if (hash) result.digest = `sha256:${hash.digest("hex")}`;
     return result;

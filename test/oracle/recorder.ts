@@ -27,6 +27,8 @@ function varint(n: number): Buffer {
 export class RecordEncoder implements RawRecorder {
   #raw: Buffer[] = [];
   #rawBytes = 0;
+  /** What the target asked to wait for (the reader is synchronous; the waits are joined at the end). */
+  #waits: Array<Promise<void>> = [];
 
   constructor(readonly target: TarRecorder) {}
 
@@ -40,17 +42,23 @@ export class RecordEncoder implements RawRecorder {
     if (size === 0) return;
     this.#flush();
     const n = Buffer.from(name, "utf8");
-    this.target.records(Buffer.concat([Buffer.from([FILE]), varint(size), varint(n.length), n]), 1);
+    this.#send(Buffer.concat([Buffer.from([FILE]), varint(size), varint(n.length), n]), 1);
   }
 
-  /** Flushes the last run of raw bytes. */
-  end(): void {
+  /** Flushes the last run of raw bytes and waits until the target has taken everything. */
+  async end(): Promise<void> {
     this.#flush();
+    await Promise.all(this.#waits);
+  }
+
+  #send(encoded: Buffer, files: number): void {
+    const wait = this.target.records(encoded, files);
+    if (wait) this.#waits.push(wait);
   }
 
   #flush(): void {
     if (this.#rawBytes === 0) return;
-    this.target.records(Buffer.concat([Buffer.from([RAW]), varint(this.#rawBytes), ...this.#raw]), 0);
+    this.#send(Buffer.concat([Buffer.from([RAW]), varint(this.#rawBytes), ...this.#raw]), 0);
     this.#raw = [];
     this.#rawBytes = 0;
   }
