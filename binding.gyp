@@ -21,7 +21,8 @@
         "native/tar_header.cc",
         "native/tar_apply.cc",
         "native/codec.cc",
-        "native/overlay.cc"
+        "native/overlay.cc",
+        "native/remove_tree.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS"],

@@ -55,5 +55,6 @@ void InitExportScan(Napi::Env env, Napi::Object exports);
 void InitApply(Napi::Env env, Napi::Object exports);
 void InitCodec(Napi::Env env, Napi::Object exports);
 void InitOverlay(Napi::Env env, Napi::Object exports);
+void InitRemoveTree(Napi::Env env, Napi::Object exports);
 
 }  // namespace strata
