@@ -13,7 +13,7 @@ import { createReadStream, existsSync } from "node:fs";
 import { Transform } from "node:stream";
 import { promisify } from "node:util";
 import type { OverlayDriver } from "../drivers/overlay/index.js";
-import type { MountAccess } from "../graphdriver/driver.js";
+import type { Differ } from "../layer/index.js";
 
 const run = promisify(execFile);
 const SOCK = "unix:///run/peer-docker.sock";
@@ -45,16 +45,15 @@ async function unavailable(): Promise<string> {
 }
 
 /** Runs the Docker comparison, printing a table (or why it was skipped). */
-export async function benchDocker(d: OverlayDriver, _work: string): Promise<void> {
+export async function benchDocker(d: OverlayDriver, differ: Differ): Promise<void> {
   console.log("\n## 10,000 changed files: strata changes / commit vs docker diff / docker commit");
   const why = await unavailable();
   if (why) {
     console.log(`skipped: ${why}`);
     return;
   }
-  const mounts: MountAccess = { acquire: (id) => d.get(id), release: (id) => d.put(id) };
   await d.create("dbase", "");
-  await d.applyDiff("dbase", "", createReadStream(ROOTFS), mounts);
+  await differ.applyDiff("dbase", "", createReadStream(ROOTFS));
   await d.createReadWrite("dctr", "dbase");
   const p = await d.get("dctr");
   await run("sh", ["-c", CHANGE], { cwd: p });
@@ -76,7 +75,7 @@ export async function benchDocker(d: OverlayDriver, _work: string): Promise<void
       t.dockerDiff.push(
         await time(async () => (dockerLines = (await docker("diff", name)).stdout.split("\n").length - 1)),
       );
-      t.strataDiff.push(await time(async () => (strataLines = (await d.changes("dctr", "dbase", mounts)).length)));
+      t.strataDiff.push(await time(async () => (strataLines = (await differ.changes("dctr", "dbase")).length)));
       counts = `docker diff ${dockerLines} lines, strata changes ${strataLines}`;
       const tag = `strata-bench/c${process.pid}:${i}`;
       tags.push(tag);
@@ -92,8 +91,8 @@ export async function benchDocker(d: OverlayDriver, _work: string): Promise<void
               cb(null, chunk);
             },
           });
-          const tar = (await d.diff("dctr", "dbase", mounts)).pipe(tee);
-          await d.applyDiff(id, "dbase", tar, mounts);
+          const tar = (await differ.diff("dctr", "dbase")).pipe(tee);
+          await differ.applyDiff(id, "dbase", tar);
           hash.digest("hex");
         }),
       );

@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { applyLayer } from "../diff/index.js";
 import { createOverlay, type OverlayDriver } from "../drivers/overlay/index.js";
-import type { MountAccess } from "../graphdriver/driver.js";
+import { Differ, Mounts } from "../layer/index.js";
 import { C, mount, mountFrom, umount2 } from "../native.js";
 import { benchDocker } from "./overlay-docker.js";
 
@@ -36,9 +36,11 @@ const MOUNT_RUNS = Number(process.env.BENCH_MOUNT_RUNS ?? 30);
 const BASE = process.env.BENCH_DIR ?? "/var/tmp";
 const DEBIAN_TAR = "/tmp/peer-artifacts/base-rootfs.tar";
 
-/** The driver's own get/put, for a benchmark without a layer store. */
-export function directMounts(d: OverlayDriver): MountAccess {
-  return { acquire: (id) => d.get(id), release: (id) => d.put(id) };
+/** A Differ over `d` with its mount holds kept in `<work>/holds`, for a benchmark without a layer store. */
+export async function benchDiffer(d: OverlayDriver, work: string): Promise<Differ> {
+  const mounts = new Mounts(d, join(work, "holds"));
+  await mounts.init();
+  return new Differ(d, mounts);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -87,7 +89,7 @@ async function benchApply(d: OverlayDriver, work: string): Promise<void> {
   console.log(
     "| layer | GNU tar (median) | overlay applyDiff (median) | ratio | strata applyLayer, plain dir | overlay / plain |\n|---|---|---|---|---|---|",
   );
-  const mounts = directMounts(d);
+  const differ = await benchDiffer(d, work);
   for (const layer of await makeLayers(work)) {
     const tarTimes: number[] = [];
     const ovlTimes: number[] = [];
@@ -105,7 +107,7 @@ async function benchApply(d: OverlayDriver, work: string): Promise<void> {
       const id = `apply-${i}`;
       await d.create(id, "");
       await settle();
-      ovlTimes.push(await time(() => d.applyDiff(id, "", createReadStream(layer.tar), mounts)));
+      ovlTimes.push(await time(() => differ.applyDiff(id, "", createReadStream(layer.tar))));
       await d.remove(id);
       const engineDir = join(work, `engine-${i}`);
       await mkdir(engineDir);
@@ -175,7 +177,7 @@ async function main(): Promise<void> {
     const parts = (process.env.BENCH_PARTS ?? "apply,mount,docker").split(",");
     if (parts.includes("apply")) await benchApply(d, work);
     if (parts.includes("mount")) await benchMount(d);
-    if (parts.includes("docker")) await benchDocker(d, work);
+    if (parts.includes("docker")) await benchDocker(d, await benchDiffer(d, work));
   } finally {
     await d.cleanup();
     await rm(work, { recursive: true, force: true });

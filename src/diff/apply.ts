@@ -70,6 +70,8 @@ export interface ApplyResult {
   warnings: string[];
   /** "sha256:<hex>" of the uncompressed tar, when `digest` was asked for. */
   digest?: string;
+  /** Bytes of the tar as read, when `digest` was asked for (the diffID covers exactly these). */
+  tarSize?: number;
 }
 
 /** Bodies up to this size travel in one op; larger ones are streamed. */
@@ -98,9 +100,25 @@ const split = (rel: string): [string, string] => {
   return [d === "." ? "" : d, posix.basename(rel)];
 };
 
+/** A sha256 of the bytes as they pass, and their count. */
+class TarDigest {
+  readonly #hash = createHash("sha256");
+  bytes = 0;
+  update(chunk: Buffer | Uint8Array | string): void {
+    this.#hash.update(chunk);
+    this.bytes += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
+  }
+  /** Adds `digest` and `tarSize` to `result`. */
+  finish(result: ApplyResult): ApplyResult {
+    result.digest = `sha256:${this.#hash.digest("hex")}`;
+    result.tarSize = this.bytes;
+    return result;
+  }
+}
+
 async function* hashing(
   source: AsyncIterable<Buffer | Uint8Array | string>,
-  hash: ReturnType<typeof createHash>,
+  hash: TarDigest,
 ): AsyncGenerator<Buffer | Uint8Array | string> {
   for await (const chunk of source) {
     hash.update(chunk);
@@ -127,7 +145,7 @@ export async function applyLayer(
   // Entries may run in parallel only when every name in the tree is one this layer made.
   const parallel = threads > 1 && (await readdir(dir)).length === 0;
   if (nativeEngine(opts)) return applyInNative(dir, tar, opts, parallel ? threads : 0);
-  const hash = opts.digest ? createHash("sha256") : undefined;
+  const hash = opts.digest ? new TarDigest() : undefined;
   const source = hash ? hashing(tar, hash) : tar;
   const applier = new Applier(new NativeApplier(dir, parallel ? threads : 0), opts, parallel);
   try {
@@ -135,8 +153,7 @@ export async function applyLayer(
     await applier.restoreDirTimes();
     await applier.drain();
     const result: ApplyResult = { size: applier.size, warnings: applier.warnings };
-    if (hash) result.digest = `sha256:${hash.digest("hex")}`;
-    return result;
+    return hash ? hash.finish(result) : result;
   } catch (err) {
     throw await applier.firstError(err);
   } finally {
@@ -232,7 +249,7 @@ async function applyInNative(
   opts: ApplyOptions,
   threads: number,
 ): Promise<ApplyResult> {
-  const hash = opts.digest ? createHash("sha256") : undefined;
+  const hash = opts.digest ? new TarDigest() : undefined;
   const native = new NativeApplier(dir, threads, {
     ...(opts.whiteouts ? { whiteouts: opts.whiteouts } : {}),
     ...(opts.uidMap ? { uidMap: opts.uidMap } : {}),
@@ -269,8 +286,7 @@ async function applyInNative(
     const end = await native.finish();
     settled(end);
     const result: ApplyResult = { size: end.size, warnings };
-    if (hash) result.digest = `sha256:${hash.digest("hex")}`;
-    return result;
+    return hash ? hash.finish(result) : result;
   } catch (err) {
     throw await inflight.firstError(err);
   } finally {

@@ -49,6 +49,7 @@ export function containerCommands(program: Command): void {
     .option("-f, --force", "unmount first if mounted")
     .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store) => {
+        await store.container(name); // the library call is a no-op for a missing name; the command says so
         await store.releaseRWLayer(name, { force: o.force });
         console.log(name);
       });
@@ -113,7 +114,6 @@ export function containerCommands(program: Command): void {
               return;
             }
             const info = await store.register(createReadStream(file), rec.parent, { ref: "user" });
-            await store.release(info.chainID);
             console.log(info.chainID);
           } finally {
             if (tmp) await rm(tmp, { recursive: true, force: true });
