@@ -303,16 +303,12 @@ export class LayerDB {
   }
 
   /**
-   * Leftovers of processes that died mid-way: staging dirs in tmp/, the
-   * temporary files of atomic writes (`.<name>.tmp-<owner>`) in intents/,
-   * holds/ and container dirs, and `-removing` layer directories whose
-   * driver layer is already gone. Relative paths.
+   * The temporary files of atomic writes (`.<name>.tmp-<owner>`) whose
+   * writer died before its rename, in intents/, holds/ and container dirs.
+   * Relative paths.
    */
-  async staleLeftovers(): Promise<string[]> {
+  async staleWrites(): Promise<string[]> {
     const out: string[] = [];
-    for (const n of await this.files.readdir("tmp")) {
-      if (!isTmpName(n) || (await isStaleTmp(n))) out.push(`tmp/${n}`);
-    }
     const dirs = ["intents", "holds", ...(await this.#dirEntries("mounts")).map((n) => `mounts/${n}`)];
     for (const d of dirs) {
       for (const n of await this.files.readdirOptional(d)) {
@@ -320,6 +316,18 @@ export class LayerDB {
       }
     }
     return out;
+  }
+
+  /**
+   * Leftovers of processes that died mid-way: stale staging dirs in tmp/
+   * and {@link staleWrites}. Relative paths.
+   */
+  async staleLeftovers(): Promise<string[]> {
+    const out: string[] = [];
+    for (const n of await this.files.readdir("tmp")) {
+      if (!isTmpName(n) || (await isStaleTmp(n))) out.push(`tmp/${n}`);
+    }
+    return [...out, ...(await this.staleWrites())];
   }
 
   /** Entries strata did not write where it keeps its own data; never followed, only reported. */

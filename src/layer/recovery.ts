@@ -5,7 +5,8 @@
  * rolls back registers and creates whose process died (their driver layers
  * are removed, no partial layer is ever listed), finishes interrupted
  * deletions (`-removing` directories, containers in state "removing"),
- * drops mount holds of dead processes and unmounts what nothing holds.
+ * drops mount holds of dead processes and unmounts what nothing holds, and
+ * removes the temporary files of atomic writes whose writer died.
  * Named references are left alone, pending import refs of dead processes
  * too: only the image records (outside this module) can tell whether such a
  * layer is used; `src/image/ref-check.ts` decides, under the same lock.
@@ -35,6 +36,8 @@ export interface RecoveryReport {
   rolledBack: string[];
   finishedRemovals: string[];
   mountsRepaired: string[];
+  /** Temporary files of atomic writes whose writer died (relative paths), removed. */
+  sweptWrites: string[];
   /** What could not be finished now ("<what>: <reason>"); `check` reports what is left. */
   deferred: string[];
 }
@@ -52,8 +55,18 @@ async function attempt(deferred: string[], what: string, step: () => Promise<voi
 
 /** Finishes or rolls back what crashed processes left (under the store lock). */
 export async function recover({ db, mounts, collector }: StoreParts): Promise<RecoveryReport> {
-  const report: RecoveryReport = { rolledBack: [], finishedRemovals: [], mountsRepaired: [], deferred: [] };
+  const report: RecoveryReport = {
+    rolledBack: [],
+    finishedRemovals: [],
+    mountsRepaired: [],
+    sweptWrites: [],
+    deferred: [],
+  };
   for (const name of await db.clearTmp()) report.deferred.push(`tmp/${name}: could not be removed`);
+  // A writer killed between its write and its rename (issue 18: a crashed `layer apply`).
+  for (const rel of await db.staleWrites()) {
+    if (await attempt(report.deferred, rel, () => db.removeTree(rel))) report.sweptWrites.push(rel);
+  }
   for (const { id, intent } of await db.listIntents()) {
     if (await isAlive(intent.owner)) continue; // still running in another process
     // A process killed after committing but before dropping its intent: the driver

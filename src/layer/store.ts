@@ -25,9 +25,8 @@
  *
  * @module
  */
-import { Readable } from "node:stream";
-import { assembleTar, openInLayer, TarSplitRecorder } from "../archive/tar-split.js";
-import { cleanEntryPath } from "../archive/paths.js";
+import type { Readable } from "node:stream";
+import { TarSplitRecorder } from "../archive/tar-split.js";
 import { DigestMismatchError, FailedPreconditionError, NotFoundError } from "../errors.js";
 import type { Change, Driver } from "../graphdriver/driver.js";
 import { currentProcess } from "../util/process.js";
@@ -38,10 +37,11 @@ import { Collector } from "./collector.js";
 import { Containers, type CreateRWOptions } from "./containers.js";
 import { Differ } from "./differ.js";
 import { chainID as makeChainID, type Digest, randomID } from "./ids.js";
-import { listInitOriginals, readInitOriginal, saveInitOriginals, setupInitLayer } from "./init-layer.js";
+import { saveInitOriginals, setupInitLayer } from "./init-layer.js";
 import { type ContainerRecord, LayerDB, type LayerRecord } from "./layerdb.js";
 import { StoreLock } from "./lock.js";
 import { Mounts } from "./mounts.js";
+import { pristineTar } from "./pristine.js";
 import { recover, type RecoveryReport, type StoreParts } from "./recovery.js";
 import { type RefEditor, refEditor } from "./refs.js";
 
@@ -296,45 +296,7 @@ export class LayerStore {
    * @throws ERR_NO_PRISTINE when the layer was stored without an index
    */
   async tarStream(chainID: Digest): Promise<Readable> {
-    const rec = await this.layer(chainID);
-    const index = await this.db.readTarSplit(chainID);
-    if (!index) {
-      throw new FailedPreconditionError(
-        "ERR_NO_PRISTINE",
-        `Cannot export layer: no pristine index stored for "${chainID}"`,
-      );
-    }
-    const path = await this.mounts.acquire(rec.cacheID);
-    let files: Awaited<ReturnType<typeof openInLayer>>;
-    try {
-      files = await openInLayer(path);
-    } catch (err) {
-      await this.mounts.release(rec.cacheID);
-      throw err;
-    }
-    const originals = this.db.initOriginalsRel(rec.cacheID);
-    const saved = new Set(
-      this.driver.capabilities.initInImage ? await listInitOriginals(this.db.files, originals) : [],
-    );
-    // initInImage layers: files the init content replaced are read from their saved originals.
-    const open: typeof files.open = (name, size) =>
-      saved.has(cleanEntryPath(name))
-        ? readInitOriginal(this.db.files, originals, cleanEntryPath(name))
-        : files.open(name, size);
-    const assembled = assembleTar(index, open, { digest: rec.diffID });
-    const release = async () => {
-      await files.close();
-      await this.mounts.release(rec.cacheID);
-    };
-    async function* held(): AsyncGenerator<Buffer> {
-      try {
-        for await (const chunk of assembled) yield chunk as Buffer;
-      } finally {
-        assembled.destroy();
-        await release();
-      }
-    }
-    return Readable.from(held(), { objectMode: false });
+    return pristineTar(this.#parts, await this.layer(chainID));
   }
 
   // ---- read-write layers (containers) ----

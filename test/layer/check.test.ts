@@ -83,6 +83,15 @@ for (const name of ["vfs", "overlay"]) {
   });
 }
 
+test("opening a store sweeps the temporary files of dead writers and reports them", async (t) => {
+  const { root, store } = await openStore(t, "vfs");
+  const leftover = `.0a1b.json.tmp-${deadOwner()}-deadbeef`;
+  await writeFile(join(store.db.dir, "intents", leftover), '{"kind":"reg');
+  const again = await openStore(t, "vfs", root);
+  t.deepEqual(again.store.recovery.sweptWrites, [`intents/${leftover}`]);
+  t.deepEqual(await readdir(join(store.db.dir, "intents")), []);
+});
+
 test("overlay: check reports a hold whose mount was removed from outside; --repair mounts it again", async (t) => {
   const { store } = await openStore(t, "overlay");
   const img = await store.register(await tar(), "", { ref: "user" });

@@ -13,10 +13,11 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError } from "../../errors.js";
 import { C, close } from "../../native.js";
-import { StoreDir } from "../../util/store-dir.js";
+import type { StoreDir } from "../../util/store-dir.js";
+import { DriverHome } from "../../graphdriver/home.js";
 import type { Capabilities, CreateOpts, DiffDir, Driver } from "../../graphdriver/driver.js";
 import { isStaleTmp, isTmpName, tmpName } from "../../util/tmp-names.js";
 import type { OverlaySupport } from "./check.js";
@@ -42,13 +43,14 @@ export class OverlayDriver implements Driver {
   /** How the last mount of each id was made (for tests and the benchmark). */
   readonly lastMountMethod = new Map<string, MountMethod>();
 
-  #homeDir: Promise<StoreDir> | undefined;
+  readonly #homeDir: DriverHome;
 
   constructor(home: string, cfg: OverlayConfig, support: OverlaySupport) {
     this.home = home;
     this.#cfg = cfg;
     this.support = support;
-    this.#layout = new Layout(home, () => this.#files(false));
+    this.#homeDir = new DriverHome(dirname(home), basename(home), 0o710);
+    this.#layout = new Layout(home, () => this.#homeDir.open());
     this.#quota = new ProjectQuota(home);
     // A committed layer mounts read-only with its diff as one more lower: keep one slot for it.
     const kernel = support.lowerdirPlus ? KERNEL_MAX_LOWERS - 1 : PAGE_MAX_LOWERS;
@@ -60,33 +62,16 @@ export class OverlayDriver implements Driver {
     });
   }
 
-  /**
-   * The home, opened once by fd. With `create` it (and `l/`) is made when
-   * missing; without, a missing home rejects with ENOENT (no layer exists).
-   */
+  /** The home, made with its `l/` when `create`; rejects with ENOENT while it does not exist. */
   async #files(create: boolean): Promise<StoreDir> {
-    if (!this.#homeDir) {
-      const root = await StoreDir.open(dirname(this.home));
-      try {
-        const name = this.home.slice(dirname(this.home).length + 1);
-        if (create) await root.mkdir(name, 0o710);
-        this.#homeDir ??= root.sub(name);
-        await this.#homeDir.catch(() => (this.#homeDir = undefined));
-      } finally {
-        await root.close();
-      }
-    }
-    const files = await this.#homeDir!;
+    const files = await this.#homeDir.open(create);
     if (create) await files.mkdir("l", 0o700);
     return files;
   }
 
   /** The home when it exists, else null. */
-  async #existing(): Promise<StoreDir | null> {
-    return this.#files(false).catch((err: unknown) => {
-      if (hasCode(err, "ENOENT")) return null;
-      throw err;
-    });
+  #existing(): Promise<StoreDir | null> {
+    return this.#homeDir.existing();
   }
 
   /**
@@ -365,9 +350,7 @@ export class OverlayDriver implements Driver {
 
   /** Closes the home's fd; mounts stay for their holders (a `strata mount` outlives the command). */
   async close(): Promise<void> {
-    const files = this.#homeDir;
-    this.#homeDir = undefined;
-    await (await files?.catch(() => undefined))?.close();
+    await this.#homeDir.close();
   }
 
   /** Shutdown: unmounts every layer this home still has mounted. */

@@ -13,24 +13,17 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
 import type { Capabilities, CreateOpts, DiffDir, Driver } from "../../graphdriver/driver.js";
 import { backingFs } from "../../graphdriver/fsmagic.js";
-import { StoreDir } from "../../util/store-dir.js";
+import { DriverHome } from "../../graphdriver/home.js";
+import type { StoreDir } from "../../util/store-dir.js";
 import { isStaleTmp, isTmpName, tmpName } from "../../util/tmp-names.js";
 
 const run = promisify(execFile);
 
-/** Whether `path` exists (the store root, before anything in it is opened). */
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const RENAME_NOREPLACE = 1;
 
@@ -45,32 +38,22 @@ export class VfsDriver implements Driver {
   readonly home: string;
   readonly capabilities: Capabilities = Object.freeze({ initInImage: false, nativeDiff: false, mountless: true });
   readonly #root: string;
-  #dirs: Promise<StoreDir> | undefined;
+  readonly #dirs: DriverHome;
 
   /** The vfs driver of the store at `root` (its home is `<root>/vfs`). */
   constructor(root: string) {
     this.#root = root;
     this.home = join(root, "vfs");
+    this.#dirs = new DriverHome(root, "vfs/dir", 0o700);
   }
 
-  /** `<home>/dir`, opened once; created only when `create` is true (else null when missing). */
+  /** `<home>/dir`; made when `create`, else null while missing. */
   async #layers(create: boolean): Promise<StoreDir | null> {
-    if (!this.#dirs) {
-      if (!create && !(await exists(this.#root))) return null;
-      const root = await StoreDir.open(this.#root);
-      try {
-        if (!create && !(await root.lstat("vfs/dir"))) return null;
-        this.#dirs ??= root.sub("vfs/dir", { create, mode: 0o700 });
-        await this.#dirs.catch(() => (this.#dirs = undefined));
-      } finally {
-        await root.close();
-      }
-    }
-    return this.#dirs;
+    return create ? this.#dirs.open(true) : this.#dirs.existing();
   }
 
   async #writable(): Promise<StoreDir> {
-    return (await this.#layers(true))!;
+    return this.#dirs.open(true);
   }
 
   /**
@@ -225,11 +208,9 @@ export class VfsDriver implements Driver {
     return null;
   }
 
-  /** Closes the home's fd; mounts (there are none) are not this driver's concern. */
+  /** Closes the home's fd. */
   async close(): Promise<void> {
-    const dirs = this.#dirs;
-    this.#dirs = undefined;
-    await (await dirs?.catch(() => undefined))?.close();
+    await this.#dirs.close();
   }
 
   async cleanup(): Promise<void> {
