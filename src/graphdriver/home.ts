@@ -11,6 +11,7 @@ import { access } from "node:fs/promises";
 import { hasCode } from "../errors.js";
 import { StoreDir } from "../util/store-dir.js";
 
+/** One driver's home (see the module doc). */
 export class DriverHome {
   readonly #root: string;
   readonly #rel: string;

@@ -22,6 +22,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotSupportedError } from
 import { openStoreRoot } from "../util/store-root.js";
 import type { Driver, DriverFactory, DriverOptions } from "./driver.js";
 
+/** A driver as the registry knows it. */
 export interface DriverEntry {
   name: string;
   factory: DriverFactory;

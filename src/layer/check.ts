@@ -14,6 +14,7 @@ import { hasCode } from "../errors.js";
 import type { Digest } from "./ids.js";
 import type { StoreParts } from "./recovery.js";
 
+/** One problem `check` found (and, with `repair`, fixed unless `unrepaired` says why not). */
 export interface CheckProblem {
   kind:
     | "missing-parent"

@@ -16,6 +16,7 @@ import type { Digest } from "./ids.js";
 import type { LayerDB } from "./layerdb.js";
 import type { Mounts } from "./mounts.js";
 
+/** References and deletion for one layer store (see the module doc). */
 export class Collector {
   readonly #db: LayerDB;
   readonly #driver: Driver;

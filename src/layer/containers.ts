@@ -29,6 +29,7 @@ export interface CreateRWOptions {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
+/** The container half of a `LayerStore` (see the module doc). */
 export class Containers {
   readonly #parts: StoreParts;
   readonly #lock: StoreLock;

@@ -39,6 +39,7 @@ export interface Applied {
   tarSize: number;
 }
 
+/** Apply and diff for one driver, mounting through one {@link Mounts}. */
 export class Differ {
   readonly #driver: Driver;
   readonly #mounts: Mounts;

@@ -29,6 +29,7 @@ import type { StoreDir } from "../util/store-dir.js";
 import { type Digest, hex } from "./ids.js";
 import type { ProcessIdentity } from "../util/process.js";
 
+/** An image layer as the layerdb keeps it. */
 export interface LayerRecord {
   chainID: Digest;
   diffID: Digest;
@@ -38,6 +39,7 @@ export interface LayerRecord {
   parent: Digest | "";
 }
 
+/** A container (read-write layer) as the layerdb keeps it. */
 export interface ContainerRecord {
   name: string;
   mountID: string;
@@ -49,6 +51,7 @@ export interface ContainerRecord {
   storageOpt: Record<string, string>;
 }
 
+/** An operation in flight, recorded before its driver work (see `recovery.ts`). */
 export interface Intent {
   kind: "register" | "create";
   /** Driver ids to remove if the owner died before finishing. */
@@ -68,6 +71,7 @@ export interface ForeignEntry {
   what: string;
 }
 
+/** The layerdb of one driver (see the module doc). */
 export class LayerDB {
   /** The layerdb directory's path (for messages and scratch paths). */
   readonly dir: string;

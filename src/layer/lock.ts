@@ -10,6 +10,7 @@ import { basename, dirname } from "node:path";
 import { C, close, flock } from "../native.js";
 import { StoreDir } from "../util/store-dir.js";
 
+/** An inter-process lock on one file (flock), serialised within the process too. */
 export class StoreLock {
   readonly #dir: StoreDir | string;
   readonly #name: string;

@@ -53,6 +53,7 @@ export interface HoldInfo {
   holders: Holder[];
 }
 
+/** The mount holds of one driver (see the module doc). */
 export class Mounts {
   readonly #driver: Driver;
   readonly #path: string;

@@ -55,6 +55,7 @@ export interface LayerInfo extends LayerRecord {
   depth: number;
 }
 
+/** A layer store over one driver (see the module doc). */
 export class LayerStore {
   readonly driver: Driver;
   readonly db: LayerDB;

@@ -62,6 +62,7 @@ async function writeAll(fd: number, data: Buffer): Promise<void> {
   }
 }
 
+/** A directory of the store, opened by fd (see the module doc). */
 export class StoreDir {
   /** The directory's path, for messages and for callers that need a path (mount sources, tools). */
   readonly path: string;

@@ -3,11 +3,36 @@
  * over a bare driver, for driver-level tests without a layer store: the
  * one counting path the product uses, with its holds in a temp dir.
  */
+import { mkdir } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import type { ExecutionContext } from "ava";
-import type { Change, Driver } from "../../src/graphdriver/driver.js";
+import type { Change, Driver, MountSpec } from "../../src/graphdriver/driver.js";
 import { Differ, Mounts } from "../../src/layer/index.js";
+import { C, mount, umount2 } from "../../src/native.js";
 import { tempDir } from "./tmp.js";
+
+/** mount(2)'s MS_REMOUNT (not among the addon's constants). */
+const MS_REMOUNT = 32;
+
+/**
+ * Mounts a `Driver.mountSpec` description at `target` the way containerd
+ * does (bind/rbind with a read-only remount, else type + options as data);
+ * returns the unmount.
+ */
+export async function mountSpecs(specs: MountSpec[], target: string): Promise<() => Promise<void>> {
+  await mkdir(target, { recursive: true });
+  for (const m of specs) {
+    const ro = m.options.includes("ro");
+    const data = m.options.filter((o) => !["ro", "rw", "rbind", "bind"].includes(o)).join(",");
+    if (m.type === "bind") {
+      await mount(m.source, target, null, C.MS_BIND | C.MS_REC);
+      if (ro) await mount(null, target, null, MS_REMOUNT | C.MS_BIND | C.MS_RDONLY);
+    } else {
+      await mount(m.source, target, m.type, ro ? C.MS_RDONLY : 0, data || null);
+    }
+  }
+  return () => umount2(target, C.MNT_DETACH);
+}
 
 /** Acquire/release as this process, and the Differ's methods, over one driver. */
 export interface CountedMounts {

@@ -18,7 +18,14 @@ import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError } from
 import { C, close } from "../../native.js";
 import type { StoreDir } from "../../util/store-dir.js";
 import { DriverHome } from "../../graphdriver/home.js";
-import type { Capabilities, CreateOpts, DiffDir, Driver } from "../../graphdriver/driver.js";
+import type {
+  Capabilities,
+  CreateOpts,
+  DiffDir,
+  Driver,
+  MountSpec,
+  MountSpecOptions,
+} from "../../graphdriver/driver.js";
 import { isStaleTmp, isTmpName, tmpName } from "../../util/tmp-names.js";
 import type { OverlaySupport } from "./check.js";
 import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS, parseSize } from "./config.js";
@@ -291,6 +298,47 @@ export class OverlayDriver implements Driver {
     return this.#locks.run(id, async () => {
       if ((await this.#layout.lowers(id)).length === 0) return;
       await unmountOverlay(this.#layout.merged(id));
+    });
+  }
+
+  /**
+   * The mounts of the layer as containerd's overlay snapshotter describes
+   * them: a bind of the diff dir without lowers, else an overlay whose
+   * lowers are the absolute `l/` links (short, so a long chain still fits
+   * the page of mount data that containerd passes to mount(2)).
+   */
+  async mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]> {
+    assertValidId(id);
+    return this.#locks.run(id, async () => {
+      if (!(await this.exists(id)))
+        throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot describe layer mount: not found "${id}"`);
+      const lowers = await this.#layout.lowers(id);
+      // The client's kernel follows the l/ links: each must be a layer's diff dir, as for get.
+      for (const l of lowers) await this.#layout.lowerLayer(l);
+      if (lowers.length === 0) {
+        return [{ type: "bind", source: this.#layout.diff(id), options: ["rbind", opts.readonly ? "ro" : "rw"] }];
+      }
+      const abs = (rel: string) => join(this.home, rel);
+      const options = this.support.indexParam ? ["index=off"] : [];
+      if (opts.readonly) {
+        const own = Layout.linkRel(await this.#layout.link(id));
+        await this.#layout.lowerLayer(own);
+        options.push(`lowerdir=${[own, ...lowers].map(abs).join(":")}`);
+      } else {
+        const files = await this.#files(false);
+        if (!(await files.lstat(`${id}/work`))?.isDirectory) {
+          throw new InvalidArgumentError(
+            "ERR_LAYER_CORRUPT",
+            `Cannot describe layer mount: no work dir "${this.#layout.work(id)}"`,
+          );
+        }
+        options.push(
+          `workdir=${this.#layout.work(id)}`,
+          `upperdir=${this.#layout.diff(id)}`,
+          `lowerdir=${lowers.map(abs).join(":")}`,
+        );
+      }
+      return [{ type: "overlay", source: "overlay", options }];
     });
   }
 

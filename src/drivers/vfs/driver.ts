@@ -16,7 +16,14 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
-import type { Capabilities, CreateOpts, DiffDir, Driver } from "../../graphdriver/driver.js";
+import type {
+  Capabilities,
+  CreateOpts,
+  DiffDir,
+  Driver,
+  MountSpec,
+  MountSpecOptions,
+} from "../../graphdriver/driver.js";
 import { backingFs } from "../../graphdriver/fsmagic.js";
 import { DriverHome } from "../../graphdriver/home.js";
 import type { StoreDir } from "../../util/store-dir.js";
@@ -27,12 +34,17 @@ const run = promisify(execFile);
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const RENAME_NOREPLACE = 1;
 
+/**
+ * Refuses ids that are not one safe path component (or that look like a temporary name).
+ * @throws ERR_INVALID_ID
+ */
 export function assertValidId(id: string): void {
   if (!ID_RE.test(id) || id.includes("..") || id.includes(".tmp-")) {
     throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
   }
 }
 
+/** The vfs driver (see the module doc); made by `createVfs`. */
 export class VfsDriver implements Driver {
   readonly name = "vfs";
   readonly home: string;
@@ -149,6 +161,13 @@ export class VfsDriver implements Driver {
 
   async put(id: string): Promise<void> {
     assertValidId(id);
+  }
+
+  /** A bind of the layer's full copy; nothing to make ready. A symlink there is refused, as by `get`. */
+  async mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]> {
+    if (!(await this.#isLayer(await this.#layers(false), id)))
+      throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot describe layer mount: not found "${id}"`);
+    return [{ type: "bind", source: this.#path(id), options: ["rbind", opts.readonly ? "ro" : "rw"] }];
   }
 
   async exists(id: string): Promise<boolean> {
