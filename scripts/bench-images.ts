@@ -44,10 +44,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { ImageStore } from "../src/image/image-store.js";
-import type { LayerSink } from "../src/image/layer-sink.js";
-import { loadImages } from "../src/image/load.js";
-import { pullImage } from "../src/image/registry/pull.js";
+import { ImageStore, type LayerSink, loadImages, pullImage } from "../src/image/index.js";
 import { chainID } from "../src/layer/ids.js";
 
 const run = promisify(execFile);

@@ -3,25 +3,18 @@
  *
  * `check` and `prune` look at both stores: the layer store's own consistency
  * (`src/layer/recovery.ts`) and its image references against the image
- * records (`src/image/ref-check.ts`), which only this level knows together.
+ * records (`src/image/records/ref-check.ts`), which only this level knows together.
  *
  * @module
  */
 import type { Command } from "commander";
-import { ImageStore } from "../../image/image-store.js";
-import { checkImageRefs, type ImageRefReport } from "../../image/ref-check.js";
+import { checkImageRefs, type ImageRefReport, withImageStore } from "../../image/index.js";
 import type { LayerStore } from "../../layer/index.js";
 import { withStore } from "../context.js";
-import { imageDir } from "../images.js";
 
 /** Runs the image-reference check of the image records stored beside `store`'s driver. */
 async function imageRefs(store: LayerStore, root: string, repair: boolean): Promise<ImageRefReport> {
-  const images = await ImageStore.open(imageDir(root, store.driver.name));
-  try {
-    return await checkImageRefs(store, images, repair);
-  } finally {
-    await images.close();
-  }
+  return withImageStore(root, store.driver.name, (images) => checkImageRefs(store, images, repair));
 }
 
 export function storeCommands(program: Command): void {
