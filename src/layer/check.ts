@@ -21,7 +21,7 @@ export interface CheckProblem {
     | "missing-driver-layer"
     | "orphan-driver-layer"
     | "dangling-hold"
-    | "unmounted-hold"
+    | "hold-without-mount"
     | "container-missing-layer"
     | "leftover"
     | "foreign-entry";
@@ -118,7 +118,7 @@ const kernelMounts: Checker = async ({ mounts }, repair) => {
         detail += ` (cannot mount again: ${(err as Error).message}; holds released)`;
       }
     }
-    problems.push({ kind: "unmounted-hold", subject: h.id, detail });
+    problems.push({ kind: "hold-without-mount", subject: h.id, detail });
   }
   return problems;
 };

@@ -248,16 +248,18 @@ export class Mounts {
   }
 
   /**
-   * Mounts a held `id` again where its holders expect it (after an external
-   * umount); a no-op when it is mounted or not held.
-   * @returns the path of the layer's tree
+   * Mounts `id` afresh for the holds it has (a mount that was unmounted from
+   * outside, or broke under them): unmounts what is left, mounts again,
+   * keeps every hold. Nothing held: only unmounts.
+   * @returns the new path, or "" when nothing holds `id`
    */
   async remount(id: string): Promise<string> {
     return this.#lock(id).with(async () => {
       const rec = await this.#read(id);
       await Mounts.#prune(rec);
-      if (rec.holders.length === 0 || (await this.#mounted(rec))) return rec.path;
-      await this.#get(id, rec);
+      await this.#driver.put(id);
+      if (rec.holders.length > 0) await this.#get(id, rec);
+      else rec.path = "";
       await this.#write(id, rec);
       return rec.path;
     });

@@ -102,7 +102,7 @@ test("overlay: check reports a hold whose mount was removed from outside; --repa
   const found = await store.check(false);
   t.deepEqual(
     found.map((p) => p.kind),
-    ["unmounted-hold"],
+    ["hold-without-mount"],
   );
   const repaired = await store.check(true);
   t.regex(repaired[0]!.detail, /mounted again/);

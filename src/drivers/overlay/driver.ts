@@ -58,7 +58,7 @@ export class OverlayDriver implements Driver {
     this.support = support;
     this.#homeDir = new DriverHome(dirname(home), basename(home), 0o710);
     this.#layout = new Layout(home, () => this.#homeDir.open());
-    this.#quota = new ProjectQuota(home);
+    this.#quota = new ProjectQuota(() => this.#files(true));
     // A committed layer mounts read-only with its diff as one more lower: keep one slot for it.
     const kernel = support.lowerdirPlus ? KERNEL_MAX_LOWERS - 1 : PAGE_MAX_LOWERS;
     this.maxLowers = Math.min(cfg.maxLowers ?? kernel, kernel);
