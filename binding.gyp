@@ -23,7 +23,8 @@
         "native/archive/tar_index.cc",
         "native/apply/tar_apply.cc",
         "native/codec/codec.cc",
-        "native/sys/overlay.cc"
+        "native/sys/overlay.cc",
+        "native/sys/remove_tree.cc"
       ],
       "include_dirs": ["native", "<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS"],

@@ -72,6 +72,7 @@ interface Addon {
   symlinkat(target: string, dirfd: number, path: string): Promise<void>;
   linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): Promise<void>;
   unlinkat(dirfd: number, path: string, flags: number): Promise<void>;
+  removeTreeAt(dirfd: number, name: string): Promise<void>;
   renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): Promise<void>;
   fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): Promise<void>;
   fchmodat(dirfd: number, path: string, mode: number): Promise<void>;
@@ -361,6 +362,18 @@ export function linkat(olddirfd: number, oldpath: string, newdirfd: number, newp
 }
 export function unlinkat(dirfd: number, path: string, flags = 0) {
   return call(() => addon.unlinkat(dirfd, path, flags));
+}
+/**
+ * Removes entry `name` (one path component) of the directory `dirfd` and
+ * everything below it, walking down by file descriptor: no path length
+ * limit, at most 32 directories open at once (native/remove_tree.cc). A
+ * symlink named `name` is unlinked itself, never followed; a missing entry
+ * is not an error.
+ * @throws a SystemError: EXDEV when the tree holds a mount point (nothing of
+ *   that filesystem is touched), ESTALE when the tree moved during the walk
+ */
+export function removeTreeAt(dirfd: number, name: string) {
+  return call(() => addon.removeTreeAt(dirfd, name));
 }
 export function renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags = 0) {
   return call(() => addon.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));

@@ -56,5 +56,6 @@ void InitApply(Napi::Env env, Napi::Object exports);
 void InitTarIndex(Napi::Env env, Napi::Object exports);
 void InitCodec(Napi::Env env, Napi::Object exports);
 void InitOverlay(Napi::Env env, Napi::Object exports);
+void InitRemoveTree(Napi::Env env, Napi::Object exports);
 
 }  // namespace strata

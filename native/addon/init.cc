@@ -11,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   strata::InitTarIndex(env, exports);
   strata::InitCodec(env, exports);
   strata::InitOverlay(env, exports);
+  strata::InitRemoveTree(env, exports);
   return exports;
 }
 

@@ -60,6 +60,8 @@ export interface ApplyResult {
   warnings: string[];
   /** "sha256:<hex>" of the uncompressed tar, when `digest` was asked for. */
   digest?: string;
+  /** Bytes of the tar as read, when `digest` was asked for (the diffID covers exactly these). */
+  tarSize?: number;
 }
 
 /** Default worker threads for an initially empty root. */
@@ -114,6 +116,7 @@ export async function applyLayer(
   const inflight = new InFlight(INFLIGHT_BYTES);
   let group: Buffer[] = [];
   let groupBytes = 0;
+  let tarSize = 0;
   const send = () => {
     if (group.length === 0) return;
     inflight.add(native.write(group), groupBytes, settled);
@@ -125,6 +128,7 @@ export async function applyLayer(
       const b = toBuffer(chunk);
       if (b.length === 0) continue;
       hash?.update(b);
+      tarSize += b.length;
       group.push(b);
       groupBytes += b.length;
       if (groupBytes < WRITE_BYTES) continue;
@@ -137,7 +141,10 @@ export async function applyLayer(
     await settled(end);
     const result: ApplyResult = { size: end.size, warnings: warnings.list() };
     warnDropped(result.warnings, warnings.total);
-    if (hash) result.digest = `sha256:${hash.digest("hex")}`;
+    if (hash) {
+      result.digest = `sha256:${hash.digest("hex")}`;
+      result.tarSize = tarSize;
+    }
     return result;
   } catch (err) {
     throw await inflight.firstError(err);

@@ -51,6 +51,7 @@ export function containerCommands(program: Command): void {
     .option("-f, --force", "unmount first if mounted")
     .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store, g) => {
+        await store.container(name); // the library call is a no-op for a missing name; the command says so
         await store.releaseRWLayer(name, { force: o.force });
         await withImageStore(g.root, store.driver.name, (images) => images.containers.forget(name));
         console.log(name);
@@ -120,7 +121,6 @@ export function containerCommands(program: Command): void {
               return;
             }
             const info = await store.register(createReadStream(file), rec.parent, { ref: "user" });
-            await store.release(info.chainID);
             console.log(info.chainID);
           } finally {
             if (tmp) await rm(tmp, { recursive: true, force: true });

@@ -8,8 +8,8 @@
  * `imageRecorded` trades it for "image" once the record is written,
  * `release` drops it when the import fails. The sink counts its holds per
  * layer, so imports sharing a layer through one sink (a `load` of several
- * images) each keep it until they are done. The in-process handle that the
- * store's `register` takes is dropped at once: only references keep a layer.
+ * images) each keep it until they are done. Only references keep a layer:
+ * `register` with a ref takes no in-process handle.
  *
  * @module
  */
@@ -38,7 +38,6 @@ export function layerStoreSink(store: LayerStore): Required<LayerSink> {
         ...(expectDiffID ? { diffID: assertDigest(expectDiffID) } : {}),
       });
       count(info.chainID, 1);
-      await store.release(info.chainID);
       return { chainID: info.chainID, diffID: info.diffID, size: info.size, tarSize: info.tarSize };
     },
     async has(chainID: string) {

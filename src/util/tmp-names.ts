@@ -7,7 +7,7 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { currentProcess, isAlive } from "../util/process.js";
+import { currentProcess, isAlive } from "./process.js";
 
 const TMP_RE = /\.tmp-(\d+)\.(\d+)-[0-9a-f]+$/;
 
