@@ -22,7 +22,7 @@
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import type { TarRecorder } from "../archive/tar-reader.js";
+import type { TarRecorder } from "../archive/tar-split.js";
 import { applyLayer, changes, changesSize, exportChanges, exportTree } from "../diff/index.js";
 import { hasCode, StrataError } from "../errors.js";
 import type { Change, Driver } from "../graphdriver/driver.js";

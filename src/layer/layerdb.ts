@@ -306,7 +306,6 @@ export class LayerDB {
     return rel;
   }
 
-
   /**
    * Clears stale staging directories (under the store lock): all but live
    * processes' scratch dirs. What cannot be removed stays for `check --repair`.

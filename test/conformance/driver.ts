@@ -378,7 +378,7 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
       // On overlay these would hide the lower "keep/" (opaque), white out "etc/hosts" (xattr
       // whiteout) and show the lower "etc/" as "x/" (redirect) if they reached the diff dir.
       const d = await openDriver(t, factory, o);
-      const mounts = countedMounts(d);
+      const mounts = await countedMounts(t, d);
       const y = Buffer.from("y");
       const base: Spec[] = [
         { name: "etc/", mode: 0o755 },
@@ -404,9 +404,9 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
           { name: "x/f", content: "f", xattrs: { "security.capability": cap, "user.kept": "yes" } },
         ].map((s: Spec) => (withForged ? { ...s, xattrs: { ...s.xattrs, ...forged[s.name] } } : s));
       await d.create("base", "");
-      await d.applyDiff("base", "", Readable.from(chunks(await makeTar(base))), mounts);
+      await mounts.applyDiff("base", "", Readable.from(chunks(await makeTar(base))));
       await d.create("top", "base");
-      await d.applyDiff("top", "base", Readable.from(chunks(await makeTar(top(true)))), mounts);
+      await mounts.applyDiff("top", "base", Readable.from(chunks(await makeTar(top(true)))));
       const flat = await tempDir(t, "strata-flat-");
       await applyLayer(flat, chunks(await makeTar(base)));
       await applyLayer(flat, chunks(await makeTar(top(false))));

@@ -21,7 +21,7 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { applyLayer } from "../../diff/index.js";
 import { createOverlay, type OverlayDriver } from "../../drivers/overlay/index.js";
-import type { MountAccess } from "../../graphdriver/driver.js";
+import { Differ, Mounts } from "../../layer/index.js";
 import { C, mount, mountFrom, umount2 } from "../../native.js";
 import type { FreshFs } from "../fresh-fs.js";
 import { type BenchCase, type Contender, commandContender } from "../side-by-side.js";
@@ -41,10 +41,16 @@ npm run bench:overlay -- [options]
 
 const DEPTHS = [1, 10, 50, 128];
 
-/** The driver's own get/put, for a benchmark without a layer store. */
-function directMounts(d: OverlayDriver): MountAccess {
-  return { acquire: (id) => d.get(id), release: (id) => d.put(id) };
+/** A Differ over `d` with its mount holds kept in `dir` (closed with the driver), for a benchmark without a layer store. */
+async function benchDiffer(d: OverlayDriver, dir: string): Promise<Differ> {
+  const mounts = new Mounts(d, dir);
+  await mounts.init();
+  heldOpen.push(mounts);
+  return new Differ(d, mounts);
 }
+
+/** Mount-hold directories open on the run's filesystem: closed before it is unmounted. */
+const heldOpen: Mounts[] = [];
 
 /** A contender that runs an overlay driver rooted on the run's filesystem, in this process. */
 function driverContender(
@@ -61,6 +67,7 @@ function driverContender(
     },
     run: (fs) => run(d!, fs),
     finish: async () => {
+      for (const m of heldOpen.splice(0)) await m.close();
       await d?.cleanup();
       d = undefined;
     },
@@ -73,16 +80,20 @@ function applyCases(corpus: string): BenchCase[] {
     ["apply 60k", "small.tar"],
   ].map(([name, file]) => {
     const tar = join(corpus, file!);
+    let differ: Differ | undefined;
     return {
       name: name!,
       reference: "tar -xf",
       contenders: [
         driverContender(
           "overlay applyDiff",
-          (d) => d.create("layer", ""),
-          async (d, fs) =>
+          async (d, fs) => {
+            await d.create("layer", "");
+            differ = await benchDiffer(d, join(fs.path, "holds"));
+          },
+          async (_d, fs) =>
             (
-              await timeCall(() => d.applyDiff("layer", "", createReadStream(tar), directMounts(d)), {
+              await timeCall(() => differ!.applyDiff("layer", "", createReadStream(tar)), {
                 syncPath: fs.path,
               })
             ).sample,
