@@ -69,6 +69,10 @@ std::string handle(Daemon& d, const std::string& line, bool& close) {
     d.pool->grow(number(w, 1));
     return "";
   }
+  if (cmd == "grow-metadata") {
+    d.pool->growMetadata(number(w, 1));
+    return "";
+  }
   if (cmd == "activate") {
     uint64_t id = number(w, 1), size = number(w, 2);
     if (!d.pool->hasDevice(id)) throw PoolError(ENODEV, "no thin device " + std::to_string(id));

@@ -63,6 +63,8 @@ class Pool {
   void setTransactionId(uint64_t oldId, uint64_t newId);
   /** Grows the data file to `nrBlocks` data blocks. */
   void grow(uint64_t nrBlocks);
+  /** Grows the metadata file to `nrBlocks` 4 KiB blocks (capped at the format's limit; never shrinks). */
+  void growMetadata(uint64_t nrBlocks);
 
   // The data path. Offsets and lengths in bytes within device `id`.
   void read(uint64_t id, uint64_t off, uint8_t* buf, size_t len);

@@ -21,7 +21,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { attachLoop, detachLoop } from "../native.js";
+import { attachLoop, detachLoop, loopStatus } from "../native.js";
 import { request } from "./client.js";
 import { ensureDaemon, loopsBackedUnder, poolLayout, runDaemonTool, type PoolLayout } from "./daemon.js";
 import { PoolError } from "./errors.js";
@@ -173,13 +173,9 @@ export class ThinPool {
     return this.message(`set_transaction_id ${oldId} ${newId}`);
   }
 
-  /** The pool's status, parsed from the kernel-style status line. */
+  /** The pool's status, parsed from the kernel-style status line the daemon prints. */
   async status(): Promise<PoolStatus> {
-    return parseStatus(await this.statusLine());
-  }
-  /** The raw status line, as `dmsetup status` prints it after the target name. */
-  statusLine(): Promise<string> {
-    return this.#call("status");
+    return parseStatus(await this.#call("status"));
   }
   /** The engine's view of the pool and its devices. */
   async info(): Promise<PoolInfo> {
@@ -194,6 +190,14 @@ export class ThinPool {
     const info = await this.info();
     await this.#call(`grow ${Math.floor(dataSize / info.dataBlockSize)}`);
   }
+  /**
+   * Grows the metadata file to `metadataSize` bytes (whole 4 KiB blocks, up
+   * to the format's limit of about 16 GiB): the next commit's space map
+   * describes the new blocks. Never shrinks.
+   */
+  async growMetadata(metadataSize: number): Promise<void> {
+    await this.#call(`grow-metadata ${Math.floor(metadataSize / 4096)}`);
+  }
 
   /**
    * Activates thin device `id` with `sizeBytes` bytes and returns its block
@@ -202,7 +206,7 @@ export class ThinPool {
    */
   async activate(id: number, sizeBytes: number): Promise<string> {
     const file = await this.#call(`activate ${id} ${sizeBytes}`);
-    const existing = (await loopsBackedUnder(this.layout.mountPoint)).find((l) => l.backingFile === file);
+    const existing = (await this.#loops()).find((l) => l.backingFile === file && !l.stale);
     if (existing) return existing.device;
     try {
       const loop = await attachLoop(file, { directIO: true, autoclear: false });
@@ -214,17 +218,59 @@ export class ThinPool {
     }
   }
 
-  /** The block device of an active thin device, or null. */
+  /** The block device of an active thin device, or null (a stale loop does not count: see {@link staleDevices}). */
   async deviceOf(id: number): Promise<string | null> {
     const file = join(this.layout.mountPoint, String(id));
-    return (await loopsBackedUnder(this.layout.mountPoint)).find((l) => l.backingFile === file)?.device ?? null;
+    return (await this.#loops()).find((l) => l.backingFile === file && !l.stale)?.device ?? null;
   }
 
-  /** Detaches the device's loop and deactivates it. ERR_POOL_BUSY if it stays open (mounted). */
+  /**
+   * Loop devices still bound to a device file of a daemon that died: the
+   * file belongs to the FUSE mount the dead daemon served (its `st_dev`
+   * is not the live mount's), so every I/O on them fails. Starts a daemon
+   * first if none runs. Such a loop goes away when its last user (a mounted
+   * filesystem) lets go; a new activation of the device gets a new loop.
+   */
+  async staleDevices(): Promise<{ deviceId: number; device: string; reason: string }[]> {
+    this.#pid = await ensureDaemon(this.layout);
+    return (await this.#loops())
+      .filter((l) => l.stale)
+      .map((l) => ({
+        deviceId: Number(l.backingFile.slice(this.layout.mountPoint.length + 1)),
+        device: l.device,
+        reason: `${l.device} reads "${l.backingFile}" of a pool daemon that is gone`,
+      }));
+  }
+
+  /** Loop devices backed by device files under the FUSE mount, each marked stale unless it is the live mount's. */
+  async #loops(): Promise<{ device: string; backingFile: string; stale: boolean }[]> {
+    const live = await stat(this.layout.mountPoint).then(
+      (s) => s.dev,
+      () => -1,
+    );
+    const out: { device: string; backingFile: string; stale: boolean }[] = [];
+    for (const l of await loopsBackedUnder(this.layout.mountPoint)) {
+      const st = await loopStatus(l.device).catch(() => null);
+      if (st) out.push({ ...l, stale: st.backingDevice !== live });
+    }
+    return out;
+  }
+
+  /**
+   * Detaches the device's loop and deactivates it. ERR_POOL_BUSY at once
+   * when the loop stays open (a mounted filesystem): the loop then goes away
+   * by itself once its last user closes it (autoclear), and a later
+   * deactivate completes.
+   */
   async deactivate(id: number): Promise<void> {
     const file = join(this.layout.mountPoint, String(id));
-    for (const l of await loopsBackedUnder(this.layout.mountPoint))
-      if (l.backingFile === file) await detachLoop(l.device);
+    let held: string | null = null;
+    for (const l of await loopsBackedUnder(this.layout.mountPoint)) {
+      if (l.backingFile !== file) continue;
+      await detachLoop(l.device);
+      if (await autoclearPending(l.device)) held = l.device;
+    }
+    if (held) throw new PoolError("ERR_POOL_BUSY", `Cannot deactivate thin device ${id}: ${held} is still open`);
     for (let i = 0; ; i++) {
       try {
         await this.#call(`deactivate ${id}`);
@@ -269,6 +315,12 @@ const FUSE_MAX_REQUEST_KIB = 1024;
 async function alignRequestsToFuse(device: string): Promise<void> {
   const name = device.replace(/^\/dev\//, "");
   await writeFile(`/sys/block/${name}/queue/max_sectors_kb`, String(FUSE_MAX_REQUEST_KIB)).catch(() => {});
+}
+
+/** True when a detached loop device is still bound, waiting for its last user to close it. */
+async function autoclearPending(device: string): Promise<boolean> {
+  const name = device.replace(/^\/dev\//, "");
+  return (await readFile(`/sys/block/${name}/loop/autoclear`, "utf8").catch(() => "0")).trim() === "1";
 }
 
 async function running(pid: number): Promise<boolean> {

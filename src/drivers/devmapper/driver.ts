@@ -8,21 +8,13 @@
  * @module
  */
 import { readdir } from "node:fs/promises";
-import { join } from "node:path";
 import { InvalidArgumentError } from "../../errors.js";
 import type { Capabilities, CreateOpts, Driver } from "../../graphdriver/driver.js";
+import { assertValidLayerId } from "../../graphdriver/layer-id.js";
 import { NaiveDiffDriver } from "../../graphdriver/naive-diff.js";
-import type { DeviceSet } from "./device-set.js";
-import { humanSize, parseSize } from "./options.js";
 import { mountPoints } from "../../util/mountinfo.js";
-
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-
-function assertValidId(id: string): void {
-  if (!ID_RE.test(id) || id.includes("..")) {
-    throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
-  }
-}
+import type { DeviceSet, DeviceSetStatus } from "./device-set.js";
+import { humanSize, parseSize } from "./options.js";
 
 /** The per-layer storage options devmapper accepts: `size` only (≥ the base device size). */
 function sizeOpt(opts?: CreateOpts): number | undefined {
@@ -35,6 +27,47 @@ function sizeOpt(opts?: CreateOpts): number | undefined {
     size = parseSize(v, "size");
   }
   return size;
+}
+
+/** Docker's status pairs from a DeviceSet status, in Docker's order, with go-units human sizes. */
+export function statusPairs(s: DeviceSetStatus): Array<[string, string]> {
+  const p = s.pool;
+  const dataUsed = p.usedDataBlocks * s.dataBlockSize;
+  const dataTotal = p.totalDataBlocks * s.dataBlockSize;
+  const metaUsed = p.usedMetadataBlocks * 4096;
+  const metaTotal = p.totalMetadataBlocks * 4096;
+  let dataAvail = dataTotal - dataUsed;
+  let metaAvail = metaTotal - metaUsed;
+  if (s.backingFree !== null && s.files.dataLoopFile) {
+    dataAvail = Math.min(dataAvail, s.backingFree);
+    metaAvail = Math.min(metaAvail, s.backingFree);
+  }
+  const minFree = Math.floor((p.totalDataBlocks * s.minFreeSpacePercent) / 100) * s.dataBlockSize;
+  const out: Array<[string, string]> = [
+    ["Pool Name", s.poolName],
+    ["Pool Blocksize", humanSize(s.dataBlockSize)],
+    ["Base Device Size", humanSize(s.baseDeviceSize)],
+    ["Backing Filesystem", s.backingFilesystem],
+    ["Udev Sync Supported", String(s.udevSyncSupported)],
+  ];
+  if (s.files.dataDevice) out.push(["Data file", s.files.dataDevice]);
+  if (s.files.metadataDevice) out.push(["Metadata file", s.files.metadataDevice]);
+  if (s.files.dataLoopFile) out.push(["Data loop file", s.files.dataLoopFile]);
+  if (s.files.metadataLoopFile) out.push(["Metadata loop file", s.files.metadataLoopFile]);
+  out.push(
+    ["Data Space Used", humanSize(dataUsed)],
+    ["Data Space Total", humanSize(dataTotal)],
+    ["Data Space Available", humanSize(dataAvail)],
+    ["Metadata Space Used", humanSize(metaUsed)],
+    ["Metadata Space Total", humanSize(metaTotal)],
+    ["Metadata Space Available", humanSize(metaAvail)],
+    ["Thin Pool Minimum Free Space", humanSize(minFree)],
+    ["Deferred Removal Enabled", String(s.deferredRemoval)],
+    ["Deferred Deletion Enabled", String(s.deferredDeletion)],
+    ["Deferred Deleted Device Count", String(s.deferredDeletedDevices)],
+    ["Library Version", s.libraryVersion],
+  );
+  return out;
 }
 
 /** The devmapper graphdriver. */
@@ -51,13 +84,9 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     this.deviceSet = deviceSet;
   }
 
-  #mp(id: string): string {
-    return join(this.deviceSet.paths.mntDir, id);
-  }
-
   async create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
-    assertValidId(id);
-    if (parent) assertValidId(parent);
+    assertValidLayerId(id);
+    if (parent) assertValidLayerId(parent);
     await this.deviceSet.addDevice(id, parent, sizeOpt(opts));
   }
 
@@ -66,23 +95,22 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   }
 
   async remove(id: string): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
     await this.deviceSet.deleteDevice(id);
   }
 
   async get(id: string): Promise<string> {
-    assertValidId(id);
-    const mp = this.#mp(id);
-    return this.deviceSet.mounts.mount(id, mp);
+    assertValidLayerId(id);
+    return this.deviceSet.mount(id);
   }
 
   async put(id: string): Promise<void> {
-    assertValidId(id);
-    await this.deviceSet.mounts.unmount(id, this.#mp(id));
+    assertValidLayerId(id);
+    await this.deviceSet.unmount(id);
   }
 
   async exists(id: string): Promise<boolean> {
-    assertValidId(id);
+    assertValidLayerId(id);
     const d = await this.deviceSet.md.device(id);
     return d !== null && !d.deleted;
   }
@@ -93,58 +121,13 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
 
   /** Docker's status pairs, in Docker's order, with go-units human sizes. */
   async status(): Promise<Array<[string, string]>> {
-    const ds = this.deviceSet;
-    const [s, files, meta, deleted, lib, freeBacking] = await Promise.all([
-      ds.target.status(),
-      ds.target.files(),
-      ds.md.deviceSet(),
-      ds.deletedCount(),
-      ds.target.libraryVersion(),
-      ds.target.backingFree(),
-    ]);
-    const base = await ds.md.device("");
-    const dataUsed = s.usedDataBlocks * s.dataBlockSize;
-    const dataTotal = s.totalDataBlocks * s.dataBlockSize;
-    const metaUsed = s.usedMetadataBlocks * 4096;
-    const metaTotal = s.totalMetadataBlocks * 4096;
-    let dataAvail = dataTotal - dataUsed;
-    let metaAvail = metaTotal - metaUsed;
-    if (freeBacking !== null && files.dataLoopFile) {
-      dataAvail = Math.min(dataAvail, freeBacking);
-      metaAvail = Math.min(metaAvail, freeBacking);
-    }
-    const minFree = Math.floor((s.totalDataBlocks * ds.config.minFreeSpacePercent) / 100) * s.dataBlockSize;
-    const out: Array<[string, string]> = [
-      ["Pool Name", ds.poolName],
-      ["Pool Blocksize", humanSize(s.dataBlockSize)],
-      ["Base Device Size", humanSize(base?.size ?? 0)],
-      ["Backing Filesystem", meta.BaseDeviceFilesystem],
-      ["Udev Sync Supported", String(ds.udevSync)],
-    ];
-    if (files.dataDevice) out.push(["Data file", files.dataDevice]);
-    if (files.metadataDevice) out.push(["Metadata file", files.metadataDevice]);
-    if (files.dataLoopFile) out.push(["Data loop file", files.dataLoopFile]);
-    if (files.metadataLoopFile) out.push(["Metadata loop file", files.metadataLoopFile]);
-    out.push(
-      ["Data Space Used", humanSize(dataUsed)],
-      ["Data Space Total", humanSize(dataTotal)],
-      ["Data Space Available", humanSize(dataAvail)],
-      ["Metadata Space Used", humanSize(metaUsed)],
-      ["Metadata Space Total", humanSize(metaTotal)],
-      ["Metadata Space Available", humanSize(metaAvail)],
-      ["Thin Pool Minimum Free Space", humanSize(minFree)],
-      ["Deferred Removal Enabled", String(ds.deferredRemoval)],
-      ["Deferred Deletion Enabled", String(ds.deferredDeletion)],
-      ["Deferred Deleted Device Count", String(deleted)],
-      ["Library Version", lib],
-    );
-    return out;
+    return statusPairs(await this.deviceSet.status());
   }
 
   /** Docker's GetMetadata: DeviceId, DeviceSize, DeviceName. @throws ERR_LAYER_NOT_FOUND */
   async metadata(id: string): Promise<Record<string, string>> {
-    assertValidId(id);
-    const d = await this.deviceSet.lookup(id);
+    assertValidLayerId(id);
+    const d = await this.deviceSet.md.live(id);
     return { DeviceId: String(d.device_id), DeviceSize: String(d.size), DeviceName: this.deviceSet.nameOf(id) };
   }
 
@@ -170,8 +153,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   async cleanup(): Promise<void> {
     const table = await mountPoints();
     for (const id of await readdir(this.deviceSet.paths.mntDir).catch(() => [] as string[])) {
-      const mp = this.#mp(id);
-      if (table.has(mp)) await this.deviceSet.mounts.unmount(id, mp);
+      if (table.has(this.deviceSet.mountPoint(id))) await this.deviceSet.unmount(id);
     }
     await this.close();
   }

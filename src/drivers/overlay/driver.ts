@@ -26,7 +26,8 @@ import type { OverlaySupport } from "./check.js";
 import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS, parseSize } from "./config.js";
 import { buildLayer } from "./create.js";
 import { KeyedLock } from "./keyed-lock.js";
-import { assertValidId, Layout } from "./layout.js";
+import { assertValidLayerId } from "../../graphdriver/layer-id.js";
+import { Layout } from "./layout.js";
 import { isOverlayMounted, type MountMethod, mountOverlay, mountsUnder, unmountOverlay } from "./mount.js";
 import { upperDirSize, upperDirTar } from "./native-diff.js";
 import { ProjectQuota } from "./quota.js";
@@ -127,7 +128,7 @@ export class OverlayDriver implements Driver {
   }
 
   async #create(id: string, parent: string, size: number): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return this.#locks.run(id, async () => {
       if (await this.exists(id))
         throw new AlreadyExistsError("ERR_LAYER_EXISTS", `Cannot create layer: exists "${id}"`);
@@ -152,7 +153,7 @@ export class OverlayDriver implements Driver {
   }
 
   async remove(id: string): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return this.#locks.run(id, () => this.#removeNow(id));
   }
 
@@ -178,7 +179,7 @@ export class OverlayDriver implements Driver {
   }
 
   async get(id: string): Promise<string> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return this.#locks.run(id, async () => {
       if (!(await this.exists(id)))
         throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot get layer: not found "${id}"`);
@@ -213,7 +214,7 @@ export class OverlayDriver implements Driver {
   }
 
   async put(id: string): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return this.#locks.run(id, async () => {
       if ((await this.#layout.lowers(id)).length === 0) return;
       await unmountOverlay(this.#layout.merged(id));

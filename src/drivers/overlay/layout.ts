@@ -18,11 +18,11 @@ import { randomBytes } from "node:crypto";
 import { readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { hasCode, InvalidArgumentError } from "../../errors.js";
+import { assertValidLayerId } from "../../graphdriver/layer-id.js";
 
 /** Length of the short link names; (26 + "l/" + ":") × 128 fits a page with room to spare. */
 export const LINK_ID_LENGTH = 26;
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 /** A random 26-character base32 name for `l/`. */
 export function generateLinkId(): string {
@@ -30,16 +30,6 @@ export function generateLinkId(): string {
   let s = "";
   for (const b of bytes) s += BASE32[b & 31];
   return s;
-}
-
-/**
- * Refuses ids that are not one safe path component.
- * @throws ERR_INVALID_ID
- */
-export function assertValidId(id: string): void {
-  if (!ID_RE.test(id) || id.includes("..") || id.includes(".tmp-")) {
-    throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
-  }
 }
 
 /** Reads a small text file, or `null` when it does not exist. */
@@ -63,7 +53,7 @@ export class Layout {
   }
 
   dir(id: string): string {
-    assertValidId(id);
+    assertValidLayerId(id);
     return join(this.home, id);
   }
   diff(id: string): string {

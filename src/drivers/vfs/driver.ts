@@ -15,16 +15,10 @@ import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, Strat
 import type { Capabilities, CreateOpts, Driver } from "../../graphdriver/driver.js";
 import { backingFs } from "../../graphdriver/fsmagic.js";
 import { isStaleTmp, isTmpName, tmpName } from "../../graphdriver/tmp-names.js";
+import { assertValidLayerId } from "../../graphdriver/layer-id.js";
 import { NaiveDiffDriver } from "../../graphdriver/naive-diff.js";
 
 const run = promisify(execFile);
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-
-export function assertValidId(id: string): void {
-  if (!ID_RE.test(id) || id.includes("..")) {
-    throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
-  }
-}
 
 export class VfsDriver extends NaiveDiffDriver implements Driver {
   readonly name = "vfs";
@@ -47,7 +41,7 @@ export class VfsDriver extends NaiveDiffDriver implements Driver {
   }
 
   #path(id: string): string {
-    assertValidId(id);
+    assertValidLayerId(id);
     return join(this.#dirs, id);
   }
 
@@ -103,7 +97,7 @@ export class VfsDriver extends NaiveDiffDriver implements Driver {
   }
 
   async put(id: string): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
   }
 
   async exists(id: string): Promise<boolean> {
