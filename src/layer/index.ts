@@ -11,4 +11,4 @@ export { Mounts } from "./mounts.js";
 export { check, prune, recover, type CheckProblem, type RecoveryReport } from "./recovery.js";
 export { type LayerRefs, type RefEditor, withRefs } from "./refs.js";
 export { LayerStore, MAX_LAYER_DEPTH, type CreateRWOptions, type LayerInfo } from "./store.js";
-export { INIT_ENTRIES, initPaths, setupInitLayer } from "./init-layer.js";
+export { INIT_ENTRIES, initPaths, setupInitLayer, sharedInitID } from "./init-layer.js";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { chown, copyFile, lstat, mkdir, open, symlink, unlink } from "node:fs/promises";
+import { chown, lstat, mkdir, open, symlink, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { hasCode } from "../errors.js";
 
@@ -24,6 +24,15 @@ export const INIT_ENTRIES: ReadonlyArray<readonly [string, "dir" | "file" | "sym
   ["/dev/console", "file"],
   ["/etc/mtab", "symlink", "/proc/mounts"],
 ];
+
+/**
+ * The id of image layer `cacheID`'s shared init layer, on drivers with
+ * `sharedInit`: a child of the image layer holding the init entries, which
+ * every container of that image snapshots.
+ */
+export function sharedInitID(cacheID: string): string {
+  return `${cacheID}-init`;
+}
 
 /** Paths (absolute in the layer) that the init layer creates, parents included. */
 export function initPaths(): Set<string> {
@@ -66,27 +75,4 @@ export async function setupInitLayer(root: string): Promise<void> {
     }
     await chown(full, 0, 0).catch(() => {});
   }
-}
-
-/**
- * Copies every regular file that {@link setupInitLayer} would replace (a file
- * at an init path or at one of its parents) from `root` to the same relative
- * path under `saveDir`, and returns their relative paths. For drivers that put
- * the init content inside image layers: pristine export reads these instead.
- */
-export async function saveInitOriginals(root: string, saveDir: string): Promise<string[]> {
-  const saved: string[] = [];
-  for (const p of [...initPaths()].sort()) {
-    const rel = p.slice(1);
-    try {
-      if (!(await lstat(join(root, rel))).isFile()) continue;
-    } catch (err) {
-      if (hasCode(err, "ENOENT", "ENOTDIR")) continue;
-      throw err;
-    }
-    await mkdir(dirname(join(saveDir, rel)), { recursive: true, mode: 0o700 });
-    await copyFile(join(root, rel), join(saveDir, rel));
-    saved.push(rel);
-  }
-  return saved;
 }

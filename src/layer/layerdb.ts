@@ -36,8 +36,13 @@ export interface LayerRecord {
 export interface ContainerRecord {
   name: string;
   mountID: string;
-  /** "" when the driver keeps init content inside the image layer. */
+  /** The driver layer holding the init content below the container; "" without one. */
   initID: string;
+  /**
+   * `initID` is the image layer's shared init layer (`sharedInit` drivers):
+   * it belongs to the image layer and is never removed with the container.
+   */
+  initShared?: boolean;
   parent: Digest | "";
   state: "creating" | "ready" | "removing";
   created: string;

@@ -155,6 +155,28 @@ export class Mounts {
     });
   }
 
+  /**
+   * Mounts `id` afresh for the holds it has (a mount that was unmounted by
+   * hand, or broke under them: see `Driver.brokenMounts`): unmounts what is
+   * left, mounts again, keeps every hold. Nothing held: only unmounts.
+   * @returns the new path, or "" when nothing holds `id`
+   */
+  async remount(id: string): Promise<string> {
+    return this.#lock(id).with(async () => {
+      const rec = await this.#read(id);
+      await Mounts.#prune(rec);
+      await this.#driver.put(id);
+      rec.path = rec.holders.length > 0 ? await this.#driver.get(id) : "";
+      await this.#write(id, rec);
+      return rec.path;
+    });
+  }
+
+  /** Whether a hold's `path` is really mounted (always true for mountless drivers). */
+  isMounted(path: string): Promise<boolean> {
+    return this.#mounted(path);
+  }
+
   /** Drops every hold on `id` and unmounts it (for `rm --force`). */
   async releaseAll(id: string): Promise<void> {
     await this.#lock(id).with(async () => {

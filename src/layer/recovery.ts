@@ -18,16 +18,23 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { hasCode } from "../errors.js";
 import { isAlive } from "../util/process.js";
+import { sharedInitID } from "./init-layer.js";
 import type { LayerStore } from "./store.js";
 
+/** Removes driver layer `id` (unmounting it first); an image layer's shared init layer goes with it. */
 async function removeDriverLayer(store: LayerStore, id: string): Promise<void> {
+  if (store.driver.capabilities.sharedInit) await removeOne(store, sharedInitID(id));
+  await removeOne(store, id);
+  await rm(join(store.db.dir, "init-originals", id), { recursive: true, force: true });
+}
+
+async function removeOne(store: LayerStore, id: string): Promise<void> {
   try {
     await store.driver.put(id);
   } catch (err) {
     if (!hasCode(err, "ERR_LAYER_NOT_FOUND", "ENOENT", "EINVAL")) throw err;
   }
   await store.driver.remove(id);
-  await rm(join(store.db.dir, "init-originals", id), { recursive: true, force: true });
 }
 
 /** What `recover` did, for logs and tests. */
@@ -46,7 +53,7 @@ export async function recover(store: LayerStore): Promise<RecoveryReport> {
     if (await isAlive(intent.owner)) continue; // still running in another process
     // A process killed after committing but before dropping its intent: the driver
     // layers now belong to a stored layer or a ready container and must stay.
-    const committed = new Set((await db.listLayers()).map((l) => l.cacheID));
+    const committed = new Set((await db.listLayers()).flatMap((l) => [l.cacheID, sharedInitID(l.cacheID)]));
     const rec = intent.kind === "create" && intent.container ? await db.readContainer(intent.container) : null;
     if (rec?.state === "ready") for (const d of [rec.mountID, rec.initID]) if (d) committed.add(d);
     for (const d of intent.driverIDs) if (!committed.has(d)) await removeDriverLayer(store, d);
@@ -62,7 +69,7 @@ export async function recover(store: LayerStore): Promise<RecoveryReport> {
   for (const c of await db.listContainers()) {
     if (c.state !== "removing") continue;
     await removeDriverLayer(store, c.mountID);
-    if (c.initID) await removeDriverLayer(store, c.initID);
+    if (c.initID && !c.initShared) await removeDriverLayer(store, c.initID);
     await db.deleteContainer(c.name);
     if (c.parent) await store.deleteUnreferencedLocked(c.parent);
     report.finishedRemovals.push(c.mountID);
@@ -72,7 +79,14 @@ export async function recover(store: LayerStore): Promise<RecoveryReport> {
 }
 
 export interface CheckProblem {
-  kind: "missing-parent" | "missing-driver-layer" | "orphan-driver-layer" | "dangling-hold" | "container-missing-layer";
+  kind:
+    | "missing-parent"
+    | "missing-driver-layer"
+    | "orphan-driver-layer"
+    | "dangling-hold"
+    | "container-missing-layer"
+    | "hold-without-mount"
+    | "broken-mount";
   subject: string;
   detail: string;
 }
@@ -95,6 +109,7 @@ export async function check(store: LayerStore, repair: boolean): Promise<CheckPr
     const chainIDs = new Set(layers.map((l) => l.chainID));
     for (const l of layers) {
       known.add(l.cacheID);
+      if (store.driver.capabilities.sharedInit) known.add(sharedInitID(l.cacheID));
       if (l.parent && !chainIDs.has(l.parent)) {
         problems.push({ kind: "missing-parent", subject: l.chainID, detail: `parent ${l.parent} is not in the store` });
       }
@@ -135,8 +150,40 @@ export async function check(store: LayerStore, repair: boolean): Promise<CheckPr
       });
       if (repair) await store.mounts.releaseAll(h.id).catch(() => {});
     }
+    problems.push(...(await checkMounts(store, repair, known)));
     return problems;
   });
+}
+
+/**
+ * Compares the holds with what the kernel sees (call under the store lock):
+ * a held layer whose mount is gone (unmounted by hand) and a mounted layer
+ * whose mount no longer works (`Driver.brokenMounts`: the thin pool's daemon
+ * died under it) are reported; with `repair` they are mounted afresh for
+ * their holds, and a broken mount nothing holds is unmounted.
+ * @param known driver ids that belong to a layer or container (others are dangling holds, reported apart)
+ */
+async function checkMounts(store: LayerStore, repair: boolean, known: Set<string>): Promise<CheckProblem[]> {
+  const problems: CheckProblem[] = [];
+  const broken = new Map((await store.driver.brokenMounts()).map((b) => [b.id, b.reason]));
+  const held = new Set<string>();
+  for (const h of await store.mounts.list()) {
+    if (h.count === 0 || !known.has(h.id)) continue;
+    held.add(h.id);
+    if (!(await store.mounts.isMounted(h.path))) {
+      const detail = `${h.count} holds, but "${h.path}" is not mounted`;
+      problems.push({ kind: "hold-without-mount", subject: h.id, detail });
+    } else if (broken.has(h.id)) {
+      problems.push({ kind: "broken-mount", subject: h.id, detail: `${h.count} holds: ${broken.get(h.id)}` });
+    } else continue;
+    if (repair) await store.mounts.remount(h.id);
+  }
+  for (const [id, reason] of broken) {
+    if (held.has(id)) continue;
+    problems.push({ kind: "broken-mount", subject: id, detail: `held by nothing: ${reason}` });
+    if (repair) await store.driver.put(id);
+  }
+  return problems;
 }
 
 /** Removes layers that nothing references (no ref, child, container); returns their chainIDs. */

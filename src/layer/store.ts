@@ -45,7 +45,7 @@ import { type ContainerRecord, LayerDB, type LayerRecord } from "./layerdb.js";
 import { StoreLock } from "./lock.js";
 import { Mounts } from "./mounts.js";
 import { currentProcess } from "../util/process.js";
-import { saveInitOriginals, setupInitLayer } from "./init-layer.js";
+import { setupInitLayer, sharedInitID } from "./init-layer.js";
 import { recover } from "./recovery.js";
 
 /** Docker's limit: room is left for `-init` and the container layer within overlay's 128 lowers. */
@@ -92,7 +92,11 @@ export class LayerStore {
     await this.lock.close();
   }
 
-  /** Where the originals of init-replaced files of an initInImage layer are kept. */
+  /**
+   * Where the originals of init-replaced files of a layer are kept: only
+   * layers of devmapper stores made before the shared init layers have them
+   * (their image devices hold the init content), and only pristine export reads them.
+   */
   #initOriginals(cacheID: string): string {
     return join(this.db.dir, "init-originals", cacheID);
   }
@@ -183,6 +187,7 @@ export class LayerStore {
         throw new FailedPreconditionError("ERR_ACTIVE_MOUNT", `Cannot remove layer: it is mounted "${id}"`);
       }
       const removing = await this.db.markRemoving(id);
+      if (this.driver.capabilities.sharedInit) await this.driver.remove(sharedInitID(rec.cacheID));
       await this.driver.remove(rec.cacheID);
       await rm(this.#initOriginals(rec.cacheID), { recursive: true, force: true });
       await rm(removing, { recursive: true, force: true });
@@ -222,7 +227,8 @@ export class LayerStore {
         }
         parentCache = p.cacheID;
       }
-      await this.db.writeIntent(cacheID, { kind: "register", driverIDs: [cacheID], owner: me });
+      const driverIDs = this.driver.capabilities.sharedInit ? [cacheID, sharedInitID(cacheID)] : [cacheID];
+      await this.db.writeIntent(cacheID, { kind: "register", driverIDs, owner: me });
     });
     let committed = false;
     try {
@@ -250,16 +256,16 @@ export class LayerStore {
         recorder,
       });
       const tarSplit = await recorder.finish();
-      if (this.driver.capabilities.initInImage) {
-        // devmapper: the init content goes into each image device, so a container is one
-        // snapshot of it and the container's changes are measured against image + init.
-        const path = await this.mounts.acquire(cacheID);
+      if (this.driver.capabilities.sharedInit) {
+        // devmapper: one init layer per image layer, shared by its containers, so a
+        // container is one snapshot, and the image layer stays exactly the tar's tree.
+        const initID = sharedInitID(cacheID);
+        await this.driver.create(initID, cacheID);
+        const path = await this.mounts.acquire(initID);
         try {
-          // Pristine export needs the bytes the tar gave the files init replaces.
-          await saveInitOriginals(path, this.#initOriginals(cacheID));
           await setupInitLayer(path);
         } finally {
-          await this.mounts.release(cacheID);
+          await this.mounts.release(initID);
         }
       }
       const diffID: Digest = `sha256:${hash.digest("hex")}`;
@@ -270,6 +276,7 @@ export class LayerStore {
       return await this.lock.with(async () => {
         const existing = await this.db.readLayer(chainID);
         if (existing) {
+          if (this.driver.capabilities.sharedInit) await this.driver.remove(sharedInitID(cacheID));
           await this.driver.remove(cacheID);
           await rm(this.#initOriginals(cacheID), { recursive: true, force: true });
         } else {
@@ -289,6 +296,7 @@ export class LayerStore {
       });
     } finally {
       if (!committed) {
+        if (this.driver.capabilities.sharedInit) await this.driver.remove(sharedInitID(cacheID)).catch(() => {});
         await this.driver.remove(cacheID).catch(() => {});
         await rm(this.#initOriginals(cacheID), { recursive: true, force: true });
         await this.db.deleteIntent(cacheID);
@@ -319,8 +327,8 @@ export class LayerStore {
       throw err;
     }
     const originals = this.#initOriginals(rec.cacheID);
-    const saved = this.driver.capabilities.initInImage ? new Set(await readdirRecursive(originals)) : new Set();
-    // initInImage layers: files the init content replaced are read from their saved originals.
+    // Layers whose image device holds the init content (see #initOriginals): files it replaced are read from their originals.
+    const saved = new Set(await readdirRecursive(originals));
     const open: typeof files.open = (name, size) =>
       saved.has(cleanEntryPath(name))
         ? Promise.resolve(createReadStream(join(originals, cleanEntryPath(name))))
@@ -359,7 +367,8 @@ export class LayerStore {
 
   /**
    * Creates a container layer `name` on image layer `parent` ("" for an empty one),
-   * with the init layer unless `init: false`.
+   * with the init layer unless `init: false`: the image layer's shared one where
+   * the driver has them (`sharedInit`), else a `<mountID>-init` layer of its own.
    * @throws ERR_CONTAINER_EXISTS, ERR_LAYER_NOT_FOUND
    */
   async createRWLayer(name: string, parent: Digest | "", opts: CreateRWOptions = {}): Promise<ContainerRecord> {
@@ -368,8 +377,9 @@ export class LayerStore {
     }
     const me = await currentProcess();
     const mountID = randomID();
-    const withInit = (opts.init ?? true) && !this.driver.capabilities.initInImage;
-    const initID = withInit ? `${mountID}-init` : "";
+    const withInit = opts.init ?? true;
+    let initID = withInit ? `${mountID}-init` : "";
+    let initShared = false;
     let parentCache = "";
     const rec: ContainerRecord = {
       name,
@@ -385,9 +395,16 @@ export class LayerStore {
         throw new AlreadyExistsError("ERR_CONTAINER_EXISTS", `Cannot create container: name in use "${name}"`);
       }
       if (parent) parentCache = (await this.layer(parent)).cacheID;
+      // A layer registered before shared init layers existed has none: it gets one of its own.
+      if (withInit && parentCache && this.driver.capabilities.sharedInit) {
+        initShared = await this.driver.exists(sharedInitID(parentCache));
+        if (initShared) initID = sharedInitID(parentCache);
+      }
+      rec.initID = initID;
+      if (initShared) rec.initShared = true;
       await this.db.writeIntent(mountID, {
         kind: "create",
-        driverIDs: [mountID, initID].filter(Boolean),
+        driverIDs: [mountID, initShared ? "" : initID].filter(Boolean),
         owner: me,
         container: name,
       });
@@ -395,8 +412,8 @@ export class LayerStore {
     });
     try {
       const createOpts: CreateOpts = { storageOpt: rec.storageOpt };
-      let below = parentCache;
-      if (initID) {
+      let below = initShared ? initID : parentCache;
+      if (initID && !initShared) {
         await this.driver.createReadWrite(initID, parentCache, createOpts);
         const path = await this.mounts.acquire(initID);
         try {
@@ -415,7 +432,7 @@ export class LayerStore {
       return rec;
     } catch (err) {
       await this.driver.remove(mountID).catch(() => {});
-      if (initID) await this.driver.remove(initID).catch(() => {});
+      if (initID && !initShared) await this.driver.remove(initID).catch(() => {});
       await this.lock.with(async () => {
         await this.db.deleteContainer(name);
         await this.db.deleteIntent(mountID);
@@ -444,7 +461,7 @@ export class LayerStore {
       rec.state = "removing";
       await this.db.writeContainer(rec);
       await this.driver.remove(rec.mountID);
-      if (rec.initID) await this.driver.remove(rec.initID);
+      if (rec.initID && !rec.initShared) await this.driver.remove(rec.initID);
       await this.db.deleteContainer(name);
       return rec.parent ? this.deleteUnreferencedLocked(rec.parent) : [];
     });

@@ -21,7 +21,8 @@
 import { existsSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { attachLoop, detachLoop, loopStatus } from "../native.js";
+import { hasCode } from "../errors.js";
+import { attachLoop, detachLoop, type LoopStatus, loopStatus } from "../native.js";
 import { request } from "./client.js";
 import { ensureDaemon, loopsBackedUnder, poolLayout, runDaemonTool, type PoolLayout } from "./daemon.js";
 import { PoolError } from "./errors.js";
@@ -206,7 +207,7 @@ export class ThinPool {
    */
   async activate(id: number, sizeBytes: number): Promise<string> {
     const file = await this.#call(`activate ${id} ${sizeBytes}`);
-    const existing = (await this.#loops()).find((l) => l.backingFile === file && !l.stale);
+    const existing = (await loopsBackedUnder(this.layout.mountPoint)).find((l) => l.backingFile === file);
     if (existing) return existing.device;
     try {
       const loop = await attachLoop(file, { directIO: true, autoclear: false });
@@ -218,42 +219,40 @@ export class ThinPool {
     }
   }
 
-  /** The block device of an active thin device, or null (a stale loop does not count: see {@link staleDevices}). */
+  /** The block device of an active thin device, or null. */
   async deviceOf(id: number): Promise<string | null> {
     const file = join(this.layout.mountPoint, String(id));
-    return (await this.#loops()).find((l) => l.backingFile === file && !l.stale)?.device ?? null;
+    return (await loopsBackedUnder(this.layout.mountPoint)).find((l) => l.backingFile === file)?.device ?? null;
   }
 
   /**
-   * Loop devices still bound to a device file of a daemon that died: the
-   * file belongs to the FUSE mount the dead daemon served (its `st_dev`
-   * is not the live mount's), so every I/O on them fails. Starts a daemon
-   * first if none runs. Such a loop goes away when its last user (a mounted
-   * filesystem) lets go; a new activation of the device gets a new loop.
+   * Why loop device `device` no longer reaches the pool, or null when it
+   * does (or is no loop device): it reads a device file of a FUSE mount that
+   * is not the live one, because the daemon that served it died (recovery
+   * unmounts the dead FUSE mount lazily, so the file's path no longer says
+   * where it was; its filesystem's device does). Every I/O on such a loop
+   * fails; it goes away when its last user (a mounted filesystem) lets go,
+   * and a new activation of the thin device gets a new loop.
    */
-  async staleDevices(): Promise<{ deviceId: number; device: string; reason: string }[]> {
-    this.#pid = await ensureDaemon(this.layout);
-    return (await this.#loops())
-      .filter((l) => l.stale)
-      .map((l) => ({
-        deviceId: Number(l.backingFile.slice(this.layout.mountPoint.length + 1)),
-        device: l.device,
-        reason: `${l.device} reads "${l.backingFile}" of a pool daemon that is gone`,
-      }));
+  async lostLoop(device: string): Promise<string | null> {
+    let st: LoopStatus;
+    try {
+      st = await loopStatus(device);
+    } catch (err) {
+      if (hasCode(err, "ENXIO", "ENOENT")) return null; // not bound, or no such device
+      // The loop driver stats its backing file: a dead FUSE connection answers ENOTCONN.
+      return `${device} reads a device file of a pool daemon that is gone (${(err as { code?: string }).code})`;
+    }
+    if (st.backingDevice === (await this.#liveDevice())) return null;
+    return `${device} reads "${st.backingFile}" of a pool daemon that is gone`;
   }
 
-  /** Loop devices backed by device files under the FUSE mount, each marked stale unless it is the live mount's. */
-  async #loops(): Promise<{ device: string; backingFile: string; stale: boolean }[]> {
-    const live = await stat(this.layout.mountPoint).then(
+  /** st_dev of the live FUSE mount, -1 when the daemon serving it is gone. */
+  async #liveDevice(): Promise<number> {
+    return stat(this.layout.mountPoint).then(
       (s) => s.dev,
       () => -1,
     );
-    const out: { device: string; backingFile: string; stale: boolean }[] = [];
-    for (const l of await loopsBackedUnder(this.layout.mountPoint)) {
-      const st = await loopStatus(l.device).catch(() => null);
-      if (st) out.push({ ...l, stale: st.backingDevice !== live });
-    }
-    return out;
   }
 
   /**

@@ -13,11 +13,11 @@
  *
  * @module
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotSupportedError } from "../../errors.js";
 import type { PoolStatus } from "../../thinpool/index.js";
-import { mountedAt, mountPoints } from "../../util/mountinfo.js";
+import { mountedAt, mountPoints, readMountinfo } from "../../util/mountinfo.js";
 import { setupBaseDevice } from "./base-device.js";
 import { DeviceMounts } from "./device-mounts.js";
 import { Deletion } from "./deletion.js";
@@ -309,18 +309,19 @@ export class DeviceSet {
   /**
    * Mounted devices whose block device no longer reaches the pool (the
    * userspace pool's daemon died under them): every I/O in them fails until
-   * they are unmounted and mounted again.
+   * they are unmounted and mounted again. Read from the mount table, so a
+   * mount by any process counts.
    */
   async staleMounts(): Promise<StaleMount[]> {
-    const stale = await this.#global.with(() => this.#target.staleDevices());
-    if (stale.length === 0) return [];
-    const byId = new Map((await this.md.devices()).map((d) => [d.device_id, d.hash]));
-    const table = await mountPoints();
     const out: StaleMount[] = [];
-    for (const s of stale) {
-      const hash = byId.get(s.deviceId);
-      if (hash === undefined || !table.has(this.mountPoint(hash))) continue;
-      out.push({ hash, mountPoint: this.mountPoint(hash), reason: s.reason });
+    const prefix = `${this.paths.mntDir}/`;
+    for (const m of await readMountinfo()) {
+      if (!m.mountPoint.startsWith(prefix)) continue;
+      const hash = m.mountPoint.slice(prefix.length);
+      if (hash.includes("/")) continue;
+      const dev = await blockDeviceOf(m.device);
+      const reason = dev ? await this.#target.lostDevice(dev) : null;
+      if (reason) out.push({ hash, mountPoint: m.mountPoint, reason });
     }
     return out;
   }
@@ -376,4 +377,10 @@ export class DeviceSet {
       await target.close({ removePool: this.#config.thinPoolDev === "" });
     });
   }
+}
+
+/** `/dev/<name>` of a block device given as `major:minor` (from /sys/dev/block), or null. */
+async function blockDeviceOf(majorMinor: string): Promise<string | null> {
+  const link = await readlink(`/sys/dev/block/${majorMinor}`).catch(() => null);
+  return link ? `/dev/${link.split("/").pop()}` : null;
 }

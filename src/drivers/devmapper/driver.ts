@@ -74,7 +74,7 @@ export function statusPairs(s: DeviceSetStatus): Array<[string, string]> {
 export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   readonly name = "devmapper";
   readonly home: string;
-  readonly capabilities: Capabilities = Object.freeze({ initInImage: true, nativeDiff: false, mountless: false });
+  readonly capabilities: Capabilities = Object.freeze({ sharedInit: true, nativeDiff: false, mountless: false });
   readonly deviceSet: DeviceSet;
   #closed = false;
 
@@ -117,6 +117,11 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
 
   async list(): Promise<string[]> {
     return (await this.deviceSet.md.devices()).filter((d) => d.hash !== "" && !d.deleted).map((d) => d.hash);
+  }
+
+  /** Mounted devices whose loop device lost the pool (its daemon died): see DeviceSet.staleMounts. */
+  async brokenMounts(): Promise<Array<{ id: string; reason: string }>> {
+    return (await this.deviceSet.staleMounts()).map((m) => ({ id: m.hash, reason: m.reason }));
   }
 
   /** Docker's status pairs, in Docker's order, with go-units human sizes. */

@@ -32,7 +32,7 @@ import {
   type SetLoopCapacity,
   thinTable,
 } from "./dmsetup.js";
-import type { PoolSpec, PoolTarget, StaleDevice, TargetFiles } from "./pool.js";
+import type { PoolSpec, PoolTarget, TargetFiles } from "./pool.js";
 
 interface PoolLoops {
   data: string;
@@ -222,9 +222,9 @@ export class KernelTarget implements PoolTarget {
       .filter((n) => n.startsWith(prefix));
   }
 
-  /** The kernel serves its thin devices itself: none goes stale. */
-  async staleDevices(): Promise<StaleDevice[]> {
-    return [];
+  /** The kernel serves its thin devices itself: none is ever lost. */
+  async lostDevice(): Promise<string | null> {
+    return null;
   }
 
   async suspend(name: string): Promise<void> {

@@ -37,16 +37,6 @@ export interface PoolSpec {
   external: boolean;
 }
 
-/** A thin device whose block device lost what serves it (see {@link PoolTarget.staleDevices}). */
-export interface StaleDevice {
-  /** Thin device id. */
-  deviceId: number;
-  /** The block device still bound, e.g. `/dev/loop3`. */
-  device: string;
-  /** Why it no longer works. */
-  reason: string;
-}
-
 /** A thin-pool target: one pool, reached through messages and thin devices. */
 export interface PoolTarget {
   /** "kernel" or "userspace". */
@@ -77,11 +67,13 @@ export interface PoolTarget {
   /** Names (kernel) or ids (userspace, as strings) of the active thin devices of this pool. */
   activeDevices(): Promise<string[]>;
   /**
-   * Active thin devices whose block device no longer reaches the pool (the
-   * userspace pool's daemon died under them): every I/O on them fails until
-   * they are deactivated and activated again. Never any for the kernel target.
+   * Why I/O on `blockDevice` (a thin device of this pool, as a mount's
+   * source) no longer reaches the pool, or null when it does: the userspace
+   * pool's daemon died under its loop device, so every I/O fails until the
+   * device is deactivated and activated again. Always null for the kernel
+   * target, whose devices the kernel serves.
    */
-  staleDevices(): Promise<StaleDevice[]>;
+  lostDevice(blockDevice: string): Promise<string | null>;
   /** Suspends an active device (I/O held) while its origin is snapshotted; no-op if inactive. */
   suspend(name: string, deviceId: number): Promise<void>;
   resume(name: string, deviceId: number): Promise<void>;

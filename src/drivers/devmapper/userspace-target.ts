@@ -13,7 +13,7 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { PoolError, type PoolStatus, ThinPool, loopsBackedUnder } from "../../thinpool/index.js";
 import { statfs } from "../../native.js";
-import type { PoolSpec, PoolTarget, StaleDevice, TargetFiles } from "./pool.js";
+import type { PoolSpec, PoolTarget, TargetFiles } from "./pool.js";
 
 /** The userspace thin-pool target. */
 export class UserspaceTarget implements PoolTarget {
@@ -109,8 +109,8 @@ export class UserspaceTarget implements PoolTarget {
     return (await loopsBackedUnder(mnt)).map((l) => l.backingFile.slice(mnt.length + 1));
   }
 
-  staleDevices(): Promise<StaleDevice[]> {
-    return this.#p.staleDevices();
+  lostDevice(blockDevice: string): Promise<string | null> {
+    return this.#p.lostLoop(blockDevice);
   }
 
   /** Flushes the device and commits the pool, so the snapshot sees everything written so far. */

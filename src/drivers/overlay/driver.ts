@@ -57,7 +57,7 @@ export class OverlayDriver implements Driver {
     const kernel = support.lowerdirPlus ? KERNEL_MAX_LOWERS - 1 : PAGE_MAX_LOWERS;
     this.maxLowers = Math.min(cfg.maxLowers ?? kernel, kernel);
     this.capabilities = Object.freeze({
-      initInImage: false,
+      sharedInit: false,
       nativeDiff: support.nativeDiff && !cfg.forceNaiveDiff,
       mountless: false,
     });
@@ -222,6 +222,11 @@ export class OverlayDriver implements Driver {
   }
 
   /** Every layer id in the home (half-made and half-removed layers excluded). */
+  /** Nothing sits between a mount and its data here: mounts break only by being unmounted. */
+  async brokenMounts(): Promise<Array<{ id: string; reason: string }>> {
+    return [];
+  }
+
   async list(): Promise<string[]> {
     const out: string[] = [];
     for (const name of await readdir(this.home)) {

@@ -23,7 +23,7 @@ const run = promisify(execFile);
 export class VfsDriver extends NaiveDiffDriver implements Driver {
   readonly name = "vfs";
   readonly home: string;
-  readonly capabilities: Capabilities = Object.freeze({ initInImage: false, nativeDiff: false, mountless: true });
+  readonly capabilities: Capabilities = Object.freeze({ sharedInit: false, nativeDiff: false, mountless: true });
   #dirs: string;
 
   constructor(home: string) {
@@ -107,6 +107,11 @@ export class VfsDriver extends NaiveDiffDriver implements Driver {
       if (hasCode(err, "ENOENT")) return false;
       throw err;
     }
+  }
+
+  /** Nothing sits between a mount and its data here: mounts break only by being unmounted. */
+  async brokenMounts(): Promise<Array<{ id: string; reason: string }>> {
+    return [];
   }
 
   async list(): Promise<string[]> {
