@@ -256,20 +256,21 @@ export class ThinPool {
   }
 
   /**
-   * Detaches the device's loop and deactivates it. ERR_POOL_BUSY at once
-   * when the loop stays open (a mounted filesystem): the loop then goes away
-   * by itself once its last user closes it (autoclear), and a later
+   * Detaches the device's loop and deactivates it. ERR_POOL_BUSY after a
+   * second when the loop stays open (a mounted filesystem): the loop then
+   * goes away by itself once its last user closes it (autoclear), and a later
    * deactivate completes.
    */
   async deactivate(id: number): Promise<void> {
     const file = join(this.layout.mountPoint, String(id));
-    let held: string | null = null;
     for (const l of await loopsBackedUnder(this.layout.mountPoint)) {
       if (l.backingFile !== file) continue;
       await detachLoop(l.device);
-      if (await autoclearPending(l.device)) held = l.device;
+      // A user that is letting go (an unmount just returned) closes it within moments.
+      for (let i = 0; (await autoclearPending(l.device)) && i < 20; i++) await new Promise((r) => setTimeout(r, 50));
+      if (await autoclearPending(l.device))
+        throw new PoolError("ERR_POOL_BUSY", `Cannot deactivate thin device ${id}: ${l.device} is still open`);
     }
-    if (held) throw new PoolError("ERR_POOL_BUSY", `Cannot deactivate thin device ${id}: ${held} is still open`);
     for (let i = 0; ; i++) {
       try {
         await this.#call(`deactivate ${id}`);
