@@ -137,12 +137,16 @@ void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   if (!deviceSize(d, ino, devSize)) return (void)fuse_reply_err(req, ENOENT);
   if (uint64_t(off) >= devSize) return (void)fuse_reply_buf(req, nullptr, 0);
   size = size_t(std::min<uint64_t>(size, devSize - uint64_t(off)));
-  thread_local AlignedBuffer buf;  // aligned: the pool reads into it with O_DIRECT
+  // Aligned (the pool reads into it with O_DIRECT) and of huge pages (the kernel pins it to copy the reply out).
+  thread_local AlignedBuffer buf;
   ReadAhead::DeviceRef ra = d.readAhead->device(ino - 2);
+  auto reply = [&](const uint8_t* p) { fuse_reply_buf(req, reinterpret_cast<const char*>(p), size); };
   try {
-    uint8_t* mem = buf.get(size);
-    if (!d.readAhead->serve(*ra, uint64_t(off), size, mem)) d.pool->read(ino - 2, uint64_t(off), mem, size);
-    fuse_reply_buf(req, reinterpret_cast<const char*>(mem), size);
+    if (!d.readAhead->serve(*ra, uint64_t(off), size, reply)) {
+      uint8_t* mem = buf.get(std::max(size, kMaxRequest));
+      d.pool->read(ino - 2, uint64_t(off), mem, size);
+      reply(mem);
+    }
   } catch (const std::exception& e) {
     return (void)fuse_reply_err(req, errnoOf(e));
   }
