@@ -93,11 +93,23 @@ async function onFreshHost<T>(base: string, fn: (dir: string, undo: Array<() => 
       return await fn(dir, undo);
     } finally {
       for (const u of undo.reverse()) await u().catch((e: Error) => console.error(`cleanup: ${e.message}`));
-      await umount2(dir);
+      await unmountWhenFree(dir);
     }
   } finally {
     await detachLoop(loop);
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Unmounts `dir`, waiting up to 10 s for a loop device detached from a file in it to let go. */
+async function unmountWhenFree(dir: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      return await umount2(dir);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EBUSY" || i >= 100) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }
 
