@@ -82,6 +82,7 @@ std::string handle(Daemon& d, const std::string& line, bool& close) {
     if (it != d.active.end() && it->second != size)
       throw PoolError(EBUSY, "thin device " + std::to_string(id) + " is active with another size");
     d.active[id] = size;
+    publishActive(d);
     return d.mountPoint + "/" + std::to_string(id);
   }
   if (cmd == "deactivate") {
@@ -90,6 +91,7 @@ std::string handle(Daemon& d, const std::string& line, bool& close) {
       std::lock_guard l(d.mu);
       if (d.opens.count(id)) throw PoolError(EBUSY, "thin device " + std::to_string(id) + " is open");
       d.active.erase(id);
+      publishActive(d);
     }
     d.readAhead->forget(id);
     std::string name = std::to_string(id);

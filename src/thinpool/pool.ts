@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { hasCode } from "../errors.js";
 import { attachLoop, detachLoop, type LoopStatus, loopStatus } from "../native.js";
 import { request } from "./client.js";
-import { ensureDaemon, loopsBackedUnder, poolLayout, runDaemonTool, type PoolLayout } from "./daemon.js";
+import { ensureDaemon, loopsBackedUnder, poolLayout, readPidFile, runDaemonTool, type PoolLayout } from "./daemon.js";
 import { PoolError } from "./errors.js";
 import { parseStatus, type PoolStatus } from "./status.js";
 
@@ -81,7 +81,11 @@ export class ThinPool {
     this.layout = layout;
   }
 
-  /** Pid of the daemon serving the pool (as of the last start or check). */
+  /**
+   * Pid of the daemon serving the pool (as of the last start or check): the
+   * process that serves, which its keeper restarts if it dies (see
+   * `daemon.ts`); its keeper's pid is in `layout.keeperPidFile`.
+   */
   get pid(): number {
     return this.#pid;
   }
@@ -290,10 +294,12 @@ export class ThinPool {
     for (const d of info.devices) {
       if (existsSync(join(this.layout.mountPoint, String(d.id)))) await this.deactivate(d.id);
     }
-    const pid = this.#pid;
+    const pids = [this.#pid, await readPidFile(this.layout.keeperPidFile)];
     await request(this.layout.socket, "close");
-    for (let i = 0; i < 200 && pid && (await running(pid)); i++) await new Promise((r) => setTimeout(r, 25));
+    for (const pid of pids)
+      for (let i = 0; i < 200 && pid && (await running(pid)); i++) await new Promise((r) => setTimeout(r, 25));
     await rm(this.layout.pidFile, { force: true });
+    await rm(this.layout.keeperPidFile, { force: true });
   }
 
   /** Size of the data file in bytes. */
