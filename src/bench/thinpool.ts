@@ -21,7 +21,9 @@
  * - with STRATA_BENCH_RAND_SECS > 0, 4 KiB random writes (`fio`, psync,
  *   direct, fsync at the end) into a RAND_MIB file.
  * Then, on one more fresh filesystem, the latency of `create_snap` of a
- * device with 20,000 mapped blocks (median of STRATA_BENCH_SNAPS).
+ * device with 20,000 mapped blocks (median of STRATA_BENCH_SNAPS). For the
+ * thin samples the pool daemon's CPU time per GiB is printed too: on a
+ * machine shared with other work it is the steadier figure.
  *
  * Environment: STRATA_BENCH_DIR (default /var/tmp), STRATA_BENCH_SEQ_MIB
  * (default 1024), STRATA_BENCH_SEQ_RUNS (rounds, default 3),
@@ -31,7 +33,7 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, open, rm, truncate, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { attachLoop, detachLoop, mount, umount2 } from "../native.js";
@@ -51,12 +53,13 @@ const HOST_BYTES = DEVICE_BYTES + 2 * 2 ** 30;
 
 type Kind = "plain" | "thin";
 
-/** What a sample measured, in MB/s (IOPS for `rand`). */
+/** What a sample measured, in MB/s (IOPS for `rand`); for thin samples, the pool daemon's CPU seconds per GiB. */
 interface Sample {
   directWrite: number;
   bufferedWrite: number;
   directRead: number;
   rand?: number;
+  daemonCpu?: { directWrite: number; directRead: number };
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -113,22 +116,33 @@ async function unmountWhenFree(dir: string): Promise<void> {
   }
 }
 
+/** CPU seconds (user + system) process `pid` has used, or 0 when it cannot be read. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11] ?? 0) + Number(f[12] ?? 0)) / 100;
+}
+
 /** The device under test on the host filesystem `dir`: a plain loop file, or a thin device of a new pool. */
-async function device(kind: Kind, dir: string, undo: Array<() => Promise<void>>): Promise<string> {
+async function device(
+  kind: Kind,
+  dir: string,
+  undo: Array<() => Promise<void>>,
+): Promise<{ dev: string; pid: number }> {
   if (kind === "plain") {
     const file = join(dir, "plain.img");
     await writeFile(file, "");
     await truncate(file, DEVICE_BYTES);
     const dev = (await attachLoop(file, { directIO: true, autoclear: false })).device;
     undo.push(() => detachLoop(dev));
-    return dev;
+    return { dev, pid: 0 };
   }
   const pool = await ThinPool.create({ dir: join(dir, "pool"), dataSize: DEVICE_BYTES + 2 ** 30 });
   undo.push(() => pool.close());
   await pool.createThin(1);
   const dev = await pool.activate(1, DEVICE_BYTES);
   undo.push(() => pool.deactivate(1));
-  return dev;
+  return { dev, pid: pool.pid };
 }
 
 /** ext4 on the device, as the devmapper driver makes it, mounted at `<dir>/mnt`. */
@@ -169,14 +183,19 @@ async function randWrite(mnt: string): Promise<number> {
 /** One timed sample of `kind` on its own fresh host filesystem. */
 function sample(kind: Kind, base: string): Promise<Sample> {
   return onFreshHost(base, async (dir, undo) => {
-    const mnt = await filesystem(await device(kind, dir, undo), dir, undo);
+    const { dev, pid } = await device(kind, dir, undo);
+    const mnt = await filesystem(dev, dir, undo);
     const direct = join(mnt, "direct");
     const count = `count=${SEQ_MIB}`;
-    const s: Sample = {
-      directWrite: await dd(["if=/dev/zero", `of=${direct}`, count, "oflag=direct", "conv=fsync"]),
-      bufferedWrite: await dd(["if=/dev/zero", `of=${join(mnt, "buffered")}`, count, "conv=fsync"]),
-      directRead: await dd([`if=${direct}`, "of=/dev/null", "iflag=direct"]),
-    };
+    const c0 = pid ? await cpuSeconds(pid) : 0;
+    const directWrite = await dd(["if=/dev/zero", `of=${direct}`, count, "oflag=direct", "conv=fsync"]);
+    const c1 = pid ? await cpuSeconds(pid) : 0;
+    const bufferedWrite = await dd(["if=/dev/zero", `of=${join(mnt, "buffered")}`, count, "conv=fsync"]);
+    const c2 = pid ? await cpuSeconds(pid) : 0;
+    const directRead = await dd([`if=${direct}`, "of=/dev/null", "iflag=direct"]);
+    const c3 = pid ? await cpuSeconds(pid) : 0;
+    const s: Sample = { directWrite, bufferedWrite, directRead };
+    if (pid) s.daemonCpu = { directWrite: ((c1 - c0) * 1024) / SEQ_MIB, directRead: ((c3 - c2) * 1024) / SEQ_MIB };
     if (RAND_SECS > 0) s.rand = await randWrite(mnt);
     return s;
   });
@@ -222,15 +241,18 @@ async function main() {
         const s = await sample(kind, base);
         samples[kind].push(s);
         const rand = s.rand === undefined ? "" : `, rand ${s.rand.toFixed(0)} IOPS`;
+        const cpu = s.daemonCpu
+          ? `; daemon CPU s/GiB: direct write ${s.daemonCpu.directWrite.toFixed(2)}, direct read ${s.daemonCpu.directRead.toFixed(2)}`
+          : "";
         console.log(
-          `round ${r + 1} ${kind.padEnd(5)} direct write ${s.directWrite.toFixed(0)}, buffered write ${s.bufferedWrite.toFixed(0)}, direct read ${s.directRead.toFixed(0)} MB/s${rand}`,
+          `round ${r + 1} ${kind.padEnd(5)} direct write ${s.directWrite.toFixed(0)}, buffered write ${s.bufferedWrite.toFixed(0)}, direct read ${s.directRead.toFixed(0)} MB/s${rand}${cpu}`,
         );
       }
     }
     console.log(
       `\next4 on a thin device vs ext4 on a plain loop file, ${SEQ_MIB} MiB dd bs=1M, fresh ext4 host filesystem and cold caches per sample, medians of ${ROUNDS} rounds (order alternating)`,
     );
-    const row = (name: string, unit: string, key: keyof Sample) => {
+    const row = (name: string, unit: string, key: "directWrite" | "bufferedWrite" | "directRead" | "rand") => {
       const p = median(samples.plain.map((s) => s[key]!));
       const t = median(samples.thin.map((s) => s[key]!));
       console.log(
@@ -241,6 +263,12 @@ async function main() {
     row("sequential write (dd fsync)", "MB/s", "bufferedWrite");
     row("sequential read (dd direct)", "MB/s", "directRead");
     if (RAND_SECS > 0) row(`4 KiB random write (fio ${RAND_SECS} s)`, "IOPS", "rand");
+    const cpu = samples.thin.flatMap((s) => (s.daemonCpu ? [s.daemonCpu] : []));
+    if (cpu.length) {
+      console.log(
+        `pool daemon CPU per GiB (median): direct write ${median(cpu.map((c) => c.directWrite)).toFixed(2)} s, direct read ${median(cpu.map((c) => c.directRead)).toFixed(2)} s`,
+      );
+    }
     const snap = await snapshotLatency(base);
     console.log(
       `create_snap of a device with ${snap.mapped} mapped blocks: median ${snap.medianMs.toFixed(2)} ms of ${SNAPS}`,

@@ -9,4 +9,4 @@
 export { ThinPool, type CreatePoolOptions, type PoolInfo, type ThinDeviceInfo } from "./pool.js";
 export { isPoolError, PoolError, type PoolErrorCode } from "./errors.js";
 export { parseStatus, type PoolStatus } from "./status.js";
-export { poolLayout, recoverCrashed, loopsBackedUnder, type PoolLayout } from "./daemon.js";
+export { recoverCrashed, loopsBackedUnder, type PoolLayout } from "./daemon.js";

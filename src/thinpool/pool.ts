@@ -301,11 +301,6 @@ export class ThinPool {
     await rm(this.layout.pidFile, { force: true });
     await rm(this.layout.keeperPidFile, { force: true });
   }
-
-  /** Size of the data file in bytes. */
-  async dataFileSize(): Promise<number> {
-    return (await stat(this.layout.dataFile)).size;
-  }
 }
 
 /** The daemon's FUSE `max_write`/`max_read` in KiB (kMaxRequest in native/thinpool/fuse_ops.cc). */
