@@ -34,14 +34,6 @@
  * @module
  */
 
-/** One entry of a change list, as `docker diff` prints it. */
-export interface Change {
-  /** Absolute path inside the layer, e.g. `/etc/hosts`. */
-  path: string;
-  /** A = added, C = changed, D = deleted. */
-  kind: "A" | "C" | "D";
-}
-
 /** Options for create and createReadWrite. */
 export interface CreateOpts {
   /** Per-layer storage options (`size` for drivers that support it). */

@@ -11,7 +11,8 @@
  */
 import type { Readable } from "node:stream";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
-import type { Change, CreateOpts } from "../graphdriver/driver.js";
+import type { Change } from "../diff/index.js";
+import type { CreateOpts } from "../graphdriver/driver.js";
 import { currentProcess } from "../util/process.js";
 import type { Differ } from "./differ.js";
 import { type Digest, randomID } from "./ids.js";
