@@ -55,6 +55,7 @@ export interface LoopStatus {
   backingInode: number;
 }
 
+/** A loop device strata attached: its node, index and whether it does direct I/O. */
 export interface LoopDevice {
   device: string;
   index: number;
@@ -361,18 +362,23 @@ export function openat2(dirfd: number, path: string, flags: number, mode = 0, re
 export function close(fd: number) {
   return call(() => addon.close(fd));
 }
+/** mkdirat(2): directory `path` below `dirfd`. */
 export function mkdirat(dirfd: number, path: string, mode: number) {
   return call(() => addon.mkdirat(dirfd, path, mode));
 }
+/** mknodat(2): a device node, FIFO or socket `path` below `dirfd`. */
 export function mknodat(dirfd: number, path: string, mode: number, major = 0, minor = 0) {
   return call(() => addon.mknodat(dirfd, path, mode, major, minor));
 }
+/** symlinkat(2): symlink `path` below `dirfd` pointing at `target` (never followed here). */
 export function symlinkat(target: string, dirfd: number, path: string) {
   return call(() => addon.symlinkat(target, dirfd, path));
 }
+/** linkat(2): hard link `newpath` below `newdirfd` to `oldpath` below `olddirfd`. */
 export function linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags = 0) {
   return call(() => addon.linkat(olddirfd, oldpath, newdirfd, newpath, flags));
 }
+/** unlinkat(2) of `path` below `dirfd`; `C.AT_REMOVEDIR` for an empty directory. */
 export function unlinkat(dirfd: number, path: string, flags = 0) {
   return call(() => addon.unlinkat(dirfd, path, flags));
 }
@@ -388,12 +394,15 @@ export function unlinkat(dirfd: number, path: string, flags = 0) {
 export function removeTreeAt(dirfd: number, name: string) {
   return call(() => addon.removeTreeAt(dirfd, name));
 }
+/** renameat2(2); `flags` 1 is RENAME_NOREPLACE. */
 export function renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags = 0) {
   return call(() => addon.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
 }
+/** fchownat(2); pass `C.AT_SYMLINK_NOFOLLOW` to change a symlink itself. */
 export function fchownat(dirfd: number, path: string, uid: number, gid: number, flags = 0) {
   return call(() => addon.fchownat(dirfd, path, uid, gid, flags));
 }
+/** fchmodat(2) of `path` below `dirfd`. */
 export function fchmodat(dirfd: number, path: string, mode: number) {
   return call(() => addon.fchmodat(dirfd, path, mode));
 }
@@ -401,6 +410,7 @@ export function fchmodat(dirfd: number, path: string, mode: number) {
 export function fstatat(dirfd: number, path: string, flags = 0) {
   return call(() => addon.fstatat(dirfd, path, flags));
 }
+/** readlinkat(2): the target of symlink `path` below `dirfd`. */
 export function readlinkat(dirfd: number, path: string) {
   return call(() => addon.readlinkat(dirfd, path));
 }

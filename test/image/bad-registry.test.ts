@@ -430,13 +430,11 @@ test("a slow layer store is not a slow registry: waiting on the apply counts nei
       // The applier stops for 5 s after the first MiB, as a busy disk would; the download backs up meanwhile.
       let seen = 0;
       const slow = new Transform({
-        async transform(chunk: Buffer, _e, cb) {
+        transform(chunk: Buffer, _e, cb) {
           seen += chunk.length;
-          if (!held && seen > 1 << 20) {
-            held = true;
-            await sleep(5000);
-          }
-          cb(null, chunk);
+          if (held || seen <= 1 << 20) return cb(null, chunk);
+          held = true;
+          void sleep(5000).then(() => cb(null, chunk));
         },
       });
       tar.on("error", (e) => slow.destroy(e));

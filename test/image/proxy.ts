@@ -71,7 +71,7 @@ export async function startProxy(
             res.write(c.subarray(0, Math.max(0, action.after - pos)));
             ures.destroy();
             const then = action.then ?? (async () => {});
-            then().finally(() => res.socket?.destroy());
+            void then().finally(() => res.socket?.destroy());
             pos = Number.MAX_SAFE_INTEGER;
             return;
           }
