@@ -3,7 +3,7 @@
  * random moments; afterwards `strata check` (whose store open runs the
  * automatic recovery) must report a consistent store, except for the
  * pending import ref of a killed commit (which `check --repair` clears), and
- * no partial layer may ever be listed. Runs: STRATA_CRASH_RUNS (default 50, half each).
+ * no partial layer may ever be listed. Runs: STRATA_CRASH_RUNS (default 24, half each; more for a soak).
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -17,7 +17,7 @@ import { driverTestArgs, driverTestOptions, supportedDrivers } from "../helpers/
 import { makeTar, type Spec } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
 
-const ALL_RUNS = Number(process.env.STRATA_CRASH_RUNS ?? 50);
+const ALL_RUNS = Number(process.env.STRATA_CRASH_RUNS ?? 24);
 /** devmapper: each CLI start opens the pool and checks the base device (~1 s), so fewer runs by default. */
 const DEVMAPPER_RUNS = Number(process.env.STRATA_CRASH_RUNS ?? 10);
 const drivers = await supportedDrivers();

@@ -29,10 +29,16 @@ export async function peakRss(): Promise<number> {
 
 /**
  * Bytes allocated to the tree at `dir` (st_blocks × 512), each inode counted
- * once, not crossing into other filesystems (mounts inside a driver home).
+ * once, not crossing into other filesystems (mounts inside a driver home);
+ * 0 when `dir` does not exist.
  */
 export async function diskUsage(dir: string): Promise<number> {
-  const root = await lstat(dir, { bigint: true });
+  // A driver home is made by the driver's first write: none yet is nothing used.
+  const root = await lstat(dir, { bigint: true }).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  });
+  if (!root) return 0;
   const seen = new Set<bigint>();
   let total = 0;
   const walk = async (d: string): Promise<void> => {
