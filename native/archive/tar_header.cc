@@ -59,7 +59,8 @@ int64_t DecodeNumber(const uint8_t* b, size_t off, size_t len, const char* field
     if (v > static_cast<uint64_t>(kMaxSafe)) overflow = true;
   }
   for (; i < end && b[i] != 0; i++) {
-    if (!IsBlank(b[i])) throw TarFormat(std::string("invalid ") + field + " field \"" + Trim(CString(b, off, len)) + "\"");
+    if (!IsBlank(b[i]))
+      throw TarFormat(std::string("invalid ") + field + " field \"" + Trim(CString(b, off, len)) + "\"");
   }
   if (overflow) throw TarFormat(std::string(field) + " too large in header");
   return static_cast<int64_t>(v);

@@ -78,7 +78,7 @@ void unmountOnce(Daemon& d) {
 }
 
 int fuseServe(Daemon& d) {
-  struct sigaction sa{};
+  struct sigaction sa = {};
   sa.sa_handler = onWake;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGUSR1, &sa, nullptr);

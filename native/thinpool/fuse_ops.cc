@@ -95,7 +95,7 @@ void opReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   std::vector<char> buf(size);
   size_t used = 0;
   for (size_t i = size_t(off); i < names.size(); i++) {
-    struct stat st{};
+    struct stat st = {};
     st.st_ino = names[i].second;
     st.st_mode = names[i].second == kRoot ? S_IFDIR : S_IFREG;
     size_t n = fuse_add_direntry(req, buf.data() + used, size - used, names[i].first.c_str(), &st, off_t(i + 1));
@@ -146,7 +146,8 @@ void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   } catch (const std::exception& e) {
     return (void)fuse_reply_err(req, errnoOf(e));
   }
-  d.readAhead->after(*ra, ino - 2, uint64_t(off), size, devSize);  // answered first: the next window costs the reader nothing
+  // Answered first: the next window costs the reader nothing.
+  d.readAhead->after(*ra, ino - 2, uint64_t(off), size, devSize);
 }
 
 void opWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {

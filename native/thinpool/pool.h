@@ -48,8 +48,7 @@ struct PoolStatus {
 class Pool {
  public:
   /** Writes fresh, empty metadata (the file must exist; its size sets the metadata capacity). */
-  static void format(const std::string& metaPath, const std::string& dataPath, uint32_t blockBytes,
-                     uint64_t dataBytes);
+  static void format(const std::string& metaPath, const std::string& dataPath, uint32_t blockBytes, uint64_t dataBytes);
   /** Opens a pool: reads the committed metadata into memory. */
   Pool(const std::string& metaPath, const std::string& dataPath);
   ~Pool();
@@ -112,13 +111,13 @@ class Pool {
     d.changeGen = ++changeCounter_;
     dirty_ = true;
   }
-  void buildCommit(CommitImage& img);    // with mu_ held
-  void writeCommit(CommitImage& img);    // without mu_: data sync, metadata blocks, superblock
-  void adoptCommit(CommitImage& img);    // with mu_ held, once the commit is durable
+  void buildCommit(CommitImage& img);             // with mu_ held
+  void writeCommit(CommitImage& img);             // without mu_: data sync, metadata blocks, superblock
+  void adoptCommit(CommitImage& img);             // with mu_ held, once the commit is durable
   void punchFreed(std::vector<uint64_t>& freed);  // holes where freed blocks were (sparse data file)
-  uint64_t allocateData();        // with mu_ held; throws ENOSPC
-  void decRef(uint64_t b);        // with mu_ held
-  ThinDevice& device(uint64_t id);  // with mu_ held; throws ENODEV
+  uint64_t allocateData();                        // with mu_ held; throws ENOSPC
+  void decRef(uint64_t b);                        // with mu_ held
+  ThinDevice& device(uint64_t id);                // with mu_ held; throws ENODEV
   std::mutex& stripe(uint64_t id, uint64_t vb) { return stripes_[(id * 2654435761u + vb) % stripes_.size()]; }
   void unmapBlock(uint64_t id, uint64_t vb);
   void zeroRange(uint64_t id, uint64_t off, size_t len);
@@ -130,22 +129,22 @@ class Pool {
   uint64_t transaction_ = 0;
   uint32_t time_ = 0;
   std::map<uint64_t, ThinDevice> devices_;
-  std::vector<uint32_t> ref_;          // data block reference counts
-  std::vector<uint8_t> pendingFree_;   // freed since the last commit: not reusable yet
+  std::vector<uint32_t> ref_;         // data block reference counts
+  std::vector<uint8_t> pendingFree_;  // freed since the last commit: not reusable yet
   // Data blocks known to be allocated in the data file's filesystem (a hint:
   // see Pool::preallocate); cleared when a block is punched.
   std::vector<uint8_t> hostAllocated_;
   std::atomic<bool> canPreallocate_{true};  // false once fallocate says EOPNOTSUPP
-  std::vector<uint64_t> freedList_;    // same blocks, to punch after the commit
-  std::unordered_set<uint64_t> inflight_;  // allocated for writes not yet mapped
+  std::vector<uint64_t> freedList_;         // same blocks, to punch after the commit
+  std::unordered_set<uint64_t> inflight_;   // allocated for writes not yet mapped
   uint64_t usedData_ = 0, dataCursor_ = 0;
   std::vector<uint8_t> metaCommitted_;  // blocks of the committed metadata
   uint64_t usedMeta_ = 0;
   bool outOfDataSpace_ = false;
   std::atomic<bool> dirty_{false};
-  std::atomic<uint64_t> dataGen_{0};  // bumped after every data write
-  uint64_t syncedGen_ = 0;            // dataGen_ as of the last data sync
-  uint64_t changeCounter_ = 0;        // see ThinDevice::changeGen
+  std::atomic<uint64_t> dataGen_{0};                            // bumped after every data write
+  uint64_t syncedGen_ = 0;                                      // dataGen_ as of the last data sync
+  uint64_t changeCounter_ = 0;                                  // see ThinDevice::changeGen
   std::atomic<uint64_t> mutationsBegun_{0}, mutationsDone_{0};  // see mutationsBegun()
   /** Counts one mutation for its scope (see mutationsBegun()). */
   struct Mutation {
@@ -154,9 +153,9 @@ class Pool {
     ~Mutation() { p.mutationsDone_++; }
   };
 
-  std::mutex mu_;             // all in-memory state; never held across I/O on the data path
-  std::mutex commitMu_;       // one commit at a time (held across its I/O)
-  std::shared_mutex gate_;    // data I/O shared; snapshot/delete exclusive (quiesce)
+  std::mutex mu_;                         // all in-memory state; never held across I/O on the data path
+  std::mutex commitMu_;                   // one commit at a time (held across its I/O)
+  std::shared_mutex gate_;                // data I/O shared; snapshot/delete exclusive (quiesce)
   std::array<std::mutex, 1024> stripes_;  // one writer per virtual block
 };
 
