@@ -412,7 +412,7 @@ bool ApplyFs::RemoveNotUnpacked(const std::string& dirRel, const std::unordered_
   }
   closedir(d);
   for (const auto& [name, isDir] : children) {
-    std::string childRel = dirRel.empty() ? name : dirRel + "/" + name;
+    std::string childRel = dirRel.empty() ? name : (dirRel + "/").append(name);
     if (!keep.count(childRel)) {
       int parent = Dir(dirRel, false, e);
       if (parent < 0 || !RemoveAll(parent, name, e)) return false;
