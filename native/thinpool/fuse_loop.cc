@@ -86,6 +86,7 @@ int fuseServe(Daemon& d) {
   std::condition_variable cv;
   int running = kWorkers, error = 0;
   std::vector<std::thread> workers;
+  workers.reserve(kWorkers);
   for (int i = 0; i < kWorkers; i++) {
     workers.emplace_back([&] {
       int res;
