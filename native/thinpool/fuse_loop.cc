@@ -13,9 +13,9 @@
 #include <sys/mount.h>
 
 #include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -101,10 +101,8 @@ void onWake(int) {}
 void unmountOnce(Daemon& d) {
   if (d.unmounted.exchange(true)) return;
   // A session that took over a connection (mounted as /dev/fd/N) has no mount point in libfuse's eyes.
-  if (d.resumeFuseFd >= 0)
-    umount2(d.mountPoint.c_str(), MNT_DETACH);
-  else
-    fuse_session_unmount(d.session);
+  if (d.resumeFuseFd >= 0) umount2(d.mountPoint.c_str(), MNT_DETACH);
+  else fuse_session_unmount(d.session);
 }
 
 int fuseServe(Daemon& d) {

@@ -244,7 +244,8 @@ void resumeSession(Daemon& d) {
   if (fuse_session_mount(d.session, fdPath.c_str()) != 0)
     throw PoolError(EIO, "cannot take over the FUSE connection " + fdPath);
   uint32_t len = d.shared->initLen;
-  if (len < sizeof(fuse_in_header) || len > kInitBytes) throw PoolError(EIO, "no FUSE INIT request kept to resume with");
+  if (len < sizeof(fuse_in_header) || len > kInitBytes)
+    throw PoolError(EIO, "no FUSE INIT request kept to resume with");
   std::vector<uint8_t> init(d.shared->init, d.shared->init + len);
   fuse_buf buf{};
   buf.mem = init.data();

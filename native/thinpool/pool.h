@@ -117,9 +117,9 @@ class Pool {
   void preallocate(const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
   void writeData(const std::vector<WriteStep>& plan, uint64_t off, const uint8_t* buf, size_t len);
   void journal(uint64_t dev, uint64_t vb, uint64_t blockTime);  // with mu_ held
-  void replay(const JournalRecord& r);                           // with mu_ held
-  void makeJournalRoom();                                        // without locks: commits when half full
-  void mappingChanged(ThinDevice& d) {  // with mu_ held
+  void replay(const JournalRecord& r);                          // with mu_ held
+  void makeJournalRoom();                                       // without locks: commits when half full
+  void mappingChanged(ThinDevice& d) {                          // with mu_ held
     d.mappingDirty = true;
     d.changeGen = ++changeCounter_;
     dirty_ = true;
@@ -159,8 +159,8 @@ class Pool {
   uint64_t syncedGen_ = 0;                                      // dataGen_ as of the last data sync
   uint64_t changeCounter_ = 0;                                  // see ThinDevice::changeGen
   std::atomic<uint64_t> mutationsBegun_{0}, mutationsDone_{0};  // see mutationsBegun()
-  SharedState* journal_ = nullptr;           // see attachJournal()
-  std::atomic<uint64_t> journalHead_{1};     // seq of the next record
+  SharedState* journal_ = nullptr;                              // see attachJournal()
+  std::atomic<uint64_t> journalHead_{1};                        // seq of the next record
   /** Counts one mutation for its scope (see mutationsBegun()). */
   struct Mutation {
     Pool& p;
