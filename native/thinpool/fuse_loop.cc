@@ -42,8 +42,9 @@ class ReceiveBuffer {
     // page is one entry to walk instead of 256 (measured: 16 % of the
     // daemon's CPU went to pinning 4 KiB pages). The header sits in the
     // ordinary page before it.
-    uintptr_t at = reinterpret_cast<uintptr_t>(region_) + kDirectAlign;
-    uint8_t* payload = reinterpret_cast<uint8_t*>((at + kHugePage - 1) & ~(kHugePage - 1));
+    uintptr_t start = reinterpret_cast<uintptr_t>(region_);
+    uintptr_t aligned = (start + kDirectAlign + kHugePage - 1) & ~(kHugePage - 1);
+    uint8_t* payload = static_cast<uint8_t*>(region_) + (aligned - start);
     madvise(payload, kHugePage, MADV_HUGEPAGE);  // best effort
     mem_ = payload - kWriteHeader;
     // Present before the first request: the kernel pins the buffer to copy a
