@@ -1,14 +1,15 @@
-// Runs the formatter check and the ava suite, then prints the summary line CI
-// reads: "N passed, N failed" (", N skipped" when any were skipped). ava's own
-// reporter output is passed through; its summary lines are parsed (the TAP
-// reporter was dropped: it crashes on some failure objects and hides results).
-import { spawn, spawnSync } from "node:child_process";
+// Runs the linters (scripts/lint.mjs: prettier, eslint, depcruise,
+// lint-native), then the ava suite, then prints the summary line CI reads:
+// "N passed, N failed" (", N skipped" when any were skipped); each failed
+// linter counts as one failure. The linters run first, not beside ava, so the
+// tests keep both cores. ava's own reporter output is passed through; its
+// summary lines are parsed (the TAP reporter was dropped: it crashes on some
+// failure objects and hides results).
+import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { runLint } from "./lint.mjs";
 
-const lint = spawnSync("node_modules/.bin/prettier", ["--check", "--log-level=warn", "src", "test", "scripts"], {
-  stdio: "inherit",
-});
-const lintFailed = lint.status !== 0;
+const lintFailures = await runLint();
 
 const ava = spawn("node_modules/.bin/ava", [...process.argv.slice(2)], {
   stdio: ["ignore", "pipe", "pipe"],
@@ -37,10 +38,8 @@ await Promise.all([pump(ava.stdout, process.stdout), pump(ava.stderr, process.st
 const code = await new Promise((res) => ava.on("close", res));
 let failed = counts.failed + counts.errors;
 if (code !== 0 && failed === 0) failed = 1; // ava failed without a count (crash, timeout, no tests)
-if (lintFailed) {
-  console.log("lint: prettier --check failed (run npm run format)");
-  failed += 1;
-}
+for (const name of lintFailures) console.log(`FAILED: lint: ${name}`);
+failed += lintFailures.length;
 for (const f of failures) console.log(`FAILED: ${f}`);
 console.log(`${counts.passed} passed, ${failed} failed${counts.skipped ? `, ${counts.skipped} skipped` : ""}`);
 process.exit(failed > 0 ? 1 : 0);

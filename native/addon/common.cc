@@ -24,8 +24,8 @@ Napi::Error ErrnoError(Napi::Env env, const SysError& e) {
 }
 
 static void ThrowType(const Napi::CallbackInfo& info, size_t i, const char* name, const char* want) {
-  throw Napi::TypeError::New(info.Env(), std::string("Argument ") + std::to_string(i) + " (" +
-                                             name + ") must be " + want);
+  throw Napi::TypeError::New(info.Env(),
+                             std::string("Argument ") + std::to_string(i) + " (" + name + ") must be " + want);
 }
 
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -91,8 +91,7 @@ class Worker : public Napi::AsyncWorker {
 };
 }  // namespace
 
-Napi::Promise RunAsync(Napi::Env env, std::function<bool(SysError&)> work,
-                       std::function<Napi::Value(Napi::Env)> done) {
+Napi::Promise RunAsync(Napi::Env env, std::function<bool(SysError&)> work, std::function<Napi::Value(Napi::Env)> done) {
   auto* w = new Worker(env, std::move(work), std::move(done));
   Napi::Promise p = w->Promise();
   w->Queue();

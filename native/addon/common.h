@@ -37,8 +37,7 @@ Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i, const 
 // Runs `work` on the libuv thread pool. `work` returns true on success or
 // fills the SysError and returns false. `done` turns the result into a JS
 // value on the main thread.
-Napi::Promise RunAsync(Napi::Env env, std::function<bool(SysError&)> work,
-                       std::function<Napi::Value(Napi::Env)> done);
+Napi::Promise RunAsync(Napi::Env env, std::function<bool(SysError&)> work, std::function<Napi::Value(Napi::Env)> done);
 
 inline bool Fail(SysError& e, const char* syscall, const std::string& path) {
   e.err = errno;

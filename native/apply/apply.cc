@@ -20,8 +20,8 @@
 #include <algorithm>
 #include <thread>
 
-#include "apply/apply_pool.h"
 #include "addon/task_queue.h"
+#include "apply/apply_pool.h"
 #include "apply/tar_apply.h"
 
 namespace strata {
@@ -30,7 +30,7 @@ namespace {
 struct Task {
   explicit Task(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise::Deferred deferred;
-  Napi::ObjectReference chunksRef;  // keeps the bytes alive until done
+  Napi::ObjectReference chunksRef;   // keeps the bytes alive until done
   std::vector<struct iovec> chunks;  // the tar chunks of a write
   bool finish = false, close = false;
   // results
@@ -60,19 +60,22 @@ std::vector<IdRange> ArgIdMap(Napi::Env env, Napi::Value v) {
 class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "NativeApplier",
-                       {InstanceMethod("write", &NativeApplier::Write), InstanceMethod("finish", &NativeApplier::Finish),
-                        InstanceMethod("close", &NativeApplier::Close)});
+    return DefineClass(
+        env, "NativeApplier",
+        {InstanceMethod("write", &NativeApplier::Write), InstanceMethod("finish", &NativeApplier::Finish),
+         InstanceMethod("close", &NativeApplier::Close)});
   }
 
   explicit NativeApplier(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeApplier>(info) {
     Napi::Env env = info.Env();
     std::string root = ArgString(info, 0, "root");
     int threads = static_cast<int>(ArgOptInt(info, 1, "threads", 0));
-    if (info.Length() < 3 || !info[2].IsObject()) throw Napi::TypeError::New(env, "Argument 2 (options) must be an object");
+    if (info.Length() < 3 || !info[2].IsObject())
+      throw Napi::TypeError::New(env, "Argument 2 (options) must be an object");
     Napi::Object o = info[2].As<Napi::Object>();
     TarApplyOptions opts;
-    opts.overlayWhiteouts = o.Get("whiteouts").IsString() && o.Get("whiteouts").As<Napi::String>().Utf8Value() == "overlay";
+    opts.overlayWhiteouts =
+        o.Get("whiteouts").IsString() && o.Get("whiteouts").As<Napi::String>().Utf8Value() == "overlay";
     opts.record = o.Get("record").ToBoolean();
     opts.uidMap = ArgIdMap(env, o.Get("uidMap"));
     opts.gidMap = ArgIdMap(env, o.Get("gidMap"));
@@ -101,7 +104,8 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
   Napi::Value Write(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (closed_) throw Napi::Error::New(env, "NativeApplier is closed");
-    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "Argument 0 (chunks) must be an array");
+    if (info.Length() < 1 || !info[0].IsArray())
+      throw Napi::TypeError::New(env, "Argument 0 (chunks) must be an array");
     Napi::Array arr = info[0].As<Napi::Array>();
     auto t = std::make_unique<Task>(env);
     t->chunks.resize(arr.Length());

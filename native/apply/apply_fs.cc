@@ -74,8 +74,8 @@ bool NotADir(SysError& e, const std::string& rel) {
 
 bool LinkTargetError(SysError& e, const ApplyOpRec& op, const char* why) {
   e.code = "ERR_LINK_TARGET";
-  e.message = "Cannot apply the entry: hardlink \"" + op.name + "\" -> \"" + (op.keep.empty() ? "" : op.keep[0]) +
-              "\": " + why;
+  e.message =
+      "Cannot apply the entry: hardlink \"" + op.name + "\" -> \"" + (op.keep.empty() ? "" : op.keep[0]) + "\": " + why;
   return false;
 }
 
@@ -127,7 +127,8 @@ bool ApplyFs::RemoveTree(int at, const std::string& name, SysError& e) {
   int fd = openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT || Fail(e, "openat", name);
   std::vector<std::string> children;
-  bool ok = ForEachName(fd, name, [&](const struct dirent& d) { children.emplace_back(d.d_name); }, e);
+  auto add = [&](const struct dirent& d) { children.emplace_back(d.d_name); };
+  bool ok = ForEachName(fd, name, add, e);
   for (size_t i = 0; ok && i < children.size(); i++) ok = RemoveTree(fd, children[i], e);
   close(fd);
   if (!ok) return false;
@@ -317,7 +318,8 @@ bool ApplyFs::Plnk(int parent, const ApplyOpRec& op, SysError& e, std::vector<st
   if (first != plnkFirst_.end()) {
     auto [dirRel, name] = Split(first->second);
     int dir = Dir(dirRel, false, e);
-    if (dir >= 0 && linkat(dir, name.c_str(), parent, op.base.c_str(), 0) == 0) return FinishAt(parent, op, false, e, w);
+    if (dir >= 0 && linkat(dir, name.c_str(), parent, op.base.c_str(), 0) == 0)
+      return FinishAt(parent, op, false, e, w);
     if (dir >= 0 && !(errno == ENOENT || errno == ENOTDIR)) return Fail(e, "linkat", op.name);
     if (dir < 0 && !(e.err == ENOENT || e.err == ENOTDIR)) return false;
   }
@@ -387,8 +389,7 @@ bool ApplyFs::FinishRoot(const ApplyOpRec& op, SysError& e, std::vector<std::str
 }
 
 // Opaque directory in AUFS form: delete what this layer did not itself create.
-bool ApplyFs::RemoveNotUnpacked(const std::string& dirRel, const std::unordered_set<std::string>& keep,
-                                SysError& e) {
+bool ApplyFs::RemoveNotUnpacked(const std::string& dirRel, const std::unordered_set<std::string>& keep, SysError& e) {
   int dir = Dir(dirRel, false, e);
   if (dir < 0) return false;
   int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -411,7 +412,7 @@ bool ApplyFs::RemoveNotUnpacked(const std::string& dirRel, const std::unordered_
   }
   closedir(d);
   for (const auto& [name, isDir] : children) {
-    std::string childRel = dirRel.empty() ? name : dirRel + "/" + name;
+    std::string childRel = dirRel.empty() ? name : (dirRel + "/").append(name);
     if (!keep.count(childRel)) {
       int parent = Dir(dirRel, false, e);
       if (parent < 0 || !RemoveAll(parent, name, e)) return false;
@@ -427,8 +428,7 @@ bool ApplyFs::DirTime(const ApplyOpRec& op, SysError& e) {
   auto tolerated = [](int err) { return err == ENOENT || err == ENOTDIR; };  // removed later in the layer
   if (op.kind == kKindRoot) {
     std::string path = ProcPath(root_);
-    return utimensat(AT_FDCWD, path.c_str(), op.times, 0) == 0 || tolerated(errno) ||
-           Fail(e, "utimensat", op.name);
+    return utimensat(AT_FDCWD, path.c_str(), op.times, 0) == 0 || tolerated(errno) || Fail(e, "utimensat", op.name);
   }
   int parent = Dir(op.parent, false, e);
   if (parent < 0) return tolerated(e.err);

@@ -22,15 +22,15 @@ namespace strata {
 
 // Op codes and entry kinds (mirrored in the oracle's batch format, test/oracle/batch.ts).
 enum ApplyOp : uint32_t {
-  kOpEntry = 1,           // create one entry (kind below) and set its metadata
-  kOpBegin = 2,           // create a regular file and keep its fd under `handle` (streamed body)
-  kOpWrite = 3,           // append body buffers to the file under `handle`
-  kOpEnd = 4,             // set the metadata of the file under `handle` and close it
-  kOpWhiteoutAufs = 5,    // remove parent/base if the parent exists
-  kOpWhiteoutOverlay = 6, // replace parent/base by a char 0/0 device owned by uid:gid
-  kOpOpaqueOverlay = 7,   // set trusted.overlay.opaque=y on the directory parent
-  kOpOpaqueAufs = 8,      // empty the directory parent except the `keep` paths
-  kOpDirTime = 9,         // restore a directory's times; ENOENT/ENOTDIR ignored
+  kOpEntry = 1,            // create one entry (kind below) and set its metadata
+  kOpBegin = 2,            // create a regular file and keep its fd under `handle` (streamed body)
+  kOpWrite = 3,            // append body buffers to the file under `handle`
+  kOpEnd = 4,              // set the metadata of the file under `handle` and close it
+  kOpWhiteoutAufs = 5,     // remove parent/base if the parent exists
+  kOpWhiteoutOverlay = 6,  // replace parent/base by a char 0/0 device owned by uid:gid
+  kOpOpaqueOverlay = 7,    // set trusted.overlay.opaque=y on the directory parent
+  kOpOpaqueAufs = 8,       // empty the directory parent except the `keep` paths
+  kOpDirTime = 9,          // restore a directory's times; ENOENT/ENOTDIR ignored
 };
 
 enum ApplyKind : uint32_t {

@@ -60,8 +60,7 @@ void ApplyPool::Loop(Worker* w) {
 bool ApplyPool::Wait(SysError& e, std::vector<std::string>& warnings) {
   std::unique_lock<std::mutex> lock(mu_);
   idle_.wait(lock, [this] { return pending_ == 0; });
-  std::stable_sort(warnings_.begin(), warnings_.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(warnings_.begin(), warnings_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& w : warnings_) warnings.push_back(std::move(w.second));
   warnings_.clear();
   if (!failed_) return true;

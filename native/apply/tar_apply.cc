@@ -13,9 +13,9 @@
 namespace strata {
 namespace {
 
-constexpr int64_t kSmallBody = 1 << 20;         // bodies up to this size travel in one op
-constexpr int64_t kMaxMetaRecord = 16 << 20;    // PAX and GNU records larger than this are refused
-constexpr size_t kMaxWarnings = 100;            // kept per write; later ones are counted
+constexpr int64_t kSmallBody = 1 << 20;       // bodies up to this size travel in one op
+constexpr int64_t kMaxMetaRecord = 16 << 20;  // PAX and GNU records larger than this are refused
+constexpr size_t kMaxWarnings = 100;          // kept per write; later ones are counted
 constexpr char kWhiteoutPrefix[] = ".wh.";
 constexpr char kWhiteoutMetaPrefix[] = ".wh..wh.";
 constexpr char kWhiteoutLinkDir[] = ".wh..wh.plnk";
@@ -221,8 +221,7 @@ bool TarApply::Header(const uint8_t* block, const uint8_t* p, size_t n, size_t* 
   RawHeader h = DecodeBlock(block);
   if (h.flag == 'x' || h.flag == 'g' || h.flag == 'L' || h.flag == 'K') {
     if (h.size > kMaxMetaRecord)
-      throw TarFormat(std::string(MetaRecordName(h.flag)) + " record too large (" + std::to_string(h.size) +
-                      " bytes)");
+      throw TarFormat(std::string(MetaRecordName(h.flag)) + " record too large (" + std::to_string(h.size) + " bytes)");
     metaHeader_ = std::move(h);
     need_ = static_cast<size_t>(metaHeader_.size + Padding(metaHeader_.size));
     stage_.clear();
@@ -286,8 +285,7 @@ bool TarApply::Entry(EntryHeader& h, const uint8_t* p, size_t n, size_t* pos) {
   } else if (StartsWith(base, kWhiteoutPrefix)) {
     ok = Whiteout(parent, base, e);
   } else if (rel.empty()) {
-    if (e.type != EntryType::kDir)
-      throw Breakout("the layer root is not a directory " + Quoted(e.name));
+    if (e.type != EntryType::kDir) throw Breakout("the layer root is not a directory " + Quoted(e.name));
     auto op = Op(kOpEntry, e, rel);
     op->kind = kKindRoot;
     ok = Emit(std::move(op), nullptr, 0);
@@ -386,8 +384,9 @@ bool TarApply::BodyBytes(const uint8_t* p, size_t k) {
       for (size_t done = 0; done < k;) {
         ssize_t w = write(stashFd_, p + done, k - done);
         if (w < 0 && errno == EINTR) continue;
-        if (w < 0) throw TarError("ERR_PLNK_STASH", std::string("Cannot stash the AUFS hardlink body: ") +
-                                                        strerror(errno) + " " + Quoted(cur_.name));
+        if (w < 0)
+          throw TarError("ERR_PLNK_STASH", std::string("Cannot stash the AUFS hardlink body: ") + strerror(errno) +
+                                               " " + Quoted(cur_.name));
         done += static_cast<size_t>(w);
       }
       return true;
@@ -514,10 +513,12 @@ void TarApply::SetMeta(ApplyOpRec& op, const EntryHeader& h) {
 }
 
 void TarApply::Dropped(const std::string& name, const std::string& key) {
-  if (warnings_.size() < kMaxWarnings)
-    warnings_.push_back("dropped xattr " + key + " on " + Quoted(name) + ": the kernel would read it as its own metadata");
-  else
+  if (warnings_.size() < kMaxWarnings) {
+    warnings_.push_back("dropped xattr " + key + " on " + Quoted(name) +
+                        ": the kernel would read it as its own metadata");
+  } else {
     droppedMore_++;
+  }
 }
 
 uint64_t TarApply::TakeWarnings(std::vector<std::string>& out) {
@@ -542,15 +543,15 @@ void TarApply::StashOpen(const std::string& rel) {
   if (plnkDir_.empty()) {
     std::string tmpl = TempDir() + "/strata-plnk-XXXXXX";
     if (!mkdtemp(tmpl.data()))
-      throw TarError("ERR_PLNK_STASH", std::string("Cannot stash the AUFS hardlink body: ") + strerror(errno) + " " +
-                                           Quoted(tmpl));
+      throw TarError("ERR_PLNK_STASH",
+                     std::string("Cannot stash the AUFS hardlink body: ") + strerror(errno) + " " + Quoted(tmpl));
     plnkDir_ = tmpl;
   }
   const std::string file = plnkDir_ + "/" + Split(rel).second;
   stashFd_ = open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (stashFd_ < 0)
-    throw TarError("ERR_PLNK_STASH", std::string("Cannot stash the AUFS hardlink body: ") + strerror(errno) + " " +
-                                         Quoted(file));
+    throw TarError("ERR_PLNK_STASH",
+                   std::string("Cannot stash the AUFS hardlink body: ") + strerror(errno) + " " + Quoted(file));
   body_ = Body::kStash;
   curRel_ = rel;
 }

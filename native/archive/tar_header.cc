@@ -1,5 +1,6 @@
 #include "archive/tar_header.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace strata {
@@ -59,7 +60,8 @@ int64_t DecodeNumber(const uint8_t* b, size_t off, size_t len, const char* field
     if (v > static_cast<uint64_t>(kMaxSafe)) overflow = true;
   }
   for (; i < end && b[i] != 0; i++) {
-    if (!IsBlank(b[i])) throw TarFormat(std::string("invalid ") + field + " field \"" + Trim(CString(b, off, len)) + "\"");
+    if (!IsBlank(b[i]))
+      throw TarFormat(std::string("invalid ") + field + " field \"" + Trim(CString(b, off, len)) + "\"");
   }
   if (overflow) throw TarFormat(std::string(field) + " too large in header");
   return static_cast<int64_t>(v);
@@ -285,14 +287,9 @@ void DecodePax(const uint8_t* p, size_t n, PaxRecords& out) {
     size_t k = static_cast<const uint8_t*>(eq) - rec;
     std::string key = WellFormedUtf8(std::string(reinterpret_cast<const char*>(rec), k));
     std::string value(reinterpret_cast<const char*>(rec) + k + 1, recLen - k - 2);
-    bool replaced = false;
-    for (auto& kv : out)
-      if (kv.first == key) {
-        kv.second = std::move(value);
-        replaced = true;
-        break;
-      }
-    if (!replaced) out.emplace_back(std::move(key), std::move(value));
+    auto same = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == key; });
+    if (same != out.end()) same->second = std::move(value);  // a later record for a key wins
+    else out.emplace_back(std::move(key), std::move(value));
     off += len;
   }
 }

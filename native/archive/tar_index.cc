@@ -70,8 +70,7 @@ bool Scan(int fd, const std::string& file, size_t maxMembers, std::vector<Member
     if (IsZeroBlock(block)) break;
     RawHeader h = DecodeBlock(block);
     if (h.flag == 'x' || h.flag == 'g' || h.flag == 'L' || h.flag == 'K') {
-      if (h.size > kMaxMetaRecord)
-        throw TarFormat("extension record too large (" + std::to_string(h.size) + " bytes)");
+      if (h.size > kMaxMetaRecord) throw TarFormat("extension record too large (" + std::to_string(h.size) + " bytes)");
       if (off + h.size > fileSize) throw Truncated("extension record of \"" + h.name + "\" is cut short", file);
       std::string rec(static_cast<size_t>(h.size), '\0');
       if (!ReadAt(fd, rec.data(), rec.size(), off, e, file)) return false;

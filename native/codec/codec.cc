@@ -76,8 +76,7 @@ class Engine {
  protected:
   // Consumes input from `in` (setting *used) until it is all used or the
   // output reached kMaxStepOutput (then *more = true).
-  virtual std::string Run(const uint8_t* in, size_t n, bool end, size_t* used, std::vector<Chunk>& out,
-                          bool* more) = 0;
+  virtual std::string Run(const uint8_t* in, size_t n, bool end, size_t* used, std::vector<Chunk>& out, bool* more) = 0;
   // The input has ended and everything is out: "" when the stream was complete.
   virtual std::string Finish() { return ""; }
 
@@ -304,8 +303,8 @@ class NativeCodec : public Napi::ObjectWrap<NativeCodec> {
       Napi::Array arr = Napi::Array::New(env, step->out.size());
       for (size_t i = 0; i < step->out.size(); i++) {
         auto* chunk = new Chunk(std::move(step->out[i]));
-        arr.Set(i, Napi::Buffer<uint8_t>::NewOrCopy(env, chunk->data(), chunk->size,
-                                                     [](Napi::Env, uint8_t*, Chunk* c) { delete c; }, chunk));
+        arr.Set(i, Napi::Buffer<uint8_t>::NewOrCopy(
+                       env, chunk->data(), chunk->size, [](Napi::Env, uint8_t*, Chunk* c) { delete c; }, chunk));
       }
       Napi::Object r = Napi::Object::New(env);
       r.Set("chunks", arr);

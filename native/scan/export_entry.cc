@@ -27,7 +27,8 @@ int OpenDirInRoot(int root, const std::string& rel) {
 
 bool ListSorted(int dirfd, const std::string& rel, std::vector<ExportEntry>& out, SysError& e) {
   size_t first = out.size();
-  if (!ForEachName(dirfd, rel, [&](const struct dirent& d) { out.emplace_back().name = d.d_name; }, e)) return false;
+  auto add = [&](const struct dirent& d) { out.emplace_back().name = d.d_name; };
+  if (!ForEachName(dirfd, rel, add, e)) return false;
   // Byte order, as Docker's walk (std::string compares bytes as unsigned).
   std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
             [](const ExportEntry& a, const ExportEntry& b) { return a.name < b.name; });
@@ -120,8 +121,9 @@ Napi::Object ExportBatchToJs(Napi::Env env, ExportBatch& batch) {
   } else {
     // Hand the file contents over without a copy; the Buffer owns the vector.
     std::vector<char>* data = batch.data.release();
-    out.Set("data", Napi::Buffer<char>::New(env, data->data(), data->size(),
-                                            [](Napi::Env, char*, std::vector<char>* v) { delete v; }, data));
+    out.Set("data",
+            Napi::Buffer<char>::New(
+                env, data->data(), data->size(), [](Napi::Env, char*, std::vector<char>* v) { delete v; }, data));
   }
   return out;
 }

@@ -53,5 +53,4 @@ void DescribeEntry(int dirfd, const std::string& base, ExportEntry& ent, double*
 // The batch as a JS object {missing, done, names, stats, caps, links, opaque, data}.
 Napi::Object ExportBatchToJs(Napi::Env env, ExportBatch& batch);
 
-
 }  // namespace strata

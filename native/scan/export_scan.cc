@@ -24,7 +24,8 @@ bool Vanished(int err) { return err == ENOENT || err == ENOTDIR || err == ELOOP;
 Napi::Value ExportScan(const Napi::CallbackInfo& info) {
   int root = static_cast<int>(ArgInt(info, 0, "root"));
   std::string dir = ArgString(info, 1, "dir");
-  if (info.Length() < 3 || !info[2].IsArray()) throw Napi::TypeError::New(info.Env(), "Argument 2 (names) must be an array");
+  if (info.Length() < 3 || !info[2].IsArray())
+    throw Napi::TypeError::New(info.Env(), "Argument 2 (names) must be an array");
   auto batch = std::make_shared<ExportBatch>();
   Napi::Array names = info[2].As<Napi::Array>();
   for (uint32_t i = 0; i < names.Length(); i++) {

@@ -31,7 +31,8 @@ struct NameIno {
 constexpr int kFields = kStatFields;
 
 bool ReadNames(int dirfd, const std::string& path, std::vector<NameIno>& out, SysError& e) {
-  if (!ForEachName(dirfd, path, [&](const struct dirent& d) { out.push_back({d.d_name, d.d_ino}); }, e)) return false;
+  auto add = [&](const struct dirent& d) { out.push_back({d.d_name, d.d_ino}); };
+  if (!ForEachName(dirfd, path, add, e)) return false;
   std::sort(out.begin(), out.end(), [](const NameIno& a, const NameIno& b) { return a.name < b.name; });
   return true;
 }
@@ -138,8 +139,6 @@ Napi::Value ScanPair(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitScan(Napi::Env env, Napi::Object exports) {
-  exports.Set("scanPair", Napi::Function::New(env, ScanPair));
-}
+void InitScan(Napi::Env env, Napi::Object exports) { exports.Set("scanPair", Napi::Function::New(env, ScanPair)); }
 
 }  // namespace strata

@@ -98,8 +98,7 @@ Napi::Value Unlinkat(const Napi::CallbackInfo& info) {
   std::string path = ArgString(info, 1, "path");
   int flags = static_cast<int>(ArgOptInt(info, 2, "flags", 0));
   return RunAsync(
-      info.Env(),
-      [=](SysError& e) { return unlinkat(dirfd, path.c_str(), flags) == 0 || Fail(e, "unlinkat", path); },
+      info.Env(), [=](SysError& e) { return unlinkat(dirfd, path.c_str(), flags) == 0 || Fail(e, "unlinkat", path); },
       Undefined);
 }
 
@@ -112,8 +111,7 @@ Napi::Value Renameat2(const Napi::CallbackInfo& info) {
   return RunAsync(
       info.Env(),
       [=](SysError& e) {
-        return renameat2(olddir, oldpath.c_str(), newdir, newpath.c_str(), flags) == 0 ||
-               Fail(e, "renameat2", newpath);
+        return renameat2(olddir, oldpath.c_str(), newdir, newpath.c_str(), flags) == 0 || Fail(e, "renameat2", newpath);
       },
       Undefined);
 }
@@ -135,8 +133,7 @@ Napi::Value Fchmodat(const Napi::CallbackInfo& info) {
   std::string path = ArgString(info, 1, "path");
   mode_t mode = static_cast<mode_t>(ArgInt(info, 2, "mode"));
   return RunAsync(
-      info.Env(),
-      [=](SysError& e) { return fchmodat(dirfd, path.c_str(), mode, 0) == 0 || Fail(e, "fchmodat", path); },
+      info.Env(), [=](SysError& e) { return fchmodat(dirfd, path.c_str(), mode, 0) == 0 || Fail(e, "fchmodat", path); },
       Undefined);
 }
 
@@ -165,9 +162,7 @@ Napi::Value Fstatat(const Napi::CallbackInfo& info) {
   auto st = std::make_shared<struct stat>();
   return RunAsync(
       info.Env(),
-      [=](SysError& e) {
-        return fstatat(dirfd, path.c_str(), st.get(), flags) == 0 || Fail(e, "fstatat", path);
-      },
+      [=](SysError& e) { return fstatat(dirfd, path.c_str(), st.get(), flags) == 0 || Fail(e, "fstatat", path); },
       [=](Napi::Env env) { return StatToObject(env, *st); });
 }
 

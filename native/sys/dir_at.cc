@@ -1,8 +1,8 @@
 #include "sys/dir_at.h"
 
 #include <fcntl.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 

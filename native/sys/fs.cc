@@ -28,8 +28,8 @@ Napi::Value Mount(const Napi::CallbackInfo& info) {
   return RunAsync(
       info.Env(),
       [=](SysError& e) {
-        if (mount(hasSource ? source.c_str() : nullptr, target.c_str(), hasType ? fstype.c_str() : nullptr,
-                  flags, hasData ? data.c_str() : nullptr) != 0)
+        if (mount(hasSource ? source.c_str() : nullptr, target.c_str(), hasType ? fstype.c_str() : nullptr, flags,
+                  hasData ? data.c_str() : nullptr) != 0)
           return Fail(e, "mount", target);
         return true;
       },
@@ -40,8 +40,7 @@ Napi::Value Umount2(const Napi::CallbackInfo& info) {
   std::string target = ArgString(info, 0, "target");
   int flags = static_cast<int>(ArgOptInt(info, 1, "flags", 0));
   return RunAsync(
-      info.Env(),
-      [=](SysError& e) { return umount2(target.c_str(), flags) == 0 || Fail(e, "umount2", target); },
+      info.Env(), [=](SysError& e) { return umount2(target.c_str(), flags) == 0 || Fail(e, "umount2", target); },
       Undefined);
 }
 
@@ -75,9 +74,7 @@ Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
           if (errno != ERANGE) return Fail(e, "lgetxattr", path);
         }
       },
-      [=](Napi::Env env) -> Napi::Value {
-        return Napi::Buffer<char>::Copy(env, value->data(), value->size());
-      });
+      [=](Napi::Env env) -> Napi::Value { return Napi::Buffer<char>::Copy(env, value->data(), value->size()); });
 }
 
 Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {

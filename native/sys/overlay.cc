@@ -63,7 +63,8 @@ Napi::Value MountFrom(const Napi::CallbackInfo& info) {
 // fsmountConfig(fstype, params: Array<[key, value|null]>, target, attrFlags)
 Napi::Value FsmountConfig(const Napi::CallbackInfo& info) {
   std::string fstype = ArgString(info, 0, "fstype");
-  if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(info.Env(), "Argument 1 (params) must be an array");
+  if (info.Length() < 2 || !info[1].IsArray())
+    throw Napi::TypeError::New(info.Env(), "Argument 1 (params) must be an array");
   Napi::Array arr = info[1].As<Napi::Array>();
   auto params = std::make_shared<std::vector<std::pair<std::string, std::pair<bool, std::string>>>>();
   for (uint32_t i = 0; i < arr.Length(); i++) {
@@ -73,7 +74,8 @@ Napi::Value FsmountConfig(const Napi::CallbackInfo& info) {
     Napi::Value k = kv.Get(0u), val = kv.Get(1u);
     if (!k.IsString()) throw Napi::TypeError::New(info.Env(), "param key must be a string");
     bool hasValue = val.IsString();
-    params->push_back({k.As<Napi::String>().Utf8Value(), {hasValue, hasValue ? val.As<Napi::String>().Utf8Value() : ""}});
+    params->push_back(
+        {k.As<Napi::String>().Utf8Value(), {hasValue, hasValue ? val.As<Napi::String>().Utf8Value() : ""}});
   }
   std::string target = ArgString(info, 2, "target");
   unsigned attr = static_cast<unsigned>(ArgOptInt(info, 3, "attrFlags", 0));
@@ -106,8 +108,8 @@ Napi::Value FsmountConfig(const Napi::CallbackInfo& info) {
         close(fs);
         // T_SYMLINKS: the target may be /proc/self/fd/N of a directory the caller checked
         // (mount(2) follows a target symlink the same way).
-        long r = syscall(SYS_move_mount, mfd, "", AT_FDCWD, target.c_str(),
-                         MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS);
+        long r =
+            syscall(SYS_move_mount, mfd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS);
         if (r != 0) Fail(e, "move_mount", target);
         close(mfd);
         return r == 0;

@@ -89,10 +89,8 @@ class BlockMap {
   // The chunk, created when missing, cloned when shared with another map.
   Chunk& writable(uint64_t ci) {
     auto& p = chunks_[ci];
-    if (!p)
-      p = std::make_shared<Chunk>();
-    else if (p.use_count() > 1)
-      p = std::make_shared<Chunk>(*p);
+    if (!p) p = std::make_shared<Chunk>();
+    else if (p.use_count() > 1) p = std::make_shared<Chunk>(*p);
     return *p;
   }
 

@@ -90,7 +90,8 @@ void walkNode(const MetaReader& rd, uint64_t b, uint32_t valueSize, int depth,
     if (vs != valueSize) throw FormatError("btree leaf " + std::to_string(b) + " has value size " + std::to_string(vs));
     for (uint32_t i = 0; i < nr; i++) onEntry(get64(keyp + i * 8), valp + size_t(i) * vs);
   } else {
-    if (vs != 8) throw FormatError("btree internal node " + std::to_string(b) + " has value size " + std::to_string(vs));
+    if (vs != 8)
+      throw FormatError("btree internal node " + std::to_string(b) + " has value size " + std::to_string(vs));
     std::vector<uint64_t> children(nr);
     for (uint32_t i = 0; i < nr; i++) children[i] = get64(valp + i * 8);
     for (uint64_t c : children) walkNode(rd, c, valueSize, depth + 1, onNode, onEntry);

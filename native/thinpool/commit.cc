@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <memory>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "io.h"
 #include "pool.h"

@@ -123,7 +123,7 @@ int controlListen(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) throw PoolError(ENAMETOOLONG, "control socket path too long");
-  strcpy(addr.sun_path, path.c_str());
+  memcpy(addr.sun_path, path.data(), path.size());  // NUL-terminated: addr is zeroed and the path fits
   unlink(path.c_str());
   if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 16) != 0)
     throw PoolError(errno, "cannot listen on \"" + path + "\": " + strerror(errno));

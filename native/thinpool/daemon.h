@@ -21,7 +21,7 @@ struct Daemon {
   ReadAhead* readAhead = nullptr;
   std::string mountPoint, socketPath;
   fuse_session* session = nullptr;
-  std::mutex mu;  // guards `active` and `opens`
+  std::mutex mu;                        // guards `active` and `opens`
   std::map<uint64_t, uint64_t> active;  // device id -> size in bytes
   std::map<uint64_t, int> opens;        // device id -> open file handles
   std::atomic<bool> closing{false};

@@ -14,8 +14,8 @@ namespace tp {
 
 namespace {
 constexpr uint64_t kPreallocBytes = 16 << 20;  // allocated ahead in the data file per fallocate
-thread_local AlignedBuffer tlsRun;    // a run of whole blocks, copied for O_DIRECT
-thread_local AlignedBuffer tlsBlock;  // one block assembled for a partial write
+thread_local AlignedBuffer tlsRun;             // a run of whole blocks, copied for O_DIRECT
+thread_local AlignedBuffer tlsBlock;           // one block assembled for a partial write
 }  // namespace
 
 // The stripes of blocks [first, last], taken in index order so that two
@@ -35,10 +35,8 @@ std::vector<std::unique_lock<std::mutex>> Pool::lockStripes(uint64_t id, uint64_
 // Reads `len` bytes at data-file offset `at`: O_DIRECT when aligned (no copy
 // through the page cache, which the filesystem above caches anyway).
 void Pool::readData(uint8_t* buf, size_t len, uint64_t at) {
-  if (dataDirectFd_ >= 0 && directAligned(at, len, buf))
-    preadAll(dataDirectFd_, buf, len, at);
-  else
-    preadAll(dataFd_, buf, len, at);
+  if (dataDirectFd_ >= 0 && directAligned(at, len, buf)) preadAll(dataDirectFd_, buf, len, at);
+  else preadAll(dataFd_, buf, len, at);
 }
 
 // One lookup for the whole request, then one read per run of data blocks
@@ -236,10 +234,8 @@ void Pool::writeData(const std::vector<WriteStep>& plan, uint64_t off, const uin
     } else {
       flush();
       uint8_t* blk = tlsBlock.get(blockBytes_);
-      if (s.copy)
-        readData(blk, blockBytes_, s.old * blockBytes_);
-      else
-        memset(blk, 0, blockBytes_);
+      if (s.copy) readData(blk, blockBytes_, s.old * blockBytes_);
+      else memset(blk, 0, blockBytes_);
       memcpy(blk + bo, buf, n);
       pwriteAll(dataDirectFd_ >= 0 ? dataDirectFd_ : dataFd_, blk, blockBytes_, s.target * blockBytes_);
     }
@@ -277,10 +273,8 @@ void Pool::discard(uint64_t id, uint64_t off, uint64_t len) {
   while (off < end) {
     uint64_t vb = off / blockBytes_, bo = off % blockBytes_;
     uint64_t n = std::min<uint64_t>(end - off, blockBytes_ - bo);
-    if (n == blockBytes_)
-      unmapBlock(id, vb);
-    else
-      zeroRange(id, off, size_t(n));
+    if (n == blockBytes_) unmapBlock(id, vb);
+    else zeroRange(id, off, size_t(n));
     off += n;
   }
 }

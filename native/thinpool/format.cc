@@ -46,8 +46,6 @@ uint32_t crc32c(const uint8_t* data, size_t len, uint32_t crc) {
 
 void sealBlock(uint8_t* blk, uint32_t xorv) { put32(blk, crc32c(blk + 4, kMetaBlock - 4) ^ xorv); }
 
-bool checkBlock(const uint8_t* blk, uint32_t xorv) {
-  return get32(blk) == (crc32c(blk + 4, kMetaBlock - 4) ^ xorv);
-}
+bool checkBlock(const uint8_t* blk, uint32_t xorv) { return get32(blk) == (crc32c(blk + 4, kMetaBlock - 4) ^ xorv); }
 
 }  // namespace tp

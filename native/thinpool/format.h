@@ -25,14 +25,13 @@ constexpr uint32_t kNodeHeader = 32;
 // Space maps: a bitmap block holds 2 bits per block after a 16-byte header.
 constexpr uint32_t kBitmapHeader = 16;
 constexpr uint64_t kEntriesPerBitmap = (kMetaBlock - kBitmapHeader) * 4;  // 16320
-constexpr uint32_t kMaxMetadataBitmaps = 255;  // index entries in one block
+constexpr uint32_t kMaxMetadataBitmaps = 255;                             // index entries in one block
 constexpr uint64_t kMaxMetadataBlocks = kMaxMetadataBitmaps * kEntriesPerBitmap;
 constexpr uint32_t kIndexEntrySize = 16;  // blocknr u64, nr_free u32, none_free_before u32
 // Superblock field offsets.
 constexpr size_t kSbBlocknr = 0x08, kSbMagic = 0x20, kSbVersion = 0x28, kSbTime = 0x2c, kSbTrans = 0x30,
-                 kSbHeldRoot = 0x38, kSbDataSm = 0x40, kSbMetaSm = 0xc0, kSbMappingRoot = 0x140,
-                 kSbDetailsRoot = 0x148, kSbDataBlockSize = 0x150, kSbMetaBlockSize = 0x154,
-                 kSbMetaNrBlocks = 0x158;
+                 kSbHeldRoot = 0x38, kSbDataSm = 0x40, kSbMetaSm = 0xc0, kSbMappingRoot = 0x140, kSbDetailsRoot = 0x148,
+                 kSbDataBlockSize = 0x150, kSbMetaBlockSize = 0x154, kSbMetaNrBlocks = 0x158;
 // Device ids and mapping times are 24-bit in the format.
 constexpr uint64_t kMaxDevId = (1u << 24) - 1;
 constexpr uint32_t kTimeMask = (1u << 24) - 1;

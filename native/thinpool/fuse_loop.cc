@@ -13,9 +13,9 @@
 #include <sys/mount.h>
 
 #include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -42,8 +42,9 @@ class ReceiveBuffer {
     // page is one entry to walk instead of 256 (measured: 16 % of the
     // daemon's CPU went to pinning 4 KiB pages). The header sits in the
     // ordinary page before it.
-    uintptr_t at = reinterpret_cast<uintptr_t>(region_) + kDirectAlign;
-    uint8_t* payload = reinterpret_cast<uint8_t*>((at + kHugePage - 1) & ~(kHugePage - 1));
+    uintptr_t start = reinterpret_cast<uintptr_t>(region_);
+    uintptr_t aligned = (start + kDirectAlign + kHugePage - 1) & ~(kHugePage - 1);
+    uint8_t* payload = static_cast<uint8_t*>(region_) + (aligned - start);
     madvise(payload, kHugePage, MADV_HUGEPAGE);  // best effort
     mem_ = payload - kWriteHeader;
     // Present before the first request: the kernel pins the buffer to copy a
@@ -101,14 +102,12 @@ void onWake(int) {}
 void unmountOnce(Daemon& d) {
   if (d.unmounted.exchange(true)) return;
   // A session that took over a connection (mounted as /dev/fd/N) has no mount point in libfuse's eyes.
-  if (d.resumeFuseFd >= 0)
-    umount2(d.mountPoint.c_str(), MNT_DETACH);
-  else
-    fuse_session_unmount(d.session);
+  if (d.resumeFuseFd >= 0) umount2(d.mountPoint.c_str(), MNT_DETACH);
+  else fuse_session_unmount(d.session);
 }
 
 int fuseServe(Daemon& d) {
-  struct sigaction sa{};
+  struct sigaction sa = {};
   sa.sa_handler = onWake;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGUSR1, &sa, nullptr);
@@ -116,6 +115,7 @@ int fuseServe(Daemon& d) {
   std::condition_variable cv;
   int running = kWorkers, error = 0;
   std::vector<std::thread> workers;
+  workers.reserve(kWorkers);
   for (int i = 0; i < kWorkers; i++) {
     workers.emplace_back([&] {
       int res;

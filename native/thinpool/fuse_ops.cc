@@ -99,7 +99,7 @@ void opReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   std::vector<char> buf(size);
   size_t used = 0;
   for (size_t i = size_t(off); i < names.size(); i++) {
-    struct stat st{};
+    struct stat st = {};
     st.st_ino = names[i].second;
     st.st_mode = names[i].second == kRoot ? S_IFDIR : S_IFREG;
     size_t n = fuse_add_direntry(req, buf.data() + used, size - used, names[i].first.c_str(), &st, off_t(i + 1));
@@ -157,7 +157,8 @@ void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   } catch (const std::exception& e) {
     return (void)fuse_reply_err(req, errnoOf(e));
   }
-  d.readAhead->after(*ra, ino - 2, uint64_t(off), size, devSize);  // answered first: the next window costs the reader nothing
+  // Answered first: the next window costs the reader nothing.
+  d.readAhead->after(*ra, ino - 2, uint64_t(off), size, devSize);
 }
 
 void opWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {
@@ -243,7 +244,8 @@ void resumeSession(Daemon& d) {
   if (fuse_session_mount(d.session, fdPath.c_str()) != 0)
     throw PoolError(EIO, "cannot take over the FUSE connection " + fdPath);
   uint32_t len = d.shared->initLen;
-  if (len < sizeof(fuse_in_header) || len > kInitBytes) throw PoolError(EIO, "no FUSE INIT request kept to resume with");
+  if (len < sizeof(fuse_in_header) || len > kInitBytes)
+    throw PoolError(EIO, "no FUSE INIT request kept to resume with");
   std::vector<uint8_t> init(d.shared->init, d.shared->init + len);
   fuse_buf buf{};
   buf.mem = init.data();

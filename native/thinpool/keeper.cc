@@ -65,7 +65,7 @@ int runKeeper(const ServeOptions& options) {
   int sp[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
     throw PoolError(errno, "cannot make the keeper's socket pair");
-  struct sigaction sa{};
+  struct sigaction sa = {};
   sa.sa_handler = forward;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
@@ -112,7 +112,7 @@ int runKeeper(const ServeOptions& options) {
     }
     gChild = 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;  // closed cleanly
-    if (fuseFd < 0) return exitStatus(status);                   // never served: nothing to keep
+    if (fuseFd < 0) return exitStatus(status);                    // never served: nothing to keep
     auto now = std::chrono::steady_clock::now();
     restarts.push_back(now);
     while (now - restarts.front() > std::chrono::seconds(60)) restarts.pop_front();

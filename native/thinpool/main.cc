@@ -95,8 +95,7 @@ int tp::serveWorker(const ServeOptions& o) {
   if (d.resumeFuseFd >= 0)
     fprintf(stderr, "strata-poold: took over serving %s on %s (%s)\n", o.metadata.c_str(), d.mountPoint.c_str(),
             replayed ? "mappings since the last commit replayed" : "nothing to replay");
-  else
-    fprintf(stderr, "strata-poold: serving %s on %s\n", o.metadata.c_str(), d.mountPoint.c_str());
+  else fprintf(stderr, "strata-poold: serving %s on %s\n", o.metadata.c_str(), d.mountPoint.c_str());
 
   std::mutex timerMu;
   std::condition_variable timerCv;

@@ -290,8 +290,8 @@ void Pool::growMetadata(uint64_t nrBlocks) {
 
 PoolStatus Pool::status() {
   std::lock_guard l(mu_);
-  return PoolStatus{transaction_, usedMeta_, nrMeta_, usedData_, nrData_, time_, blockBytes_ / 512,
-                    outOfDataSpace_, false};
+  return PoolStatus{transaction_, usedMeta_,         nrMeta_,         usedData_, nrData_,
+                    time_,        blockBytes_ / 512, outOfDataSpace_, false};
 }
 
 std::string Pool::statusLine() {

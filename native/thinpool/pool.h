@@ -49,8 +49,7 @@ struct PoolStatus {
 class Pool {
  public:
   /** Writes fresh, empty metadata (the file must exist; its size sets the metadata capacity). */
-  static void format(const std::string& metaPath, const std::string& dataPath, uint32_t blockBytes,
-                     uint64_t dataBytes);
+  static void format(const std::string& metaPath, const std::string& dataPath, uint32_t blockBytes, uint64_t dataBytes);
   /** Opens a pool: reads the committed metadata into memory. */
   Pool(const std::string& metaPath, const std::string& dataPath);
   ~Pool();
@@ -118,20 +117,20 @@ class Pool {
   void preallocate(const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
   void writeData(const std::vector<WriteStep>& plan, uint64_t off, const uint8_t* buf, size_t len);
   void journal(uint64_t dev, uint64_t vb, uint64_t blockTime);  // with mu_ held
-  void replay(const JournalRecord& r);                           // with mu_ held
-  void makeJournalRoom();                                        // without locks: commits when half full
-  void mappingChanged(ThinDevice& d) {  // with mu_ held
+  void replay(const JournalRecord& r);                          // with mu_ held
+  void makeJournalRoom();                                       // without locks: commits when half full
+  void mappingChanged(ThinDevice& d) {                          // with mu_ held
     d.mappingDirty = true;
     d.changeGen = ++changeCounter_;
     dirty_ = true;
   }
-  void buildCommit(CommitImage& img);    // with mu_ held
-  void writeCommit(CommitImage& img);    // without mu_: data sync, metadata blocks, superblock
-  void adoptCommit(CommitImage& img);    // with mu_ held, once the commit is durable
+  void buildCommit(CommitImage& img);             // with mu_ held
+  void writeCommit(CommitImage& img);             // without mu_: data sync, metadata blocks, superblock
+  void adoptCommit(CommitImage& img);             // with mu_ held, once the commit is durable
   void punchFreed(std::vector<uint64_t>& freed);  // holes where freed blocks were (sparse data file)
-  uint64_t allocateData();        // with mu_ held; throws ENOSPC
-  void decRef(uint64_t b);        // with mu_ held
-  ThinDevice& device(uint64_t id);  // with mu_ held; throws ENODEV
+  uint64_t allocateData();                        // with mu_ held; throws ENOSPC
+  void decRef(uint64_t b);                        // with mu_ held
+  ThinDevice& device(uint64_t id);                // with mu_ held; throws ENODEV
   std::mutex& stripe(uint64_t id, uint64_t vb) { return stripes_[(id * 2654435761u + vb) % stripes_.size()]; }
   void unmapBlock(uint64_t id, uint64_t vb);
   void zeroRange(uint64_t id, uint64_t off, size_t len);
@@ -143,25 +142,25 @@ class Pool {
   uint64_t transaction_ = 0;
   uint32_t time_ = 0;
   std::map<uint64_t, ThinDevice> devices_;
-  std::vector<uint32_t> ref_;          // data block reference counts
-  std::vector<uint8_t> pendingFree_;   // freed since the last commit: not reusable yet
+  std::vector<uint32_t> ref_;         // data block reference counts
+  std::vector<uint8_t> pendingFree_;  // freed since the last commit: not reusable yet
   // Data blocks known to be allocated in the data file's filesystem (a hint:
   // see Pool::preallocate); cleared when a block is punched.
   std::vector<uint8_t> hostAllocated_;
   std::atomic<bool> canPreallocate_{true};  // false once fallocate says EOPNOTSUPP
-  std::vector<uint64_t> freedList_;    // same blocks, to punch after the commit
-  std::unordered_set<uint64_t> inflight_;  // allocated for writes not yet mapped
+  std::vector<uint64_t> freedList_;         // same blocks, to punch after the commit
+  std::unordered_set<uint64_t> inflight_;   // allocated for writes not yet mapped
   uint64_t usedData_ = 0, dataCursor_ = 0;
   std::vector<uint8_t> metaCommitted_;  // blocks of the committed metadata
   uint64_t usedMeta_ = 0;
   bool outOfDataSpace_ = false;
   std::atomic<bool> dirty_{false};
-  std::atomic<uint64_t> dataGen_{0};  // bumped after every data write
-  uint64_t syncedGen_ = 0;            // dataGen_ as of the last data sync
-  uint64_t changeCounter_ = 0;        // see ThinDevice::changeGen
+  std::atomic<uint64_t> dataGen_{0};                            // bumped after every data write
+  uint64_t syncedGen_ = 0;                                      // dataGen_ as of the last data sync
+  uint64_t changeCounter_ = 0;                                  // see ThinDevice::changeGen
   std::atomic<uint64_t> mutationsBegun_{0}, mutationsDone_{0};  // see mutationsBegun()
-  SharedState* journal_ = nullptr;           // see attachJournal()
-  std::atomic<uint64_t> journalHead_{1};     // seq of the next record
+  SharedState* journal_ = nullptr;                              // see attachJournal()
+  std::atomic<uint64_t> journalHead_{1};                        // seq of the next record
   /** Counts one mutation for its scope (see mutationsBegun()). */
   struct Mutation {
     Pool& p;
@@ -169,9 +168,9 @@ class Pool {
     ~Mutation() { p.mutationsDone_++; }
   };
 
-  std::mutex mu_;             // all in-memory state; never held across I/O on the data path
-  std::mutex commitMu_;       // one commit at a time (held across its I/O)
-  std::shared_mutex gate_;    // data I/O shared; snapshot/delete exclusive (quiesce)
+  std::mutex mu_;                         // all in-memory state; never held across I/O on the data path
+  std::mutex commitMu_;                   // one commit at a time (held across its I/O)
+  std::shared_mutex gate_;                // data I/O shared; snapshot/delete exclusive (quiesce)
   std::array<std::mutex, 1024> stripes_;  // one writer per virtual block
 };
 

@@ -18,7 +18,8 @@
 
 namespace tp {
 
-/** One journal record: device `dev`'s virtual block `vblock` maps to `blockTime` (block << 24 | time), or is unmapped. */
+/** One journal record: device `dev`'s virtual block `vblock` maps to `blockTime` (block << 24 | time), or is
+ * unmapped. */
 struct JournalRecord {
   std::atomic<uint64_t> seq;  // written last: a record is valid when seq is the one expected at its slot
   uint64_t dev, vblock, blockTime;
