@@ -119,14 +119,18 @@ std::string errName(int e) {
 }  // namespace
 
 int controlListen(const std::string& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) throw PoolError(ENAMETOOLONG, "control socket path too long");
   memcpy(addr.sun_path, path.data(), path.size());  // NUL-terminated: addr is zeroed and the path fits
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw PoolError(errno, "cannot make the control socket: " + std::string(strerror(errno)));
   unlink(path.c_str());
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 16) != 0)
-    throw PoolError(errno, "cannot listen on \"" + path + "\": " + strerror(errno));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 16) != 0) {
+    int err = errno;
+    close(fd);  // the daemon may live on after this error: do not leak the socket
+    throw PoolError(err, "cannot listen on \"" + path + "\": " + strerror(err));
+  }
   return fd;
 }
 
