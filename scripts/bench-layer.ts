@@ -7,7 +7,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { sampleLayer } from "../src/cli/demo.js";
+import { tarStream } from "../src/archive/tar-writer.js";
+import { header } from "../src/bench/corpus.js";
 import { builtinDrivers } from "../src/drivers/index.js";
 import { NotSupportedError } from "../src/errors.js";
 import { LayerStore } from "../src/layer/index.js";
@@ -62,4 +63,19 @@ for (const name of reg.names()) {
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/** A tiny layer: a few directories and files, as an image's top layer might be. */
+function sampleLayer(): Readable {
+  const file = (name: string, text: string) => ({ header: header(name, "file", text.length), body: Buffer.from(text) });
+  return tarStream(
+    (async function* () {
+      yield { header: header("etc/", "dir") };
+      yield file("etc/hostname", "strata-bench\n");
+      yield { header: header("bin/", "dir") };
+      yield file("bin/hello", "#!/bin/sh\necho hello\n");
+      yield { header: header("var/", "dir") };
+      yield file("var/log", "old entries\n");
+    })(),
+  );
 }

@@ -1,59 +1,107 @@
 #!/usr/bin/env node
 /**
- * The `strata` command: global options, sub-commands, and the one-line error.
+ * The `strata` command: global options, the verbs, and how a failure ends
+ * (see `errors.ts`). Every verb's module imports the library only inside
+ * its action, so parsing the command line — and `--help` — loads commander
+ * and these small modules, nothing else.
  *
  * @module
  */
-import { Command, Option } from "commander";
-import { InvalidArgumentError, StrataError } from "../errors.js";
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import { authCommands } from "./commands/auth.js";
 import { benchCommand } from "./commands/bench.js";
 import { containerCommands } from "./commands/container.js";
+import { demoCommand } from "./commands/demo.js";
+import { imageCommands } from "./commands/image.js";
 import { layerCommands } from "./commands/layer.js";
 import { storeCommands } from "./commands/store.js";
-import { openFromGlobals, registerImageCommands } from "./images.js";
-import { runDemo } from "./demo.js";
+import { transferCommands } from "./commands/transfer.js";
+import { describeError, EXIT_ERROR, EXIT_USAGE, exitStatus, isUsageError } from "./errors.js";
+
+/** The package version, from package.json two folders above dist/src/cli. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** "strata layer apply" for a command. */
+function fullName(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
 
 const program = new Command();
 program
   .name("strata")
-  .description("A layered container-image store")
-  .option("--root <dir>", "store root", process.env.STRATA_ROOT ?? "/var/lib/strata")
-  .addOption(new Option("--driver <name>", "storage driver (default: automatic)").env("STRATA_DRIVER"))
+  .description("A layered container-image store: Docker's graphdrivers and layer store, as a command and a library")
+  .usage("[OPTIONS] COMMAND")
+  .version(`strata version ${version()}`, "-v, --version", "print the version and exit")
+  .option("--root <dir>", "store root (env STRATA_ROOT)", process.env.STRATA_ROOT ?? "/var/lib/strata")
+  .addOption(
+    new Option("--driver <name>", "storage driver: overlay, devmapper, vfs (default: automatic)").env("STRATA_DRIVER"),
+  )
   .option(
     "--storage-opt <key=value>",
-    "driver option (repeatable)",
+    "driver option, e.g. overlay.size=10G (repeatable)",
     (v: string, acc: string[]) => [...acc, v],
     [] as string[],
   )
-  .option("--json", "machine-readable output for listings")
+  .option("--json", "print results as JSON (progress on stderr as JSON lines)")
   .option("--debug", "show stack traces on errors")
-  .showHelpAfterError();
+  .configureOutput({ outputError: () => {} });
 
-layerCommands(program);
+imageCommands(program);
+transferCommands(program);
 containerCommands(program);
+layerCommands(program);
 storeCommands(program);
-registerImageCommands(program, openFromGlobals(program));
+authCommands(program);
+demoCommand(program);
 benchCommand(program);
 
-program
-  .command("demo")
-  .description("run the main job end to end on a built-in sample layer")
-  .option("-o, --output <file>", "where to write the committed layer tar")
-  .action(async (o: { output?: string }, cmd: Command) => {
-    const g = cmd.optsWithGlobals<{ root: string; driver?: string; storageOpt: string[] }>();
-    const explicitRoot = cmd.parent?.getOptionValueSource("root") !== "default";
-    await runDemo({ root: explicitRoot ? g.root : undefined, driver: g.driver, output: o.output }, (s) =>
-      console.log(s),
-    );
+/** The command whose action runs (for the "See ... --help" line of errors it throws). */
+let running: Command = program;
+program.hook("preAction", (_top, action) => {
+  running = action;
+});
+// Each command reports its own usage errors, so the hint names it.
+const overrideExits = (c: Command): void => {
+  c.exitOverride((err) => {
+    throw Object.assign(err, { command: c });
   });
+  c.commands.forEach(overrideExits);
+};
+overrideExits(program);
 
 try {
   await program.parseAsync();
 } catch (err) {
-  const debug = program.opts<{ debug?: boolean }>().debug;
-  const code = err instanceof StrataError ? ` [${err.code}]` : "";
-  console.error(`strata: ${(err as Error).message.split("\n")[0]}${code}`);
-  if (debug) console.error((err as Error).stack);
-  // 2 for bad usage or input, 1 for everything else.
-  process.exit(err instanceof InvalidArgumentError ? 2 : 1);
+  if (err instanceof CommanderError) {
+    // --help and --version end here too, with status 0.
+    if (err.exitCode === 0) process.exit(0);
+    const cmd = (err as CommanderError & { command?: Command }).command ?? program;
+    // One line: commander's "(Did you mean ...?)" guesses are left out.
+    const message = err.message.replace(/^error: /, "").split("\n")[0];
+    process.stderr.write(`strata: ${message}\nSee '${fullName(cmd)} --help'.\n`);
+    process.exit(err.code === "commander.help" ? EXIT_ERROR : EXIT_USAGE);
+  }
+  const g = program.opts<{ debug?: boolean; json?: boolean }>();
+  const line = describeError(err, fullName(running).replace(/^strata ?/, "") || "run strata");
+  if (g.json) {
+    const code = (err as { code?: string }).code;
+    process.stderr.write(
+      `${JSON.stringify({ errorDetail: { message: line, ...(code ? { code } : {}) }, error: line })}\n`,
+    );
+  } else {
+    process.stderr.write(`strata: ${line}\n`);
+    // A bad global flag (--driver, --storage-opt) is the top command's; others are the verb's.
+    const global = ["ERR_INVALID_OPTION", "ERR_DRIVER_UNKNOWN"].includes((err as { code?: string }).code ?? "");
+    if (isUsageError(err)) process.stderr.write(`See '${global ? "strata" : fullName(running)} --help'.\n`);
+  }
+  if (g.debug) process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(exitStatus(err));
 }

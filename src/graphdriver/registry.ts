@@ -25,6 +25,12 @@ export interface DriverEntry {
    * when their home holds state, but skipped by the priority walk.
    */
   deprecated?: boolean;
+  /**
+   * The prefixes of the driver's option keys (`overlay.`, `dm.`): an option
+   * with another prefix, or none, is refused before the driver is created.
+   * The driver's own parser then checks the keys under its prefix.
+   */
+  optionPrefixes?: readonly string[];
 }
 
 /** A registry: names are unique; order is priority order. */
@@ -69,11 +75,12 @@ export class DriverRegistry {
   /**
    * Creates the driver to use under `opts.root`.
    * @param name explicit driver name, or undefined for auto-selection
-   * @throws ERR_DRIVER_UNKNOWN; ERR_DRIVER_AMBIGUOUS when several prior homes exist;
+   * @throws ERR_DRIVER_UNKNOWN; ERR_INVALID_OPTION for an option that is not the chosen driver's;
+   *   ERR_DRIVER_AMBIGUOUS when several prior homes exist;
    *   ERR_NO_DRIVER when nothing is supported here
    */
   async select(name: string | undefined, opts: DriverOptions): Promise<Driver> {
-    if (name) return this.get(name).factory(opts);
+    if (name) return this.#create(this.get(name), opts);
     const prior = await this.priorDrivers(opts.root);
     if (prior.length > 1) {
       throw new FailedPreconditionError(
@@ -81,7 +88,7 @@ export class DriverRegistry {
         `Cannot choose a storage driver: "${opts.root}" contains several valid drivers (${prior.join(", ")}); choose one with --driver`,
       );
     }
-    if (prior.length === 1) return this.get(prior[0]!).factory(opts);
+    if (prior.length === 1) return this.#create(this.get(prior[0]!), opts);
     const reasons: string[] = [];
     for (const e of this.#entries) {
       if (e.deprecated) {
@@ -89,7 +96,7 @@ export class DriverRegistry {
         continue;
       }
       try {
-        return await e.factory(opts);
+        return await this.#create(e, opts);
       } catch (err) {
         if (!(err instanceof NotSupportedError)) throw err;
         reasons.push(`${e.name}: ${err.message}`);
@@ -99,5 +106,19 @@ export class DriverRegistry {
       "ERR_NO_DRIVER",
       `Cannot choose a storage driver: none is supported here (${reasons.join("; ")})`,
     );
+  }
+
+  /** Refuses options outside the driver's prefixes, then creates the driver. */
+  #create(e: DriverEntry, opts: DriverOptions): Promise<Driver> {
+    const prefixes = e.optionPrefixes ?? [`${e.name}.`];
+    const foreign = Object.keys(opts.options).find((k) => !prefixes.some((p) => k.toLowerCase().startsWith(p)));
+    if (foreign !== undefined) {
+      const known = prefixes.map((p) => `${p}*`).join(", ");
+      throw new InvalidArgumentError(
+        "ERR_INVALID_OPTION",
+        `Cannot start ${e.name}: unknown option, ${e.name} takes ${known} "${foreign}"`,
+      );
+    }
+    return e.factory(opts);
   }
 }

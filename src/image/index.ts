@@ -15,6 +15,8 @@
  *
  * @module
  */
+export { type CommitOptions, type CommitResult, commitImage } from "./commit.js";
+export { applyChanges, type ContainerConfig } from "./config-changes.js";
 export { DigestMismatchError, chainIDs, sha256 } from "./digest.js";
 export { readDockerArchive, saveDockerArchive } from "./docker-archive.js";
 export {
@@ -27,11 +29,12 @@ export {
   tagKey,
 } from "./image-store.js";
 export type { LayerSink } from "./layer-sink.js";
+export { IMAGE_REF, layerStoreSink } from "./layer-store-sink.js";
 export { type LoadOptions, loadImages, parseLoadArg, readArchive } from "./load.js";
 export { type OciSaveOptions, readOciLayout, saveOciLayout } from "./oci-layout.js";
 export { type ImportOptions, type ImportResult, importLayers, type LayerSource } from "./pipeline.js";
 export { hostPlatform, parsePlatform } from "./platform.js";
-export { jsonProgress, type ProgressEvent, type ProgressFn, terminalProgress } from "./progress.js";
+export { jsonProgress, type LayerStatus, type ProgressEvent, type ProgressFn } from "./progress.js";
 export { familiarName, parseReference, type Reference } from "./reference.js";
 export { type Credentials, dockerConfigCredentials } from "./registry/auth.js";
 export { type ClientOptions, RegistryClient, RegistryError } from "./registry/client.js";

@@ -1,11 +1,10 @@
 /**
- * Progress of an import or export, as events: a terminal renderer
- * (cli-progress multibar), a JSON-lines writer for programs, or nothing.
+ * Progress of an import or export, as events, and a JSON-lines writer for
+ * programs. Drawing them (bars on a terminal) is the caller's business: the
+ * `strata` command does it in `src/cli/progress.ts`.
  *
  * @module
  */
-import type cliProgressModule from "cli-progress";
-import { cliProgress } from "../util/cli-progress.js";
 
 /** What happens to one layer. */
 export type LayerStatus =
@@ -28,55 +27,4 @@ export function jsonProgress(out: NodeJS.WritableStream = process.stdout): Progr
   return (e) => {
     out.write(`${JSON.stringify(e)}\n`);
   };
-}
-
-/**
- * A progress callback drawing one bar per layer on a terminal; call `stop()`
- * at the end. Not a TTY: one line per status change instead.
- */
-export function terminalProgress(out: NodeJS.WriteStream = process.stderr): { fn: ProgressFn; stop(): void } {
-  if (!out.isTTY) {
-    const last = new Map<number, string>();
-    return {
-      fn: (e) => {
-        if (last.get(e.layer) === e.status) return;
-        last.set(e.layer, e.status);
-        out.write(`${e.id}: ${e.status}\n`);
-      },
-      stop() {},
-    };
-  }
-  const multi = new (cliProgress().MultiBar)(
-    {
-      stream: out,
-      format: "{id}: {status} [{bar}] {value}/{total}",
-      hideCursor: true,
-      clearOnComplete: false,
-      formatValue: (v, _o, type) => (type === "value" || type === "total" ? human(v) : String(v)),
-    },
-    cliProgress().Presets.shades_classic,
-  );
-  const bars = new Map<number, cliProgressModule.SingleBar>();
-  return {
-    fn: (e) => {
-      let bar = bars.get(e.layer);
-      if (!bar) {
-        bar = multi.create(e.total ?? 0, 0, { id: e.id, status: e.status });
-        bars.set(e.layer, bar);
-      }
-      if (e.total !== undefined) bar.setTotal(e.total);
-      bar.update(e.current ?? (e.status === "done" || e.status === "exists" ? (e.total ?? 0) : 0), {
-        id: e.id,
-        status: e.status,
-      });
-    },
-    stop: () => multi.stop(),
-  };
-}
-
-function human(n: number): string {
-  if (n < 1024) return `${n}B`;
-  if (n < 1 << 20) return `${(n / 1024).toFixed(1)}kB`;
-  if (n < 1 << 30) return `${(n / (1 << 20)).toFixed(1)}MB`;
-  return `${(n / (1 << 30)).toFixed(2)}GB`;
 }

@@ -23,7 +23,8 @@ import type {
 import { isStaleTmp, isTmpName, tmpName } from "../../graphdriver/tmp-names.js";
 import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
 import type { OverlaySupport } from "./check.js";
-import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS, parseSize } from "./config.js";
+import { parseSize } from "../../util/size.js";
+import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS } from "./config.js";
 import { buildLayer } from "./create.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { assertValidId, Layout } from "./layout.js";
