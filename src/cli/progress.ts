@@ -64,7 +64,7 @@ const WORDS: Record<Transfer, Partial<Record<LayerStatus, string>>> = {
 /** "12.3MB/45.6MB 10.2MB/s", or without the total when it is unknown. */
 function amounts(value: number, total: number | undefined, startedMs: number): string {
   const secs = (Date.now() - startedMs) / 1000;
-  const rate = secs > 0.2 ? ` ${humanSize(value / secs)}/s` : "";
+  const rate = secs > 0 && value > 0 ? ` ${humanSize(value / secs)}/s` : "";
   return `${humanSize(value)}${total ? `/${humanSize(total)}` : ""}${rate}`;
 }
 
@@ -113,7 +113,7 @@ export function layerProgress(mode: ProgressMode, verb: Transfer, total?: number
       stop() {},
     };
   }
-  return total ? overallBar(out, verb, total, word) : perLayerBars(out, word);
+  return total ? overallBar(out, verb, total) : perLayerBars(out, word);
 }
 
 function perLayerBars(out: NodeJS.WriteStream, word: (s: LayerStatus) => string): LayerProgress {
@@ -143,27 +143,25 @@ function perLayerBars(out: NodeJS.WriteStream, word: (s: LayerStatus) => string)
   };
 }
 
-function overallBar(
-  out: NodeJS.WriteStream,
-  verb: Transfer,
-  total: number,
-  word: (s: LayerStatus) => string,
-): LayerProgress {
+function overallBar(out: NodeJS.WriteStream, verb: Transfer, total: number): LayerProgress {
   const b = byteBar(out, verb === "load" ? "Loading" : verb === "pull" ? "Pulling" : "Pushing", total);
   const current = new Map<number, number>();
-  const status = new Map<number, string>();
+  const settled = new Set<number>();
+  const layers = new Set<number>();
+  const sum = () => [...current.values()].reduce((a, n) => a + n, 0);
+  const note = () => `${settled.size}/${layers.size} layers`;
   return {
     fn: (e) => {
+      layers.add(e.layer);
       if (e.current !== undefined) current.set(e.layer, e.current);
-      status.set(e.layer, word(e.status));
-      const done = [...status.values()].filter((s) => s === word("done") || s === word("exists")).length;
-      b.update(
-        [...current.values()].reduce((a, n) => a + n, 0),
-        undefined,
-        `${done}/${status.size} layers`,
-      );
+      if (e.status === "done" || e.status === "exists") settled.add(e.layer);
+      b.update(sum(), undefined, note());
     },
-    stop: () => b.stop(),
+    stop: () => {
+      // Layers already stored are not read: a finished transfer shows as whole.
+      if (layers.size > 0 && settled.size === layers.size) b.update(total, undefined, note());
+      b.stop();
+    },
   };
 }
 

@@ -96,7 +96,8 @@ export async function commitImage(
     held.push(top.chainID);
     await testPause("AFTER_LAYERS");
     const base = await baseConfig(images, parent);
-    const layers = [...below, { diffID: top.diffID, chainID: top.chainID }];
+    // Sizes go into the record (push shows them as its progress totals).
+    const layers = [...below, { diffID: top.diffID, chainID: top.chainID, size: top.size, tarSize: top.tarSize }];
     const now = new Date().toISOString();
     const createdBy = opts.createdBy ?? "strata commit";
     const entry: Record<string, unknown> = { created: now, ...(createdBy ? { created_by: createdBy } : {}) };

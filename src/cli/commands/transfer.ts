@@ -155,19 +155,20 @@ export function transferCommands(program: Command): void {
         await withStore(cmd, async (store, g) => {
           const mode = progressMode({ ...o, json: g.json });
           const total = input?.size ?? (await fileSize(path));
-          const spool = byteProgress(mode, "Reading", total);
+          // Shown only when the input is spooled (stdin, a compressed file).
+          let spool: ReturnType<typeof byteProgress> | undefined;
           const p = layerProgress(mode, "load", total);
           try {
             const recs = await store.images.load(input?.stream ?? path, {
               concurrency: Math.max(1, o.concurrency),
               progress: p.fn,
-              spoolProgress: (n, t) => spool.update(n, t),
+              spoolProgress: (n, t) => (spool ??= byteProgress(mode, "Reading", total)).update(n, t),
               ...(o.tag ? { tag: o.tag } : {}),
               ...(tag ? { refName: tag } : {}),
               ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),
             });
+            spool?.stop(true);
             p.stop();
-            spool.stop();
             const names = (r: { repoTags: string[] }) => r.repoTags.map((k) => familiarName(parseReference(k)));
             if (g.json) print(jsonDocument(recs.map((r) => ({ Id: r.id, RepoTags: names(r) }))));
             else
@@ -176,8 +177,8 @@ export function transferCommands(program: Command): void {
                 print(n.length ? n.map((x) => `Loaded image: ${x}`).join("\n") : `Loaded image ID: ${r.id}`);
               }
           } finally {
+            spool?.stop();
             p.stop();
-            spool.stop();
           }
         });
       },
