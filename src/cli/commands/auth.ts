@@ -7,6 +7,7 @@
  */
 import type { Command } from "commander";
 import { print, readStdinText } from "../context.js";
+import { StrataError } from "../../errors.js";
 import { UsageError } from "../errors.js";
 import { jsonDocument } from "../output.js";
 
@@ -71,8 +72,19 @@ export function authCommands(program: Command): void {
           attempts: 1,
           ...(o.insecure ? { insecure: true } : {}),
         });
-        const res = await client.request("/v2/", { scopes: [] });
-        await res.body.cancel();
+        try {
+          const res = await client.request("/v2/", { scopes: [] });
+          await res.body.cancel();
+        } catch (err) {
+          if ((err as { code?: string }).code !== "ERR_REGISTRY_AUTH") throw err;
+          throw new StrataError(
+            "ERR_REGISTRY_AUTH",
+            `Cannot log in: the registry refused the credentials "${registry}"`,
+            {
+              cause: err,
+            },
+          );
+        }
         const { storeCredentials } = await import("../../credentials/index.js");
         const where = await storeCredentials(registry, { username, password }, o.dockerConfig);
         const json = cmd.optsWithGlobals<{ json?: boolean }>().json;
