@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { FAMILIES, PEERS, type RawBenchOptions, resolveOptions } from "../../bench/options.js";
+import type { RawBenchOptions } from "../../bench/options.js";
 import { InvalidArgumentError } from "../../errors.js";
 
 /** Adds `strata bench`. */
@@ -14,10 +14,10 @@ export function benchCommand(program: Command): void {
     .command("bench")
     .description("benchmark the drivers (and peers) and write results.json, results.md and report.html")
     .option("--drivers <list>", "comma-separated drivers (default: all that work here)")
-    .option("--workloads <list>", `comma-separated families (default: ${FAMILIES.join(",")})`)
+    .option("--workloads <list>", "comma-separated workload families (default: all; see src/bench/README.md)")
     .option("--runs <n>", "runs per workload (default: 2 with --quick, 3 otherwise)")
     .option("--corpus <dir>", "where the generated corpus is cached", "corpus")
-    .option("--peers [list]", `also run the peers that are installed (default all: ${PEERS.join(",")})`)
+    .option("--peers [list]", "also run the peers that are installed (default: all of tar, docker, umoci, containerd)")
     .option("--out <dir>", "where the reports go", "bench-out")
     .option("--work <dir>", "where the stores live while running (default <out>/work, removed after)")
     .option("--seed <n>", "corpus seed")
@@ -39,6 +39,7 @@ export function benchCommand(program: Command): void {
         return;
       }
       const { builtinDrivers } = await import("../../drivers/index.js");
+      const { PEERS, resolveOptions } = await import("../../bench/options.js");
       const opts = resolveOptions(o, builtinDrivers().names());
       const results = await runBench(opts, `strata ${process.argv.slice(2).join(" ")}`);
       console.log(markdownReport(results));
