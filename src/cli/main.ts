@@ -52,6 +52,9 @@ program
   )
   .option("--json", "print results as JSON (progress on stderr as JSON lines)")
   .option("--debug", "show stack traces on errors")
+  // As docker: global flags before the verb, the verb's after it (so `create --storage-opt` is the
+  // container's, `--storage-opt` before the verb the driver's).
+  .enablePositionalOptions()
   .configureOutput({ outputError: () => {} });
 
 imageCommands(program);
@@ -62,6 +65,14 @@ storeCommands(program);
 authCommands(program);
 demoCommand(program);
 benchCommand(program);
+
+// --json is also each verb's own flag, so `strata images --json` works as `strata --json images`.
+const addJson = (c: Command): void => {
+  if (c.commands.length === 0 && !c.options.some((o) => o.long === "--json"))
+    c.option("--json", "print the result as JSON (progress on stderr as JSON lines)");
+  c.commands.forEach(addJson);
+};
+program.commands.forEach(addJson);
 
 /** The command whose action runs (for the "See ... --help" line of errors it throws). */
 let running: Command = program;
@@ -89,7 +100,7 @@ try {
     process.stderr.write(`strata: ${message}\nSee '${fullName(cmd)} --help'.\n`);
     process.exit(err.code === "commander.help" ? EXIT_ERROR : EXIT_USAGE);
   }
-  const g = program.opts<{ debug?: boolean; json?: boolean }>();
+  const g = running.optsWithGlobals<{ debug?: boolean; json?: boolean }>();
   const line = describeError(err, fullName(running).replace(/^strata ?/, "") || "run strata");
   if (g.json) {
     const code = (err as { code?: string }).code;

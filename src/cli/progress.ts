@@ -229,7 +229,8 @@ export function byteProgress(mode: ProgressMode, label: string, total?: number, 
       lastTotal = t ?? lastTotal;
     },
     stop(finished) {
-      if (finished) out.write(`${label}: ${humanSize(last)} in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+      if (finished && last > 0)
+        out.write(`${label}: ${humanSize(last)} in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
     },
   };
 }

@@ -66,6 +66,13 @@ test("usage errors: a short message, the help hint, exit 125 — not the whole h
   const verb = await strata([...g, "frobnicate"]);
   t.is(verb.code, 125);
   t.regex(verb.stderr, /^strata: unknown command 'frobnicate'\nSee 'strata --help'\.\n$/);
+  // As docker: global flags before the verb, the verb's own after it; --json is both.
+  const late = await strata(["images", "--root", "/tmp"]);
+  t.is(late.code, 125);
+  t.regex(late.stderr, /^strata: unknown option '--root'\nSee 'strata images --help'\.\n$/);
+  const json = await strata([...g, "images", "--json"]);
+  t.is(json.code, 0, json.stderr);
+  t.deepEqual(JSON.parse(json.stdout), []);
   const help = await strata(["images", "--help"]);
   t.is(help.code, 0);
   t.regex(help.stdout, /Usage: strata images/);
