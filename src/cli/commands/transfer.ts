@@ -65,6 +65,7 @@ export function transferCommands(program: Command): void {
         await withStore(cmd, async (store, g) => {
           const { familiarName, parsePlatform, parseReference } = await import("../../image/index.js");
           const name = familiarName(parseReference(ref));
+          const before = await store.images.resolve(ref).catch(() => undefined);
           const p = layerProgress(progressMode({ ...o, json: g.json }), "pull");
           try {
             const { image, digest } = await store.images.pull(ref, {
@@ -78,7 +79,10 @@ export function transferCommands(program: Command): void {
             p.stop();
             if (g.json) print(jsonDocument({ Id: image.id, Digest: digest, Name: name }));
             else if (o.quiet) print(name);
-            else print(`Digest: ${digest}`, `Status: Downloaded image for ${name}`, name);
+            else {
+              const status = before?.id === image.id ? "Image is up to date for" : "Downloaded newer image for";
+              print(`Digest: ${digest}`, `Status: ${status} ${name}`, name);
+            }
           } finally {
             p.stop();
           }
