@@ -17,7 +17,7 @@ import { imageCommands } from "./commands/image.js";
 import { layerCommands } from "./commands/layer.js";
 import { storeCommands } from "./commands/store.js";
 import { transferCommands } from "./commands/transfer.js";
-import { describeError, EXIT_ERROR, EXIT_USAGE, exitStatus, isUsageError } from "./errors.js";
+import { describeError, EXIT_USAGE, exitStatus, isUsageError } from "./errors.js";
 
 /** The package version, from package.json two folders above dist/src/cli. */
 function version(): string {
@@ -92,13 +92,14 @@ try {
   await program.parseAsync();
 } catch (err) {
   if (err instanceof CommanderError) {
-    // --help and --version end here too, with status 0.
-    if (err.exitCode === 0) process.exit(0);
+    // --help and --version end here too, with status 0; so does a bare `strata` or `strata layer`,
+    // whose help commander printed already (docker prints its help and exits 0 there too).
+    if (err.exitCode === 0 || err.code === "commander.help") process.exit(0);
     const cmd = (err as CommanderError & { command?: Command }).command ?? program;
     // One line: commander's "(Did you mean ...?)" guesses are left out.
     const message = err.message.replace(/^error: /, "").split("\n")[0];
     process.stderr.write(`strata: ${message}\nSee '${fullName(cmd)} --help'.\n`);
-    process.exit(err.code === "commander.help" ? EXIT_ERROR : EXIT_USAGE);
+    process.exit(EXIT_USAGE);
   }
   const g = running.optsWithGlobals<{ debug?: boolean; json?: boolean }>();
   const line = describeError(err, fullName(running).replace(/^strata ?/, "") || "run strata");
