@@ -24,6 +24,7 @@ async function modulesLoaded(dir: string, args: string[]): Promise<string[]> {
     `import { writeSync } from "node:fs";
 export async function load(url, context, next) {
   if (url.includes("/dist/src/")) writeSync(2, "LOADED " + url.split("/dist/src/")[1] + "\\n");
+  else if (url.includes("/node_modules/commander/")) writeSync(2, "LOADED commander\\n");
   return next(url, context);
 }`,
   );
@@ -42,6 +43,8 @@ const LIBRARY = /^(drivers|layer|image|diff|archive|graphdriver|store|thinpool|c
 
 test("--help, --version and a usage error load no library code", async (t) => {
   const dir = await tempDir(t, "strata-startup-");
+  for (const args of [[], ["--help"], ["--version"], ["--root", "/x", "-h"]])
+    t.deepEqual(await modulesLoaded(dir, args), ["cli/main.js", "cli/verbs.js"], `${args.join(" ")}: the table alone`);
   for (const args of [["--help"], ["--version"], ["images", "--help"], ["images", "--bad-flag"]]) {
     const mods = await modulesLoaded(dir, args);
     t.true(mods.includes("cli/main.js"), `${args.join(" ")}: the hook saw the command`);
@@ -65,5 +68,7 @@ test("create and mount load no registry client, archive format or import pipelin
       /^image\/(registry|docker-archive|oci-layout|pipeline|load|index)|^bench\//.test(m),
     );
     t.deepEqual(heavy, [], args.join(" "));
+    const groups = mods.filter((m) => m.startsWith("cli/commands/"));
+    t.is(groups.length, 1, `${args.join(" ")} loads one group of verbs: ${groups.join(", ")}`);
   }
 });

@@ -10,6 +10,7 @@ import { print, readStdinText } from "../context.js";
 import { StrataError } from "../../errors.js";
 import { UsageError } from "../errors.js";
 import { jsonDocument } from "../output.js";
+import { defineVerb } from "../verbs.js";
 
 /** Asks on the terminal; `hidden` does not echo (a password). */
 async function prompt(question: string, hidden = false): Promise<string> {
@@ -38,10 +39,7 @@ function registryOf(server: string | undefined): string {
 
 /** Adds login and logout. */
 export function authCommands(program: Command): void {
-  program
-    .command("login")
-    .description("Log in to a registry (credentials saved as docker login saves them)")
-    .argument("[server]", "registry host[:port] (default: Docker Hub)")
+  defineVerb(program, "login")
     .option("-u, --username <name>", "user name")
     .option("-p, --password <password>", "password (prefer --password-stdin)")
     .option("--password-stdin", "read the password from stdin")
@@ -97,10 +95,7 @@ export function authCommands(program: Command): void {
       },
     );
 
-  program
-    .command("logout")
-    .description("Log out from a registry (removes the saved credentials)")
-    .argument("[server]", "registry host[:port] (default: Docker Hub)")
+  defineVerb(program, "logout")
     .option("--docker-config <file>", "Docker config.json to use (default ~/.docker/config.json)")
     .action(async (server: string | undefined, o: { dockerConfig?: string }, cmd: Command) => {
       const registry = registryOf(server);

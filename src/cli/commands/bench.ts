@@ -7,12 +7,11 @@
 import type { Command } from "commander";
 import type { RawBenchOptions } from "../../bench/options.js";
 import { InvalidArgumentError } from "../../errors.js";
+import { defineVerb } from "../verbs.js";
 
 /** Adds `strata bench`. */
 export function benchCommand(program: Command): void {
-  program
-    .command("bench")
-    .description("benchmark the drivers (and peers) and write results.json, results.md and report.html")
+  defineVerb(program, "bench")
     .option("--drivers <list>", "comma-separated drivers (default: all that work here)")
     .option("--workloads <list>", "comma-separated workload families (default: all; see src/bench/README.md)")
     .option("--runs <n>", "runs per workload (default: 2 with --quick, 3 otherwise)")

@@ -10,6 +10,7 @@ import { collect, print, withStore } from "../context.js";
 import { UsageError } from "../errors.js";
 import { createdAt, createdSince, jsonDocument, renderListing, shortID, unixSeconds } from "../output.js";
 import { outputStream } from "../streams.js";
+import { defineVerb } from "../verbs.js";
 
 /** A container row with the image name it shows. */
 interface PsRow extends ContainerSummary {
@@ -61,11 +62,7 @@ async function imageNames(store: Store): Promise<Map<string, string>> {
 
 /** Adds the container commands. */
 export function containerCommands(program: Command): void {
-  program
-    .command("create")
-    .description("Create a container: a writable layer on an image (none: an empty one)")
-    .argument("<name>", "the container's name")
-    .argument("[image]", "image name or id, or a layer")
+  defineVerb(program, "create")
     .option("--no-init", "leave out the init layer (/etc/hosts, /etc/resolv.conf, ...)")
     .option("--storage-opt <key=value>", "per-container driver option, e.g. size=10G (repeatable)", collect, [])
     .action(
@@ -83,32 +80,20 @@ export function containerCommands(program: Command): void {
       },
     );
 
-  program
-    .command("mount")
-    .description("Mount a container's filesystem and print its path (held until `unmount`)")
-    .argument("<container>", "name or id")
-    .action(async (ref: string, _o: unknown, cmd: Command) => {
-      await withStore(cmd, async (store, g) => {
-        const path = await store.containers.mount(ref);
-        print(g.json ? jsonDocument({ Path: path }) : path);
-      });
+  defineVerb(program, "mount").action(async (ref: string, _o: unknown, cmd: Command) => {
+    await withStore(cmd, async (store, g) => {
+      const path = await store.containers.mount(ref);
+      print(g.json ? jsonDocument({ Path: path }) : path);
     });
+  });
 
-  program
-    .command("unmount")
-    .alias("umount")
-    .description("Release one `mount` of a container")
-    .argument("<container...>", "names or ids")
-    .action(async (refs: string[], _o: unknown, cmd: Command) => {
-      await withStore(cmd, async (store) => {
-        for (const r of refs) await store.containers.unmount(r);
-      });
+  defineVerb(program, "unmount").action(async (refs: string[], _o: unknown, cmd: Command) => {
+    await withStore(cmd, async (store) => {
+      for (const r of refs) await store.containers.unmount(r);
     });
+  });
 
-  program
-    .command("rm")
-    .description("Remove one or more containers")
-    .argument("<container...>", "names or ids")
+  defineVerb(program, "rm")
     .option("-f, --force", "unmount first if mounted")
     .action(async (refs: string[], o: { force?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store, g) => {
@@ -132,9 +117,7 @@ export function containerCommands(program: Command): void {
       });
     });
 
-  program
-    .command("ps")
-    .description("List containers")
+  defineVerb(program, "ps")
     .option("-q, --quiet", "only container ids")
     .option("--no-trunc", "full ids")
     .option("--format <format>", "json, table, or a Go template ({{.ID}} {{.Image}} {{.Names}} {{.Status}} ...)")
@@ -153,24 +136,16 @@ export function containerCommands(program: Command): void {
       });
     });
 
-  program
-    .command("diff")
-    .description("List what a container changed (A added, C changed, D deleted), as docker diff")
-    .argument("<container>", "name or id")
-    .action(async (ref: string, _o: unknown, cmd: Command) => {
-      await withStore(cmd, async (store, g) => {
-        const changes = await store.containers.changes(ref);
-        const kind = { C: 0, A: 1, D: 2 } as const;
-        if (g.json) print(jsonDocument(changes.map((c) => ({ Path: c.path, Kind: kind[c.kind] }))));
-        else for (const c of changes) print(`${c.kind} ${c.path}`);
-      });
+  defineVerb(program, "diff").action(async (ref: string, _o: unknown, cmd: Command) => {
+    await withStore(cmd, async (store, g) => {
+      const changes = await store.containers.changes(ref);
+      const kind = { C: 0, A: 1, D: 2 } as const;
+      if (g.json) print(jsonDocument(changes.map((c) => ({ Path: c.path, Kind: kind[c.kind] }))));
+      else for (const c of changes) print(`${c.kind} ${c.path}`);
     });
+  });
 
-  program
-    .command("commit")
-    .description("Create a new image from a container's changes, and print its id")
-    .argument("<container>", "name or id")
-    .argument("[repository[:tag]]", "name for the new image")
+  defineVerb(program, "commit")
     .option("-m, --message <text>", "commit message")
     .option("-a, --author <name>", 'author (e.g. "Jane <jane@example.com>")')
     .option("-c, --change <instruction>", "apply a Dockerfile instruction to the config (repeatable)", collect, [])
@@ -195,10 +170,7 @@ export function containerCommands(program: Command): void {
       },
     );
 
-  program
-    .command("export")
-    .description("Write a container's filesystem as a tar archive (to stdout without -o)")
-    .argument("<container>", "name or id")
+  defineVerb(program, "export")
     .option("-o, --output <file>", "write to a file instead of stdout")
     .action(async (ref: string, o: { output?: string }, cmd: Command) => {
       const out = await outputStream(o.output, "export the container");

@@ -6,12 +6,11 @@
  */
 import type { Command } from "commander";
 import { globals } from "../context.js";
+import { defineVerb } from "../verbs.js";
 
 /** Adds `strata demo`. */
 export function demoCommand(program: Command): void {
-  program
-    .command("demo")
-    .description("Show the store at work on a small real image, on every driver that works here, with timings")
+  defineVerb(program, "demo")
     .option("--drivers <list>", "comma-separated drivers (default: every one that works here)")
     .option("--keep", "keep the demo's store (under --root when given, else a temp dir) for a look afterwards")
     .action(async (o: { drivers?: string; keep?: boolean }, cmd: Command) => {

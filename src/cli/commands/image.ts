@@ -10,6 +10,7 @@ import { humanSize } from "../../util/size.js";
 import { print, withStore } from "../context.js";
 import { createdAt, createdSince, jsonDocument, renderListing, shortID, unixSeconds } from "../output.js";
 import { Template } from "../template.js";
+import { defineVerb } from "../verbs.js";
 
 /** One line of `images`: an image under one of its names. */
 interface ImageRow {
@@ -125,10 +126,7 @@ function matches(row: ImageRow, filter: string | undefined): boolean {
 
 /** Adds the image listing and naming commands. */
 export function imageCommands(program: Command): void {
-  program
-    .command("images")
-    .description("List images")
-    .argument("[repository[:tag]]", "only this repository (and tag)")
+  defineVerb(program, "images")
     .option("-q, --quiet", "only image ids")
     .option("--digests", "show digests")
     .option("--no-trunc", "full image ids")
@@ -161,10 +159,7 @@ export function imageCommands(program: Command): void {
       },
     );
 
-  program
-    .command("history")
-    .description("Show the history of an image")
-    .argument("<image>", "name or id")
+  defineVerb(program, "history")
     .option("-q, --quiet", "only image ids")
     .option("-H, --human [bool]", "sizes and dates in human form", (v) => v !== "false", true)
     .option("--no-trunc", "do not cut long fields")
@@ -183,10 +178,7 @@ export function imageCommands(program: Command): void {
       },
     );
 
-  program
-    .command("rmi")
-    .description("Remove one or more images (a name of several only loses the name)")
-    .argument("<image...>", "names or ids")
+  defineVerb(program, "rmi")
     .option("-f, --force", "remove an image with several names by id")
     .action(async (refs: string[], o: { force?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store, g) => {
@@ -200,19 +192,11 @@ export function imageCommands(program: Command): void {
       });
     });
 
-  program
-    .command("tag")
-    .description("Give an image another name")
-    .argument("<source>", "image name or id")
-    .argument("<target>", "new name, [registry/]repository[:tag]")
-    .action(async (source: string, target: string, _o: unknown, cmd: Command) => {
-      await withStore(cmd, (store) => store.images.tag(source, target));
-    });
+  defineVerb(program, "tag").action(async (source: string, target: string, _o: unknown, cmd: Command) => {
+    await withStore(cmd, (store) => store.images.tag(source, target));
+  });
 
-  program
-    .command("inspect")
-    .description("Show images in detail, as a JSON array (as docker inspect)")
-    .argument("<image...>", "names or ids")
+  defineVerb(program, "inspect")
     .option("-f, --format <format>", "a Go template applied to each image")
     .action(async (refs: string[], o: { format?: string }, cmd: Command) => {
       await withStore(cmd, async (store) => {

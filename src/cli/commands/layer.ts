@@ -10,6 +10,7 @@ import { print, withStore } from "../context.js";
 import { jsonDocument, renderListing, shortID } from "../output.js";
 import { byteProgress, progressMode } from "../progress.js";
 import { openInput, outputStream } from "../streams.js";
+import { defineVerb } from "../verbs.js";
 
 const LAYER_LISTING = {
   table: "table {{.ID}}\t{{.DiffID}}\t{{.Parent}}\t{{.Depth}}\t{{.Size}}\t{{.Refs}}",
@@ -34,7 +35,7 @@ const LAYER_LISTING = {
 
 /** Adds `strata layer ...`. */
 export function layerCommands(program: Command): void {
-  const layer = program.command("layer").description("Manage image layers applied by hand");
+  const layer = defineVerb(program, "layer");
 
   layer
     .command("apply")

@@ -8,6 +8,7 @@ import type { Store } from "../../store/index.js";
 import { humanSize } from "../../util/size.js";
 import { print, withStore } from "../context.js";
 import { jsonDocument, renderListing } from "../output.js";
+import { defineVerb } from "../verbs.js";
 
 /** One row of `system df`. */
 interface DfRow {
@@ -81,37 +82,32 @@ async function diskUsage(store: Store): Promise<DfRow[]> {
 
 /** Adds the whole-store commands. */
 export function storeCommands(program: Command): void {
-  program
-    .command("info")
-    .description("Show the store's driver and contents")
-    .action(async (_o: unknown, cmd: Command) => {
-      await withStore(cmd, async (store, g) => {
-        const status = await store.driver.status();
-        const layers = (await store.layerStore.layers()).length;
-        const containers = (await store.layerStore.containers()).length;
-        const images = (await store.images.records.ids()).length;
-        if (g.json) {
-          print(
-            jsonDocument({
-              Driver: store.driver.name,
-              DriverStatus: [...status],
-              RootDir: store.root,
-              Images: images,
-              Containers: containers,
-              Layers: layers,
-            }),
-          );
-          return;
-        }
-        print(`Root Dir: ${store.root}`, `Storage Driver: ${store.driver.name}`);
-        for (const [k, v] of status) print(` ${k}: ${v}`);
-        print(`Images: ${images}`, `Containers: ${containers}`, `Layers: ${layers}`);
-      });
+  defineVerb(program, "info").action(async (_o: unknown, cmd: Command) => {
+    await withStore(cmd, async (store, g) => {
+      const status = await store.driver.status();
+      const layers = (await store.layerStore.layers()).length;
+      const containers = (await store.layerStore.containers()).length;
+      const images = (await store.images.records.ids()).length;
+      if (g.json) {
+        print(
+          jsonDocument({
+            Driver: store.driver.name,
+            DriverStatus: [...status],
+            RootDir: store.root,
+            Images: images,
+            Containers: containers,
+            Layers: layers,
+          }),
+        );
+        return;
+      }
+      print(`Root Dir: ${store.root}`, `Storage Driver: ${store.driver.name}`);
+      for (const [k, v] of status) print(` ${k}: ${v}`);
+      print(`Images: ${images}`, `Containers: ${containers}`, `Layers: ${layers}`);
     });
+  });
 
-  program
-    .command("check")
-    .description("Verify the store (refcounts, orphans, driver layers, mounts, image references)")
+  defineVerb(program, "check")
     .option("--repair", "fix what is found")
     .action(async (o: { repair?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store, g) => {
@@ -124,18 +120,15 @@ export function storeCommands(program: Command): void {
       });
     });
 
-  program
-    .command("prune")
-    .description("Remove layers nothing references (and references left by dead imports)")
-    .action(async (_o: unknown, cmd: Command) => {
-      await withStore(cmd, async (store, g) => {
-        const deleted = await store.prune();
-        if (g.json) print(jsonDocument(deleted.map((d) => ({ Deleted: d }))));
-        else for (const id of deleted) print(`Deleted: ${id}`);
-      });
+  defineVerb(program, "prune").action(async (_o: unknown, cmd: Command) => {
+    await withStore(cmd, async (store, g) => {
+      const deleted = await store.prune();
+      if (g.json) print(jsonDocument(deleted.map((d) => ({ Deleted: d }))));
+      else for (const id of deleted) print(`Deleted: ${id}`);
     });
+  });
 
-  const system = program.command("system").description("Manage the store");
+  const system = defineVerb(program, "system");
   system
     .command("df")
     .description("Show disk usage")

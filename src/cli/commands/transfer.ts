@@ -14,6 +14,7 @@ import { UsageError } from "../errors.js";
 import { jsonDocument } from "../output.js";
 import { byteProgress, layerProgress, progressMode } from "../progress.js";
 import { checkOutputPath, openInput } from "../streams.js";
+import { defineVerb } from "../verbs.js";
 
 interface AuthOpts {
   insecure?: boolean;
@@ -43,9 +44,7 @@ async function credentialsFor(ref: string, o: AuthOpts): Promise<Credentials | u
 
 /** Adds the transfer commands. */
 export function transferCommands(program: Command): void {
-  withAuth(program.command("pull"))
-    .description("Download an image from a registry")
-    .argument("<name[:tag|@digest]>", "the image")
+  withAuth(defineVerb(program, "pull"))
     .option("-q, --quiet", "print only the image name")
     .option("--platform <os/arch[/variant]>", "platform to pull from a manifest list (default: the host)")
     .option("--concurrency <n>", "layers fetched at once", nonNegativeInt, 3)
@@ -90,10 +89,7 @@ export function transferCommands(program: Command): void {
       },
     );
 
-  withAuth(program.command("push"))
-    .description("Upload an image to a registry")
-    .argument("<image>", "the stored image")
-    .argument("[target]", "push under this name instead (default: the image's name)")
+  withAuth(defineVerb(program, "push"))
     .option("-q, --quiet", "no progress")
     .option("--chunk-size <bytes>", "upload in chunks of this size (0: one streamed request)", nonNegativeInt, 0)
     .action(
@@ -126,10 +122,7 @@ export function transferCommands(program: Command): void {
       },
     );
 
-  program
-    .command("load")
-    .description("Load images from a docker-archive or OCI layout (a file, a directory, or stdin; compressed or not)")
-    .argument("[path]", "FILE|DIR[:TAG], or - for stdin (default: stdin, or -i)")
+  defineVerb(program, "load")
     .option("-i, --input <file>", "read from this file instead of stdin")
     .option("-q, --quiet", "no progress")
     .option("-t, --tag <name>", "also tag the loaded image")
@@ -188,10 +181,7 @@ export function transferCommands(program: Command): void {
       },
     );
 
-  program
-    .command("save")
-    .description("Save images to a tar archive (docker-archive; streamed to stdout without -o), or an OCI layout")
-    .argument("<image...>", "names or ids")
+  defineVerb(program, "save")
     .option("-o, --output <path>", "write to a file (docker) or directory (oci) instead of stdout")
     .option("--format <format>", "docker | oci", "docker")
     .option("--compress <kind>", "OCI layer compression: none | gzip", "none")
@@ -234,11 +224,7 @@ export function transferCommands(program: Command): void {
       },
     );
 
-  program
-    .command("import")
-    .description("Create an image from a filesystem tarball (as docker export writes)")
-    .argument("<file|->", "the tar (any compression), or - for stdin")
-    .argument("[repository[:tag]]", "name for the new image")
+  defineVerb(program, "import")
     .option("-m, --message <text>", "commit message for the image")
     .option("-c, --change <instruction>", "apply a Dockerfile instruction to the config (repeatable)", collect, [])
     .option("-q, --quiet", "no progress")
