@@ -36,16 +36,31 @@ export function parseStorageOpts(list: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list) {
     const i = kv.indexOf("=");
-    if (i <= 0) throw new UsageError(`Cannot parse storage option: expected key=value "${kv}"`);
+    if (i <= 0) throw new UsageError(`Cannot parse storage option: expected key=value "${kv}"`, { global: true });
     out[kv.slice(0, i).trim().toLowerCase()] = kv.slice(i + 1).trim();
   }
   return out;
 }
 
+/** Errors of opening a driver that come from the global flags `--driver` and `--storage-opt`. */
+const FLAG_CODES = new Set(["ERR_INVALID_OPTION", "ERR_DRIVER_UNKNOWN"]);
+
+/** Runs `open`, reporting a bad `--driver` or `--storage-opt` as a usage error of the global flags. */
+async function fromGlobalFlags<T>(open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? "";
+    if (!FLAG_CODES.has(code)) throw err;
+    throw new UsageError((err as Error).message, { code, global: true, cause: err });
+  }
+}
+
 /** Opens only the driver (for commands that serve it to others). */
 export async function openDriver(g: GlobalOptions): Promise<Driver> {
   const { builtinDrivers } = await import("../drivers/index.js");
-  return builtinDrivers().select(g.driver, { root: g.root, options: parseStorageOpts(g.storageOpt) });
+  const options = parseStorageOpts(g.storageOpt);
+  return fromGlobalFlags(() => builtinDrivers().select(g.driver, { root: g.root, options }));
 }
 
 /** Runs `fn` with the store of the global options open, closing it afterwards whatever happens. */
@@ -53,7 +68,9 @@ export async function withStore<T>(cmd: Command, fn: (store: Store, g: GlobalOpt
   const g = globals(cmd);
   const options = parseStorageOpts(g.storageOpt);
   const { openStore } = await import("../store/index.js");
-  const store = await openStore({ root: g.root, ...(g.driver ? { driver: g.driver } : {}), options });
+  const store = await fromGlobalFlags(() =>
+    openStore({ root: g.root, ...(g.driver ? { driver: g.driver } : {}), options }),
+  );
   try {
     return await fn(store, g);
   } finally {

@@ -17,8 +17,11 @@ export const EXIT_USAGE = 125;
 
 /** A mistake in how a command was called: a bad flag value, a missing argument. */
 export class UsageError extends StrataError {
-  constructor(message: string) {
-    super("ERR_USAGE", message);
+  /** The mistake is in a global flag (before the verb): the hint names `strata --help`. */
+  readonly global: boolean;
+  constructor(message: string, opts: { code?: string; global?: boolean; cause?: unknown } = {}) {
+    super(opts.code ?? "ERR_USAGE", message, { cause: opts.cause });
+    this.global = opts.global ?? false;
   }
 }
 

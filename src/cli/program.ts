@@ -7,7 +7,7 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { describeError, EXIT_USAGE, exitStatus, isUsageError } from "./errors.js";
+import { describeError, EXIT_USAGE, exitStatus, isUsageError, UsageError } from "./errors.js";
 import { defineVerb, GLOBAL_OPTIONS, GROUPS, groupOf, packageVersion, VERBS, verbOf } from "./verbs.js";
 
 /** "strata layer apply" for a command. */
@@ -91,7 +91,7 @@ export async function run(args: string[]): Promise<void> {
     } else {
       process.stderr.write(`strata: ${line}\n`);
       // A bad global flag (--driver, --storage-opt) is the top command's; others are the verb's.
-      const global = ["ERR_INVALID_OPTION", "ERR_DRIVER_UNKNOWN"].includes((err as { code?: string }).code ?? "");
+      const global = err instanceof UsageError && err.global;
       if (isUsageError(err)) process.stderr.write(`See '${global ? "strata" : fullName(running)} --help'.\n`);
     }
     if (g.debug) process.stderr.write(`${(err as Error).stack}\n`);
