@@ -8,7 +8,24 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { describeError, EXIT_USAGE, exitStatus, isUsageError, UsageError } from "./errors.js";
-import { defineVerb, GLOBAL_OPTIONS, GROUPS, groupOf, packageVersion, VERBS, verbOf } from "./verbs.js";
+import { defineVerb, GLOBAL_OPTIONS, type Group, groupOf, packageVersion, VERBS, verbOf } from "./verbs.js";
+
+/**
+ * Loads a group module and returns its registration function. Here, not in
+ * `verbs.ts`: the group modules import `verbs.ts` (defineVerb), so the
+ * table of loaders there would make an import cycle.
+ */
+const GROUPS: Record<Group, () => Promise<(program: Command) => void>> = {
+  image: async () => (await import("./commands/image.js")).imageCommands,
+  transfer: async () => (await import("./commands/transfer.js")).transferCommands,
+  container: async () => (await import("./commands/container.js")).containerCommands,
+  layer: async () => (await import("./commands/layer.js")).layerCommands,
+  store: async () => (await import("./commands/store.js")).storeCommands,
+  auth: async () => (await import("./commands/auth.js")).authCommands,
+  serve: async () => (await import("./commands/serve.js")).serveCommand,
+  demo: async () => (await import("./commands/demo.js")).demoCommand,
+  bench: async () => (await import("./commands/bench.js")).benchCommand,
+};
 
 /** "strata layer apply" for a command. */
 function fullName(cmd: Command): string {

@@ -13,7 +13,7 @@
  * @module
  */
 import type cliProgressModule from "cli-progress";
-import type { LayerStatus, ProgressEvent, ProgressFn } from "../image/progress.js";
+import type { LayerStatus, ProgressEvent, ProgressFn } from "../image/import/progress.js";
 import { cliProgress } from "../util/cli-progress.js";
 import { humanSize } from "../util/size.js";
 

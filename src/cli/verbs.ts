@@ -1,7 +1,7 @@
 /**
  * The table of strata's verbs: each verb's group module (`commands/*.ts`),
- * one-line description and arguments. `main.ts` imports only the group of
- * the verb being run and lists the others from this table, so a command's
+ * one-line description and arguments. `program.ts` imports only the group
+ * of the verb being run and lists the others from this table, so a command's
  * start pays for its own verb only, and `--help` for none. The group
  * modules start each definition with {@link defineVerb}, so the table is
  * the one place a verb's description and arguments are written.
@@ -83,7 +83,7 @@ export function topLevelHelp(): string {
 }
 
 /** The module that defines a group of verbs. */
-export type Group = "image" | "transfer" | "container" | "layer" | "store" | "auth" | "demo" | "bench";
+export type Group = "image" | "transfer" | "container" | "layer" | "store" | "auth" | "serve" | "demo" | "bench";
 
 /** A verb's entry: its group, its description, its arguments ([syntax, description]) and aliases. */
 export interface VerbInfo {
@@ -200,6 +200,10 @@ export const VERBS: Record<string, VerbInfo> = {
     summary: "Log out from a registry (removes the saved credentials)",
     args: [["[server]", "registry host[:port] (default: Docker Hub)"]],
   },
+  serve: {
+    group: "serve",
+    summary: "Serve the store to container engines, in the foreground (SIGTERM stops)",
+  },
   demo: {
     group: "demo",
     summary: "Show the store at work on a small real image, on every driver that works here, with timings",
@@ -208,18 +212,6 @@ export const VERBS: Record<string, VerbInfo> = {
     group: "bench",
     summary: "Benchmark the drivers (and peers) and write results.json, results.md and report.html",
   },
-};
-
-/** Loads a group module and returns its registration function. */
-export const GROUPS: Record<Group, () => Promise<(program: Command) => void>> = {
-  image: async () => (await import("./commands/image.js")).imageCommands,
-  transfer: async () => (await import("./commands/transfer.js")).transferCommands,
-  container: async () => (await import("./commands/container.js")).containerCommands,
-  layer: async () => (await import("./commands/layer.js")).layerCommands,
-  store: async () => (await import("./commands/store.js")).storeCommands,
-  auth: async () => (await import("./commands/auth.js")).authCommands,
-  demo: async () => (await import("./commands/demo.js")).demoCommand,
-  bench: async () => (await import("./commands/bench.js")).benchCommand,
 };
 
 /**

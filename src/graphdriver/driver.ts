@@ -6,22 +6,32 @@
  *   container's mount id). Any string of `[A-Za-z0-9_.-]`, not empty.
  * - **parent**: the id of the layer this one starts from; `""` means none
  *   (the layer starts empty).
- * - **image layer** (`create`) is filled once through `applyDiff` and then
+ * - **image layer** (`create`) is filled once with a layer tar and then
  *   only read; a **read-write layer** (`createReadWrite`) is a container's
  *   writable top.
  *
- * Lifecycle: `create` → `applyDiff` (image layers) or `get` → changes by the
- * user → `put` → `diff`/`changes` → `remove`.
+ * Lifecycle: `create` → a layer tar applied (image layers) or `get` →
+ * changes by the user → `put` → diffed → `remove`.
+ *
+ * Drivers store and mount; they do not diff. The layer store's Differ
+ * (`src/layer/differ.ts`) applies tars and compares trees above them, as
+ * containerd's differ sits above its snapshotters; a driver that keeps a
+ * layer's own changes apart says where (`diffDir`, `applyDir`), so the
+ * Differ can read them without mounting.
  *
  * `get` mounts (or activates) and returns the path of the layer's tree;
  * `put` unmounts. **Neither counts references**: the layer store's `Mounts`
  * registry is their only caller and owns every count. Calling `get` twice
  * without `put` is a caller bug; drivers may treat it as idempotent.
  *
+ * `mountSpec` is the other way to reach a layer's tree, for a client that
+ * mounts for itself (containerd, through `strata serve`): the driver
+ * describes the mounts instead of making them, and `put` releases what the
+ * description needed. A layer is reached through `get` or through
+ * `mountSpec`, never both.
+ *
  * @module
  */
-import type { Readable } from "node:stream";
-import type { TarRecorder } from "../archive/tar-reader.js";
 
 /** One entry of a change list, as `docker diff` prints it. */
 export interface Change {
@@ -39,30 +49,44 @@ export interface CreateOpts {
   mountLabel?: string;
 }
 
-/** Options for applyDiff. */
-export interface ApplyDiffOptions {
-  /** Sees the tar's raw non-content bytes, for pristine re-assembly (tar-split). */
-  recorder?: TarRecorder;
+/**
+ * One mount of a {@link Driver.mountSpec} description, in containerd's
+ * terms (its `Mount` message): what the client passes to mount(2).
+ */
+export interface MountSpec {
+  /** Filesystem type: `overlay`, `bind`, `ext4`, `xfs`. */
+  type: string;
+  /** The device or directory mounted (`overlay` for overlay mounts). */
+  source: string;
+  /** fstab-style options: `ro`, `rw`, `rbind`, `lowerdir=…`, `upperdir=…`, `workdir=…`. */
+  options: string[];
+}
+
+/** Options for mountSpec. */
+export interface MountSpecOptions {
+  /** Describe a read-only mount (a layer with children must be asked read-only). */
+  readonly: boolean;
 }
 
 /** What a driver can do beyond the contract; checked by flag, never by sniffing methods. */
 export interface Capabilities {
   /** The init layer goes inside each image layer (devmapper), not in a `<id>-init` layer. */
   readonly initInImage: boolean;
-  /** diff/changes read the driver's own upper dir instead of comparing mounted trees. */
+  /** A diff and its size can be read from {@link Driver.diffDir} alone (overlay's upper dir, no redirects or metacopy). */
   readonly nativeDiff: boolean;
   /** `get` returns a path without mounting anything (vfs). */
   readonly mountless: boolean;
 }
 
 /**
- * Acquire/release functions handed to the naive diff methods. The layer
- * store passes its counted `Mounts`; tests and tools without a store may pass
- * the driver's own get/put.
+ * A directory where a driver keeps one layer's own content apart, readable
+ * and writable without mounting (overlay's upper dir, `<id>/diff`).
  */
-export interface MountAccess {
-  acquire(id: string): Promise<string>;
-  release(id: string): Promise<void>;
+export interface DiffDir {
+  /** Absolute path of the directory. */
+  path: string;
+  /** How deletions are kept there: "overlay" as char 0/0 devices and opaque xattrs; "aufs" not at all (nothing below). */
+  whiteouts: "aufs" | "overlay";
 }
 
 /** A storage driver. Errors are {@link StrataError}s with the codes named per method. */
@@ -91,14 +115,54 @@ export interface Driver {
    * @throws ERR_LAYER_NOT_FOUND
    */
   get(id: string, mountLabel?: string): Promise<string>;
-  /** Unmounts what `get` mounted. Not counted; a layer that is not mounted is a no-op. */
+  /**
+   * Unmounts what `get` mounted and releases what `mountSpec` made ready.
+   * Not counted; a layer that is not mounted is a no-op.
+   */
   put(id: string): Promise<void>;
+  /**
+   * Describes, without mounting anything, the mounts that show the layer's
+   * tree (with its parents) to a client that mounts for itself: mounting
+   * the list in order at one target gives the tree, read-only when asked.
+   * Per driver:
+   * - vfs: a `bind` of the layer's directory (`rbind`, `rw`/`ro`);
+   * - overlay: a layer without lowers is a `bind` of its diff dir; else an
+   *   `overlay` with `lowerdir` (absolute `l/` links, topmost first) and, for
+   *   read-write, `upperdir` and `workdir` (read-only: the layer's own diff
+   *   becomes the top lower);
+   * - devmapper: the thin device's filesystem (`ext4`/`xfs`, source the
+   *   block device, `ro` when asked). The client sees the filesystem's root,
+   *   where `get` shows its `rootfs/` directory.
+   *
+   * What the description needs (devmapper: the active block device) is made
+   * ready and stays until `put(id)` or `remove(id)`, also across `close()`
+   * and a restart of the process: the client may mount it at any time.
+   * Idempotent. Not counted. The caller must not mount a layer read-write
+   * while it has children.
+   * @throws ERR_LAYER_NOT_FOUND
+   */
+  mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]>;
   /** Whether the layer exists. Cheap. */
   exists(id: string): Promise<boolean>;
   /** Ordered key/value pairs as `strata info` (and `docker info`) shows them. */
   status(): Promise<Array<[string, string]>>;
   /** Every layer id the driver holds (for `strata check`: orphans, missing layers). */
   list(): Promise<string[]>;
+  /**
+   * Entries of the driver's home that are no layer and no live work: what
+   * dead processes left half built or half removed, and entries strata never
+   * writes (a symlink where a layer directory belongs). The driver's start
+   * removes what it can of them; what is reported here could not be removed
+   * (`strata check` shows it, `--repair` retries with {@link removeLeftover}).
+   * A read-only operation: creates nothing, not even the home.
+   */
+  leftovers(): Promise<string[]>;
+  /**
+   * Removes one entry {@link leftovers} named, by file descriptor (a symlink
+   * is unlinked, never followed; a mount inside is refused with EXDEV).
+   * @throws ERR_INVALID_ID for a name that is not a leftover
+   */
+  removeLeftover(name: string): Promise<void>;
   /** Low-level facts about one layer (paths, device ids). */
   metadata(id: string): Promise<Record<string, string>>;
   /**
@@ -115,20 +179,24 @@ export interface Driver {
   close(): Promise<void>;
 
   /**
-   * Tar (AUFS whiteouts) of what `id` changed relative to `parent`; with
-   * parent "" the whole layer. The caller must consume or destroy the stream.
+   * Where `id`'s own changes relative to `parent` are kept apart from its
+   * parents' content, or null when the driver keeps no such record (vfs and
+   * devmapper hold full trees) or `parent` is not `id`'s direct parent ("":
+   * a layer without parent). The layer store's Differ reads this directory
+   * instead of comparing mounted trees: for a diff or its size only when
+   * {@link Capabilities.nativeDiff} holds (otherwise the directory may hold
+   * redirects or metadata-only copies), for a change list as a hint of where
+   * to look. Cheap; mounts nothing.
+   * @throws ERR_LAYER_NOT_FOUND
    */
-  diff(id: string, parent: string, mounts: MountAccess): Promise<Readable>;
-  /** What `id` changed relative to `parent`, with `docker diff`'s rules. */
-  changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]>;
+  diffDir(id: string, parent: string): Promise<DiffDir | null>;
   /**
-   * Applies an uncompressed layer tar onto the empty layer `id`, created on
-   * `parent`. Returns the sum of entry sizes from the tar headers.
-   * @throws ERR_BREAKOUT for entries that would leave the layer
+   * Where a layer tar for the empty layer `id`, created on `parent`, can be
+   * applied without mounting, and in which whiteout form; or null: the
+   * caller mounts `id` (through the store's Mounts) and applies into its tree.
+   * @throws ERR_LAYER_NOT_FOUND
    */
-  applyDiff(id: string, parent: string, tar: Readable, mounts: MountAccess, opts?: ApplyDiffOptions): Promise<number>;
-  /** Bytes of the files `id` added or changed relative to `parent` (hardlinks counted once). */
-  diffSize(id: string, parent: string, mounts: MountAccess): Promise<number>;
+  applyDir(id: string, parent: string): Promise<DiffDir | null>;
 }
 
 /** Options every driver factory receives. */

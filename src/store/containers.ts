@@ -6,16 +6,14 @@
  *
  * @module
  */
-import { createWriteStream } from "node:fs";
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { createReadStream, createWriteStream } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { exportTree } from "../diff/index.js";
 import { InvalidArgumentError, NotFoundError } from "../errors.js";
 import type { Change } from "../graphdriver/driver.js";
 import type { CommitOptions, CommitResult } from "../image/index.js";
-import type { ImageStore } from "../image/image-store.js";
+import type { ImageStore } from "../image/records/image-store.js";
 import type { ContainerRecord, LayerStore } from "../layer/index.js";
 import type { Layers } from "./layers.js";
 
@@ -40,7 +38,7 @@ export interface CreateOptions {
 }
 
 /** Options of {@link Containers.commit}. */
-export interface ContainerCommitOptions extends CommitOptions {
+export interface ContainerCommitOptions extends Omit<CommitOptions, "tar" | "hooks"> {
   /** Also write the change's layer tar here (the same bytes the new layer is made from). */
   output?: string;
 }
@@ -68,15 +66,19 @@ export class Containers {
   }
 
   /**
-   * Creates a container on an image or layer (see `Layers.resolve`); none: an empty one.
+   * Creates a container on an image or layer (see `Layers.resolve`); none: an
+   * empty one. Created from an image, it remembers the image and its config
+   * (for a later {@link commit}, even when the image is removed meanwhile).
    * @throws ERR_INVALID_NAME, ERR_CONTAINER_EXISTS, ERR_LAYER_NOT_FOUND
    */
   async create(name: string, image?: string, opts: CreateOptions = {}): Promise<ContainerRecord> {
     const parent = image ? await this.#layers.resolve(image) : "";
-    return this.#store.createRWLayer(name, parent, {
+    const rec = await this.#store.createRWLayer(name, parent, {
       ...(opts.init !== undefined ? { init: opts.init } : {}),
       storageOpt: opts.storageOpt ?? {},
     });
+    if (image) await this.#records.bindContainer(rec, image);
+    return rec;
   }
 
   /** Every container, oldest first. */
@@ -123,7 +125,9 @@ export class Containers {
    * @throws ERR_ACTIVE_MOUNT while mounted, unless `force` (which unmounts first)
    */
   async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
-    await this.#store.releaseRWLayer((await this.get(ref)).name, opts);
+    const { name } = await this.get(ref);
+    await this.#store.releaseRWLayer(name, opts);
+    await this.#records.containers.forget(name);
   }
 
   /** What the container changed, as `docker diff` lists it (init files never show). */
@@ -144,21 +148,22 @@ export class Containers {
   /**
    * Turns the container's change into a new layer on its image's chain and
    * stores an image of it (tagged `opts.tag`, else untagged), with the
-   * container's image config, `changes` applied and a history entry added.
+   * config of the image it was created from, `changes` applied and a
+   * history entry added.
    * @returns the image and the new layer's chainID
+   * @throws ERR_INVALID_CHANGE for a bad `changes` entry (nothing is stored)
    */
   async commit(ref: string, opts: ContainerCommitOptions = {}): Promise<CommitResult> {
-    const { commitImage } = await import("../image/index.js");
+    const { commitContainer } = await import("../image/import/commit.js");
+    const { applyChanges } = await import("../image/spec/config-changes.js");
+    const { output, ...commit } = opts;
     const rec = await this.get(ref);
-    // Written once and registered from the file, so the layer and any -o file are the same bytes.
-    const tmp = opts.output ? undefined : await this.#store.db.scratchDir("commit");
-    const file = opts.output ?? join(tmp!, "layer.tar");
-    try {
-      await pipeline(await this.#store.diffTar(rec.name), createWriteStream(file));
-      return await commitImage(this.#store, this.#records, rec.parent, file, opts);
-    } finally {
-      if (tmp) await rm(tmp, { recursive: true, force: true });
-    }
+    if (!output) return commitContainer(this.#store, this.#records, rec.name, commit);
+    applyChanges({}, commit.changes ?? []); // a bad -c fails before the -o file is written
+    // Written once and registered from the file, so the layer and the -o file are the same bytes.
+    await pipeline(await this.#store.diffTar(rec.name), createWriteStream(output));
+    const tar = createReadStream(output, { highWaterMark: 1 << 20 });
+    return commitContainer(this.#store, this.#records, rec.name, { ...commit, tar });
   }
 
   /**

@@ -7,13 +7,12 @@
  *
  * @module
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdtemp, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { Readable, Writable } from "node:stream";
+import { type Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { decompress, detectCompression } from "../archive/compression.js";
-import type { ImageRecord, ImageStore, RemoveResult } from "../image/image-store.js";
+import { decompress } from "../archive/compression.js";
 import type {
   CommitOptions,
   CommitResult,
@@ -22,11 +21,14 @@ import type {
   LoadOptions,
   OciSaveOptions,
   PullOptions,
+  PullResult,
   PushOptions,
   PushResult,
 } from "../image/index.js";
-import type { LayerSink } from "../image/layer-sink.js";
-import { familiarName, parseReference, repoName } from "../image/reference.js";
+import type { LayerSink } from "../image/import/layer-sink.js";
+import { releaseImageLayers } from "../image/records/image-refs.js";
+import type { ImageRecord, ImageStore, RemoveResult } from "../image/records/image-store.js";
+import { familiarName, parseReference } from "../image/spec/reference.js";
 import { type Digest, isDigest, type LayerStore } from "../layer/index.js";
 
 /** An image as {@link Images.list} shows it (Docker's `GET /images/json`, in camelCase). */
@@ -88,11 +90,11 @@ export type ContainerCounter = () => Promise<Map<string, number>>;
 export class Images {
   readonly #records: ImageStore;
   readonly #layers: LayerStore;
-  readonly #sink: Required<LayerSink>;
+  readonly #sink: LayerSink;
   readonly #containersOn: ContainerCounter;
 
   /** @internal built by `openStore` */
-  constructor(records: ImageStore, layers: LayerStore, sink: Required<LayerSink>, containersOn: ContainerCounter) {
+  constructor(records: ImageStore, layers: LayerStore, sink: LayerSink, containersOn: ContainerCounter) {
     this.#records = records;
     this.#layers = layers;
     this.#sink = sink;
@@ -151,9 +153,10 @@ export class Images {
     return JSON.parse((await this.#records.config(rec.id)).toString("utf8")) as ImageConfig;
   }
 
-  /** What `strata inspect` prints for one image. @throws ERR_IMAGE_NOT_FOUND */
-  inspect(ref: string): Promise<ImageInspect> {
-    return this.#records.inspect(ref);
+  /** What `strata inspect` prints for one image (Docker's `GET /images/{name}/json`). @throws ERR_IMAGE_NOT_FOUND */
+  async inspect(ref: string): Promise<ImageInspect> {
+    const { inspectImage } = await import("../image/records/inspect.js");
+    return inspectImage(this.#records, ref, this.#layers);
   }
 
   /** The image's build steps, newest first, with the size of the layer each made. @throws ERR_IMAGE_NOT_FOUND */
@@ -187,14 +190,17 @@ export class Images {
   }
 
   /**
-   * Removes a name, or an image with all its names (`force` when it has
-   * several and is named by id); layers no image uses any more lose their
-   * image hold (and go, unless a container or `layer apply` holds them).
+   * Removes a name, or an image with all its names; `force` when it has
+   * several and is named by id, or a container was created from it (the
+   * container keeps its layers and its image's config). Layers no image
+   * uses any more lose their image hold (and go, unless a container or
+   * `layer apply` holds them).
    * @throws ERR_IMAGE_NOT_FOUND; ERR_IMAGE_IN_USE
    */
   async remove(ref: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
-    const res = await this.#records.remove(ref, opts.force);
-    for (const c of [...res.unusedChainIDs].reverse()) await this.#sink.releaseImage(c);
+    const containers = await this.#layers.containers();
+    const res = await this.#records.remove(ref, { ...(opts.force ? { force: true } : {}), containers });
+    await releaseImageLayers(this.#layers, res.unusedChainIDs);
     return res;
   }
 
@@ -203,13 +209,9 @@ export class Images {
    * @returns the stored image and the manifest digest the reference resolved to (what `docker pull` prints)
    * @throws ERR_INVALID_REFERENCE, ERR_MANIFEST_NOT_FOUND, ERR_REGISTRY*, ERR_DIGEST_MISMATCH, ...
    */
-  async pull(ref: string, opts: PullOptions = {}): Promise<{ image: ImageRecord; digest: string }> {
+  async pull(ref: string, opts: PullOptions = {}): Promise<PullResult> {
     const { pullImage } = await imageModule();
-    const image = await pullImage(ref, this.#sink, this.#records, opts);
-    const r = parseReference(ref);
-    const prefix = `${repoName(r)}@`;
-    const digest = r.digest ?? image.repoDigests.find((d) => d.startsWith(prefix))?.slice(prefix.length) ?? "";
-    return { image, digest };
+    return pullImage(ref, this.#sink, this.#records, opts);
   }
 
   /**
@@ -226,7 +228,7 @@ export class Images {
   /**
    * Loads every image of a docker-archive or OCI layout: a path (tar file,
    * gzip/zstd/xz-compressed tar, or directory) or a stream of a (compressed)
-   * tar, which is spooled to the store's scratch space first.
+   * tar, which the image module spools to the store's scratch space first.
    * @returns the stored records
    * @throws ERR_BAD_ARCHIVE, ERR_ARCHIVE_NOT_FOUND, ERR_ARCHIVE_TRUNCATED, ERR_DECOMPRESS, ERR_DIGEST_MISMATCH
    */
@@ -235,9 +237,9 @@ export class Images {
     opts: LoadOptions & { spoolProgress?: BytesProgress } = {},
   ): Promise<ImageRecord[]> {
     const { loadImages } = await imageModule();
-    return this.#withTar(source, "load", opts.spoolProgress, (path) =>
-      loadImages(path, this.#sink, this.#records, opts),
-    );
+    const { spoolProgress, ...rest } = opts;
+    const input = typeof source === "string" ? source : counted(source, spoolProgress);
+    return loadImages(input, this.#sink, this.#records, rest);
   }
 
   /**
@@ -249,56 +251,13 @@ export class Images {
     source: string | Readable,
     opts: CommitOptions & { spoolProgress?: BytesProgress } = {},
   ): Promise<CommitResult> {
-    const { commitImage } = await imageModule();
+    const { importImage } = await imageModule();
+    const { spoolProgress, ...rest } = opts;
     const from = typeof source === "string" ? source : "-";
-    return this.#withTar(
-      source,
-      "import",
-      opts.spoolProgress,
-      (file) =>
-        commitImage(this.#layers, this.#records, "", file, {
-          createdBy: "",
-          comment: `Imported from ${from}`,
-          ...opts,
-        }),
-      true,
-    );
-  }
-
-  /**
-   * Runs `fn` on a plain file or directory holding `source`: a directory or an
-   * uncompressed file as it is, anything else (a stream, a compressed file)
-   * decompressed into a scratch file that is removed afterwards.
-   */
-  async #withTar<T>(
-    source: string | Readable,
-    label: string,
-    progress: BytesProgress | undefined,
-    fn: (path: string) => Promise<T>,
-    fileOnly = false,
-  ): Promise<T> {
-    let input: Readable;
-    let total: number | undefined;
-    if (typeof source === "string") {
-      const st = await stat(source).catch(() => undefined);
-      if (st?.isDirectory() && !fileOnly) return fn(source);
-      if (!st || st.isDirectory()) return fn(source); // the operation's own "not found" / "is a directory" error
-      const head = await readHead(source);
-      if (detectCompression(head) === "none") return fn(source);
-      input = createReadStream(source, { highWaterMark: 1 << 20 });
-      total = st.size;
-    } else input = source;
-    const dir = await this.#layers.db.scratchDir(label);
-    try {
-      const file = join(dir, "archive.tar");
-      let seen = 0;
-      input.on("data", (c: Buffer) => progress?.((seen += c.length), total));
-      const { stream } = await decompress(input);
-      await pipeline(stream, createWriteStream(file));
-      return await fn(file);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const size = typeof source === "string" ? (await stat(source)).size : undefined;
+    const raw = typeof source === "string" ? createReadStream(source, { highWaterMark: 1 << 20 }) : source;
+    const { stream } = await decompress(counted(raw, spoolProgress, size));
+    return importImage(this.#layers, this.#records, stream, { comment: `Imported from ${from}`, ...rest });
   }
 
   /**
@@ -344,10 +303,9 @@ export class Images {
     return [...seen.values()].reduce((a, b) => a + b, 0);
   }
 
-  /** The top layer of an image name or id; undefined when no image matches. */
+  /** The top layer of an image name or id; undefined when no image matches or it has no layers. */
   async topLayer(ref: string): Promise<Digest | undefined> {
-    const rec = await this.#records.resolve(ref).catch(() => undefined);
-    return rec?.layers.at(-1)?.chainID as Digest | undefined;
+    return ((await this.#records.topLayer(ref)) || undefined) as Digest | undefined;
   }
 }
 
@@ -361,15 +319,18 @@ function short(key: string): string {
   return familiarName(parseReference(key));
 }
 
-async function readHead(path: string): Promise<Buffer> {
-  const fh = await open(path);
-  try {
-    const b = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(b, 0, 512, 0);
-    return b.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
+/** `input` passed through with its bytes counted into `progress` (the same stream when there is none). */
+function counted(input: Readable, progress: BytesProgress | undefined, total?: number): Readable {
+  if (!progress) return input;
+  let seen = 0;
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      progress((seen += chunk.length), total);
+      done(null, chunk);
+    },
+  });
+  input.on("error", (err) => out.destroy(err));
+  return input.pipe(out);
 }
 
 /** Bytes of the files under `dir` (for save progress). */

@@ -7,12 +7,11 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { builtinDrivers } from "../drivers/index.js";
 import type { Driver } from "../graphdriver/driver.js";
-import { ImageStore } from "../image/image-store.js";
-import { layerStoreSink } from "../image/layer-store-sink.js";
-import { type CheckProblem, check, LayerStore, prune } from "../layer/index.js";
+import { layerStoreSink } from "../image/import/layer-store-sink.js";
+import { ImageStore, imageDir } from "../image/records/image-store.js";
+import { LayerStore } from "../layer/index.js";
 import { Containers } from "./containers.js";
 import { Images } from "./images.js";
 import { Layers } from "./layers.js";
@@ -42,6 +41,8 @@ export interface StoreProblem {
   kind: string;
   subject: string;
   detail: string;
+  /** With `repair`: why this one could not be fixed (it is still there). */
+  unrepaired?: string;
 }
 
 /**
@@ -89,8 +90,8 @@ export class Store {
    * @returns what was found (and, with `repair`, fixed)
    */
   async check(repair = false): Promise<StoreProblem[]> {
-    const { checkImageRefs } = await import("../image/ref-check.js");
-    const problems: CheckProblem[] = await check(this.layerStore, repair);
+    const { checkImageRefs } = await import("../image/records/ref-check.js");
+    const problems: StoreProblem[] = await this.layerStore.check(repair);
     return [...problems, ...(await checkImageRefs(this.layerStore, this.#records, repair)).problems];
   }
 
@@ -100,9 +101,9 @@ export class Store {
    * @returns the chainIDs deleted
    */
   async prune(): Promise<string[]> {
-    const { checkImageRefs } = await import("../image/ref-check.js");
+    const { checkImageRefs } = await import("../image/records/ref-check.js");
     const { deleted } = await checkImageRefs(this.layerStore, this.#records, true);
-    return [...deleted, ...(await prune(this.layerStore))];
+    return [...deleted, ...(await this.layerStore.prune())];
   }
 
   /** Closes the store: image records, layer store, driver connections. Mounts stay. */
@@ -140,7 +141,7 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
   try {
     layers = await LayerStore.open(root, driver);
     // Image records live beside the layers of the driver they were stored with.
-    const records = await ImageStore.open(join(root, "image", driver.name));
+    const records = await ImageStore.open(imageDir(root, driver.name));
     return new Store(root, driver, layers, records);
   } catch (err) {
     await layers?.close().catch(() => {});

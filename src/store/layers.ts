@@ -50,9 +50,7 @@ export class Layers {
     // The tar flows (and may fail) while the store takes its lock and prepares the layer: the error
     // surfaces where the store consumes the stream; until then it must not go unhandled.
     for (const s of [tar, stream]) s.on("error", () => {});
-    const info = await this.#store.register(stream, parentID, { ref: USER_REF });
-    await this.#store.release(info.chainID); // the named reference holds it from here
-    return info;
+    return this.#store.register(stream, parentID, { ref: USER_REF }); // held by the named reference alone
   }
 
   /** Every stored layer, with the references that hold it. */

@@ -9,7 +9,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import test from "ava";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { CLI, strata } from "../helpers/cli.js";
 import { makeTar } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -47,9 +47,10 @@ test("import, create, commit -m -c, export, history, images --json sizes, rm of 
     `gzip -c ${dir}/base.tar | node ${CLI} ${g.join(" ")} import -m "from a tar" -c "ENV A=1" - base:1`,
   );
   t.regex(imported.stdout, /^sha256:[0-9a-f]{64}\n$/);
-  const baseCfg = JSON.parse(await run("inspect", "base:1"))[0].Config;
-  t.deepEqual(baseCfg.config.Env, ["A=1"]);
-  t.is(baseCfg.history.at(-1).comment, "from a tar");
+  // inspect prints docker's shape: Config is the run config, Comment the image's message.
+  const [baseImage] = JSON.parse(await run("inspect", "base:1"));
+  t.deepEqual(baseImage.Config.Env, ["A=1"]);
+  t.is(baseImage.Comment, "from a tar");
 
   const idA = (await run("create", "a", "base:1")).trim();
   const idB = (await run("create", "b", "base:1")).trim();
@@ -86,11 +87,12 @@ test("import, create, commit -m -c, export, history, images --json sizes, rm of 
   t.is(child.Size, parent.Size + 3000 + "changed\n".length, "the shared base layer counts in the child's size");
   t.is(child.SharedSize, parent.Size);
   t.is(parent.Containers, 2);
-  const cfg = JSON.parse(await run("inspect", childId))[0].Config;
-  t.deepEqual(cfg.config.Cmd, ["/bin/tool"]);
-  t.deepEqual(cfg.config.ExposedPorts, { "80/tcp": {} });
-  t.deepEqual(cfg.config.Env, ["A=1"], "the base config is kept");
-  t.is(cfg.author, "Jane");
+  const [childImage] = JSON.parse(await run("inspect", childId));
+  t.deepEqual(childImage.Config.Cmd, ["/bin/tool"]);
+  t.deepEqual(childImage.Config.ExposedPorts, { "80/tcp": {} });
+  t.deepEqual(childImage.Config.Env, ["A=1"], "the base config is kept");
+  t.is(childImage.Author, "Jane");
+  t.is(childImage.Comment, "my change");
   const history = await run("history", "--format", "{{.ID}}|{{.Comment}}|{{.Size}}", "child:1");
   t.deepEqual(history.trim().split("\n"), [
     `${childId.slice(7, 19)}|my change|3.01kB`,

@@ -35,6 +35,7 @@ test("pull, images, tag, inspect, save, load, push and rmi through the command",
   const inspect = JSON.parse(await run("inspect", "mine:1"));
   t.true(Array.isArray(inspect), "inspect prints docker's array");
   t.is(inspect[0].Id, fx.configDigest);
+  t.deepEqual(inspect[0].RootFS.Layers, fx.diffIDs);
   await run("save", "mine:1", "-o", join(dir, "a.tar"));
   await run("save", "--format", "oci", "--compress", "gzip", "mine:1", "-o", join(dir, "oci"));
   t.deepEqual(await tree(await umociRootfs(t, join(dir, "oci"), "1")), await tree(await umociRootfs(t, fx.dir, "v1")));

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import type { RawBenchOptions } from "../../bench/options.js";
+import type { RawBenchOptions } from "../../bench/harness/options.js";
 import { InvalidArgumentError } from "../../errors.js";
 import { defineVerb } from "../verbs.js";
 
@@ -15,10 +15,11 @@ export function benchCommand(program: Command): void {
     .option("--drivers <list>", "comma-separated drivers (default: all that work here)")
     .option("--workloads <list>", "comma-separated workload families (default: all; see src/bench/README.md)")
     .option("--runs <n>", "runs per workload (default: 2 with --quick, 3 otherwise)")
-    .option("--corpus <dir>", "where the generated corpus is cached", "corpus")
+    .option("--corpus <dir>", "where the generated corpus is cached (default <out>/corpus)")
     .option("--peers [list]", "also run the peers that are installed (default: all of tar, docker, umoci, containerd)")
     .option("--out <dir>", "where the reports go", "bench-out")
-    .option("--work <dir>", "where the stores live while running (default <out>/work, removed after)")
+    .option("--work <dir>", "where the peers' image archives are built (default <out>/work, removed after)")
+    .option("--fs <type>", "filesystem made fresh for every timed unit: ext4 or xfs", "ext4")
     .option("--seed <n>", "corpus seed")
     .option("--quick", "the quick preset (under two minutes)")
     .option("--compare <files...>", "compare two results.json files (OLD NEW) instead of running")
@@ -26,7 +27,7 @@ export function benchCommand(program: Command): void {
       // Loaded here, not at the top: the report's chart libraries (vega) take
       // longer to load than most other commands take to run.
       const { compareResults, formatComparison, markdownReport, readResults, runBench } =
-        await import("../../bench/index.js");
+        await import("../../bench/harness/index.js");
       if (o.compare) {
         if (o.compare.length !== 2)
           throw new InvalidArgumentError(
@@ -38,7 +39,7 @@ export function benchCommand(program: Command): void {
         return;
       }
       const { builtinDrivers } = await import("../../drivers/index.js");
-      const { PEERS, resolveOptions } = await import("../../bench/options.js");
+      const { PEERS, resolveOptions } = await import("../../bench/harness/options.js");
       const opts = resolveOptions(o, builtinDrivers().names());
       const results = await runBench(opts, `strata ${process.argv.slice(2).join(" ")}`);
       console.log(markdownReport(results));

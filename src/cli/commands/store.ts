@@ -1,6 +1,11 @@
 /**
  * `strata info|check|prune|system df`: the store as a whole.
  *
+ * `check` and `prune` look at both stores: the layer store's own consistency
+ * (`src/layer/check.ts`) and its image references against the image
+ * records (`src/image/records/ref-check.ts`), which only the `Store` facade
+ * (`src/store`) knows together.
+ *
  * @module
  */
 import type { Command } from "commander";
@@ -114,9 +119,16 @@ export function storeCommands(program: Command): void {
         const repair = o.repair ?? false;
         const problems = await store.check(repair);
         if (g.json) print(jsonDocument(problems));
-        else for (const p of problems) print(`${repair ? "repaired" : "problem"}: ${p.kind} ${p.subject}: ${p.detail}`);
+        else
+          for (const p of problems) {
+            const unrepaired = p.unrepaired ? ` (${p.unrepaired})` : "";
+            print(
+              `${repair && !unrepaired ? "repaired" : "problem"}: ${p.kind} ${p.subject}: ${p.detail}${unrepaired}`,
+            );
+          }
         if (!g.json && problems.length === 0) print("store is consistent");
-        if (problems.length > 0 && !repair) process.exitCode = 1;
+        // Exit 1 while anything is left: every problem without --repair, what a repair could not fix with it.
+        if (problems.some((p) => !repair || p.unrepaired)) process.exitCode = 1;
       });
     });
 

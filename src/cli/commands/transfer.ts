@@ -32,7 +32,7 @@ const withAuth = (c: Command) =>
 
 /** Credentials from the flags, else from Docker's config (auths, credsStore, credHelpers). */
 async function credentialsFor(ref: string, o: AuthOpts): Promise<Credentials | undefined> {
-  const { parseReference } = await import("../../image/reference.js");
+  const { parseReference } = await import("../../image/spec/reference.js");
   const registry = parseReference(ref).registry;
   if (o.username) {
     if (!o.passwordStdin) throw new UsageError("Cannot log in: --username needs --password-stdin");
