@@ -61,7 +61,8 @@ export {
   SystemError,
 } from "./errors.js";
 export { humanSize, parseSize } from "./util/size.js";
-export type { Change, Driver } from "./graphdriver/driver.js";
+export type { Change } from "./diff/index.js";
+export type { Driver } from "./graphdriver/driver.js";
 export type { ContainerRecord, LayerInfo } from "./layer/index.js";
 export type {
   CommitOptions,

@@ -9,9 +9,8 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { exportTree } from "../diff/index.js";
+import { type Change, exportTree } from "../diff/index.js";
 import { InvalidArgumentError, NotFoundError } from "../errors.js";
-import type { Change } from "../graphdriver/driver.js";
 import type { CommitOptions, CommitResult } from "../image/index.js";
 import type { ImageStore } from "../image/records/image-store.js";
 import type { ContainerRecord, LayerStore } from "../layer/index.js";
