@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(pkg-config clang-format clang-tidy libisal-dev libzstd-dev zstd libfuse3-dev fuse3 thin-provisioning-tools xfsprogs e2fsprogs attr xz-utils bzip2 fio docker-registry skopeo umoci)
+PKGS=(pkg-config clang-format clang-tidy libisal-dev libzstd-dev zstd libfuse3-dev fuse3 thin-provisioning-tools xfsprogs e2fsprogs attr xz-utils bzip2 fio docker-registry skopeo umoci busybox-static)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

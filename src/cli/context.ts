@@ -1,16 +1,19 @@
 /**
- * Shared CLI plumbing: global options, opening the driver and store, output
- * as tables or JSON.
+ * Shared CLI plumbing: the global options, opening the store (through the
+ * library's `openStore`, loaded when a command first needs it), and where
+ * output goes (stdout: only the result).
+ *
+ * This module imports no driver, layer or image code at load time, so
+ * `strata --help` and usage errors never pay for them.
  *
  * @module
  */
 import type { Command } from "commander";
-import { builtinDrivers } from "../drivers/index.js";
-import { InvalidArgumentError } from "../errors.js";
 import type { Driver } from "../graphdriver/driver.js";
-import { type Digest, isDigest, LayerStore } from "../layer/index.js";
-import { withImageStore } from "../image/index.js";
+import type { Store } from "../store/index.js";
+import { UsageError } from "./errors.js";
 
+/** The options every command has (see main.ts). */
 export interface GlobalOptions {
   root: string;
   driver?: string;
@@ -19,85 +22,84 @@ export interface GlobalOptions {
   debug?: boolean;
 }
 
+/** The global options as seen from `cmd`. */
 export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
 }
 
-/** Parses repeated `--storage-opt key=value` into a record. */
+/**
+ * Parses repeated `--storage-opt key=value` into a record (keys lower-cased,
+ * as Docker reads them).
+ * @throws ERR_USAGE for an entry without "="
+ */
 export function parseStorageOpts(list: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list) {
     const i = kv.indexOf("=");
-    if (i <= 0)
-      throw new InvalidArgumentError("ERR_INVALID_OPTION", `Cannot parse storage option: expected key=value "${kv}"`);
+    if (i <= 0) throw new UsageError(`Cannot parse storage option: expected key=value "${kv}"`, { global: true });
     out[kv.slice(0, i).trim().toLowerCase()] = kv.slice(i + 1).trim();
   }
   return out;
 }
 
-export async function openDriver(g: GlobalOptions): Promise<Driver> {
-  return builtinDrivers().select(g.driver, { root: g.root, options: parseStorageOpts(g.storageOpt) });
-}
+/** Errors of opening a driver that come from the global flags `--driver` and `--storage-opt`. */
+const FLAG_CODES = new Set(["ERR_INVALID_OPTION", "ERR_DRIVER_UNKNOWN"]);
 
-/** Runs `fn` with an open store, closing store and driver afterwards whatever happens. */
-export async function withStore<T>(cmd: Command, fn: (store: LayerStore, g: GlobalOptions) => Promise<T>): Promise<T> {
-  const g = globals(cmd);
-  const driver = await openDriver(g);
+/** Runs `open`, reporting a bad `--driver` or `--storage-opt` as a usage error of the global flags. */
+async function fromGlobalFlags<T>(open: () => Promise<T>): Promise<T> {
   try {
-    const store = await LayerStore.open(g.root, driver);
-    try {
-      return await fn(store, g);
-    } finally {
-      await store.close();
-    }
+    return await open();
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? "";
+    if (!FLAG_CODES.has(code)) throw err;
+    throw new UsageError((err as Error).message, { code, global: true, cause: err });
+  }
+}
+
+/** Opens only the driver (for commands that serve it to others). */
+export async function openDriver(g: GlobalOptions): Promise<Driver> {
+  const { builtinDrivers } = await import("../drivers/index.js");
+  const options = parseStorageOpts(g.storageOpt);
+  return fromGlobalFlags(() => builtinDrivers().select(g.driver, { root: g.root, options }));
+}
+
+/** Runs `fn` with the store of the global options open, closing it afterwards whatever happens. */
+export async function withStore<T>(cmd: Command, fn: (store: Store, g: GlobalOptions) => Promise<T>): Promise<T> {
+  const g = globals(cmd);
+  const options = parseStorageOpts(g.storageOpt);
+  const { openStore } = await import("../store/index.js");
+  const store = await fromGlobalFlags(() =>
+    openStore({ root: g.root, ...(g.driver ? { driver: g.driver } : {}), options }),
+  );
+  try {
+    return await fn(store, g);
   } finally {
-    await driver.close(); // not cleanup(): mounts held by `strata mount` must outlive the command
+    await store.close();
   }
 }
 
-/** Resolves a full chainID, a unique hex prefix (with or without "sha256:"), or an image name or id. */
-export async function resolveLayer(store: LayerStore, ref: string, root: string): Promise<Digest> {
-  if (isDigest(ref) && (await store.db.readLayer(ref))) return ref;
-  const image = await withImageStore(root, store.driver.name, (images) => images.topLayer(ref));
-  if (image) return image as Digest;
-  const hex = ref.replace(/^sha256:/, "");
-  if (/^[a-f0-9]{4,64}$/.test(hex)) {
-    const hits = (await store.layers()).filter((l) => l.chainID.slice(7).startsWith(hex));
-    if (hits.length === 1) return hits[0]!.chainID;
-    if (hits.length > 1)
-      throw new InvalidArgumentError("ERR_AMBIGUOUS", `Cannot resolve layer: ambiguous prefix "${ref}"`);
-  }
-  throw new InvalidArgumentError("ERR_LAYER_NOT_FOUND", `Cannot resolve layer: no layer or image "${ref}"`);
+/** Writes result lines to stdout. */
+export function print(...lines: string[]): void {
+  for (const l of lines) process.stdout.write(`${l}\n`);
 }
 
-/** Prints rows as an aligned table, or as JSON with `--json`. */
-export function printTable(g: GlobalOptions, rows: Array<Record<string, string | number>>, columns: string[]): void {
-  if (g.json) {
-    console.log(JSON.stringify(rows, null, 2));
-    return;
-  }
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? "").length)));
-  const line = (vals: string[]) =>
-    vals
-      .map((v, i) => v.padEnd(widths[i]!))
-      .join("  ")
-      .trimEnd();
-  console.log(line(columns.map((c) => c.toUpperCase())));
-  for (const r of rows) console.log(line(columns.map((c) => String(r[c] ?? ""))));
+/** Reads all of stdin as text (a password from `--password-stdin`), without the final newline. */
+export async function readStdinText(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
 }
 
-/** Human sizes as Docker prints them (decimal units). */
-export function humanSize(n: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? v : v.toPrecision(4).replace(/\.?0+$/, "")}${units[i]}`;
+/** Parses a non-negative integer flag value. @throws ERR_USAGE */
+export function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`Cannot use the number: not a non-negative integer "${v}"`);
+  return n;
 }
 
-export function short(d: string): string {
-  return d.replace(/^sha256:/, "").slice(0, 12);
+/** Collects a repeatable flag's values (`-c A -c B`). */
+export function collect(v: string, acc: string[]): string[] {
+  return [...acc, v];
 }

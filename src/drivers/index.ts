@@ -15,10 +15,10 @@ const createVfs: DriverFactory = async (opts) => (await import("./vfs/index.js")
 /** A registry holding every built-in driver, highest priority first. */
 export function builtinDrivers(): DriverRegistry {
   const r = new DriverRegistry();
-  r.register({ name: "overlay", factory: createOverlay });
+  r.register({ name: "overlay", factory: createOverlay, optionPrefixes: ["overlay."] });
   // Deprecated as in Docker v23+: chosen by name or by existing state, never by the priority walk
   // (a default pool is a 100G sparse file and a 10G formatted base device).
-  r.register({ name: "devmapper", factory: createDevmapper, deprecated: true });
-  r.register({ name: "vfs", factory: createVfs, fallback: true });
+  r.register({ name: "devmapper", factory: createDevmapper, deprecated: true, optionPrefixes: ["dm."] });
+  r.register({ name: "vfs", factory: createVfs, fallback: true, optionPrefixes: ["vfs."] });
   return r;
 }

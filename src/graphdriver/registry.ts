@@ -32,6 +32,12 @@ export interface DriverEntry {
    */
   deprecated?: boolean;
   /**
+   * The prefixes of the driver's option keys (`overlay.`, `dm.`): an option
+   * with another prefix, or none, is refused before the driver is created.
+   * The driver's own parser then checks the keys under its prefix.
+   */
+  optionPrefixes?: readonly string[];
+  /**
    * The driver anyone may name for a while on any store (vfs): its home does
    * not make it the store's driver (Docker's prior-driver scan skips vfs).
    */
@@ -82,12 +88,13 @@ export class DriverRegistry {
    * Creates the driver to use under `opts.root`.
    * @param name explicit driver name, or undefined for auto-selection
    * @throws ERR_STORE_ROOT for a root that is empty, not owned by root or
-   *   writable by others; ERR_DRIVER_UNKNOWN; ERR_DRIVER_AMBIGUOUS when
-   *   several prior homes exist; ERR_NO_DRIVER when nothing is supported here
+   *   writable by others; ERR_DRIVER_UNKNOWN; ERR_INVALID_OPTION for an option
+   *   that is not the chosen driver's; ERR_DRIVER_AMBIGUOUS when several prior
+   *   homes exist; ERR_NO_DRIVER when nothing is supported here
    */
   async select(name: string | undefined, opts: DriverOptions): Promise<Driver> {
     await (await openStoreRoot(opts.root)).close();
-    if (name) return this.get(name).factory(opts);
+    if (name) return this.#create(this.get(name), opts);
     const prior = await this.priorDrivers(opts.root);
     if (prior.length > 1) {
       throw new FailedPreconditionError(
@@ -95,7 +102,7 @@ export class DriverRegistry {
         `Cannot choose a storage driver: "${opts.root}" contains several valid drivers (${prior.join(", ")}); choose one with --driver`,
       );
     }
-    if (prior.length === 1) return this.get(prior[0]!).factory(opts);
+    if (prior.length === 1) return this.#create(this.get(prior[0]!), opts);
     const reasons: string[] = [];
     for (const e of this.#entries) {
       if (e.deprecated) {
@@ -103,7 +110,7 @@ export class DriverRegistry {
         continue;
       }
       try {
-        return await e.factory(opts);
+        return await this.#create(e, opts);
       } catch (err) {
         if (!(err instanceof NotSupportedError)) throw err;
         reasons.push(`${e.name}: ${err.message}`);
@@ -113,5 +120,19 @@ export class DriverRegistry {
       "ERR_NO_DRIVER",
       `Cannot choose a storage driver: none is supported here (${reasons.join("; ")})`,
     );
+  }
+
+  /** Refuses options outside the driver's prefixes, then creates the driver. */
+  #create(e: DriverEntry, opts: DriverOptions): Promise<Driver> {
+    const prefixes = e.optionPrefixes ?? [`${e.name}.`];
+    const foreign = Object.keys(opts.options).find((k) => !prefixes.some((p) => k.toLowerCase().startsWith(p)));
+    if (foreign !== undefined) {
+      const known = prefixes.map((p) => `${p}*`).join(", ");
+      throw new InvalidArgumentError(
+        "ERR_INVALID_OPTION",
+        `Cannot start ${e.name}: unknown option, ${e.name} takes ${known} "${foreign}"`,
+      );
+    }
+    return e.factory(opts);
   }
 }

@@ -9,7 +9,7 @@
  *   distribution: auth, retries, caps, stalls), `pullImage`, `pushImage`;
  * - `import/`: the layer pipeline (parallel fetch, verify, decompress,
  *   register in order), the import transaction every import goes through
- *   (pull, load, `commitContainer`), the port to the layer store
+ *   (pull, load, `commitContainer`, `importImage`), the port to the layer store
  *   (`LayerSink`) and progress events;
  * - `records/`: the image-record store (name/tag → config + layer chain),
  *   the references image layers are held by, which image each container
@@ -25,7 +25,7 @@
  *
  * @module
  */
-export { type CommitOptions, type CommitResult, commitContainer } from "./import/commit.js";
+export { type CommitOptions, type CommitResult, commitContainer, importImage } from "./import/commit.js";
 export type { LayerSink, RegisteredLayer, StoredLayer } from "./import/layer-sink.js";
 export { layerStoreSink } from "./import/layer-store-sink.js";
 export { type ImportOptions, importLayers, type LayerSource } from "./import/pipeline.js";
@@ -55,5 +55,6 @@ export { checkImageRefs, type ImageRefProblem, type ImageRefReport } from "./rec
 export { DigestMismatchError, chainIDs, sha256 } from "./spec/digest.js";
 export { parseConfig } from "./spec/parse.js";
 export { hostPlatform, parsePlatform } from "./spec/platform.js";
+export { applyChanges, type ContainerConfig } from "./spec/config-changes.js";
 export { familiarName, parseReference, type Reference } from "./spec/reference.js";
 export type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from "./spec/types.js";

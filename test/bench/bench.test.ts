@@ -193,14 +193,14 @@ test.serial("strata bench --compare reports a regression and an improvement", as
   t.regex(r.stdout, /1 regressions, 1 improvements/);
 });
 
-test("strata bench refuses an unknown workload family or peer with one line and exit 2", async (t) => {
+test("strata bench refuses an unknown workload family or peer with one line and exit 125 (a usage error)", async (t) => {
   const a = await strata(["bench", "--workloads", "apply,nope"]);
-  t.is(a.code, 2);
+  t.is(a.code, 125);
   t.regex(a.stderr, /unknown workload family "nope".*\[ERR_INVALID_OPTION\]/);
   const b = await strata(["bench", "--peers", "podman"]);
-  t.is(b.code, 2);
+  t.is(b.code, 125);
   t.regex(b.stderr, /unknown peer "podman"/);
   const c = await strata(["bench", "--compare", "/nonexistent/a.json", "/nonexistent/b.json"]);
-  t.is(c.code, 2);
+  t.is(c.code, 125);
   t.regex(c.stderr, /Cannot compare/);
 });

@@ -215,7 +215,10 @@ test.serial("unknown and LVM options fail through the CLI with one line and a st
   const dir = await tempDir(t, "strata-dmopt-");
   const bad = await strata(["--root", dir, "--driver", "devmapper", "--storage-opt", "dm.nosuch=1", "info"]);
   t.not(bad.code, 0);
-  t.regex(bad.stderr, /^strata: Cannot start devmapper: unknown option "dm.nosuch=1" \[ERR_INVALID_OPTION\]\n$/);
+  t.regex(
+    bad.stderr,
+    /^strata: Cannot start devmapper: unknown option "dm.nosuch=1" \[ERR_INVALID_OPTION\]\nSee 'strata --help'\.\n$/,
+  );
   const lvm = await strata([
     "--root",
     dir,

@@ -107,7 +107,7 @@ test.serial("strata info shows every status field; used space grows with a layer
   const info = async () => {
     const r = await strata([...g, "--json", "info"]);
     t.is(r.code, 0, r.stderr);
-    return new Map((JSON.parse(r.stdout) as { status: Array<[string, string]> }).status);
+    return new Map((JSON.parse(r.stdout) as { DriverStatus: Array<[string, string]> }).DriverStatus);
   };
   const parse = (s: string) => {
     const m = /^([\d.]+)(B|kB|MB|GB|TB)$/.exec(s);

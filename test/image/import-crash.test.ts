@@ -157,9 +157,9 @@ for (const name of ["vfs", "overlay"]) {
     t.deepEqual(await checkJson(g), { code: 0, problems: [] }, "clean after one repair");
     t.deepEqual(await layerIDs(g), [...chains].sort());
     for (const c of chains) t.deepEqual(await refsOf(root, name, c), ["image"]);
-    const images = JSON.parse((await strata([...g, "--json", "images"])).stdout) as Array<{ id: string }>;
+    const images = JSON.parse((await strata([...g, "--json", "images"])).stdout) as Array<{ Id: string }>;
     t.deepEqual(
-      images.map((i) => i.id),
+      images.map((i) => i.Id),
       [fx.configDigest],
     );
     // The repaired image is an ordinary one: rmi takes its layers with it.
@@ -241,10 +241,11 @@ for (const name of ["vfs", "overlay"]) {
     // The same commit, not interrupted, records an image on the same chain.
     const again = await strata([...g, "commit", "c1", "crash/commit:1"]);
     t.is(again.code, 0, again.stderr);
-    const images = JSON.parse((await strata([...g, "--json", "images"])).stdout) as Array<{ id: string }>;
+    // commit prints the image ID, as docker commit does: the one images lists.
+    const images = JSON.parse((await strata([...g, "--json", "images"])).stdout) as Array<{ Id: string }>;
     t.deepEqual(
       [again.stdout.trim()],
-      images.map((i) => i.id),
+      images.map((i) => i.Id),
       "commit prints the image ID that images lists",
     );
     const committed = (await layerIDs(g)).find((c) => c !== base)!;

@@ -54,10 +54,29 @@ export interface TestRegistry {
   stop(hard?: boolean): Promise<void>;
 }
 
-/** Starts docker-registry on a free port; stopped by pid at the end of the test. */
-export async function startRegistry(t: ExecutionContext): Promise<TestRegistry> {
+/**
+ * Starts docker-registry on a free port; stopped by pid at the end of the test.
+ * With `auth`, it asks for that user and password (htpasswd, basic auth).
+ */
+export async function startRegistry(
+  t: ExecutionContext,
+  opts: { auth?: { user: string; password: string } } = {},
+): Promise<TestRegistry> {
   await ensurePackages();
   const dir = await tempDir(t, "strata-registry-");
+  const authConfig: string[] = [];
+  if (opts.auth) {
+    // bcrypt, which the registry's htpasswd wants, from Python's crypt (no npm dependency for a test).
+    const { stdout } = await run("python3", [
+      "-W",
+      "ignore",
+      "-c",
+      "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+      opts.auth.password,
+    ]);
+    await writeFile(join(dir, "htpasswd"), `${opts.auth.user}:${stdout.trim()}\n`);
+    authConfig.push("auth:", "  htpasswd:", "    realm: strata-test", `    path: ${join(dir, "htpasswd")}`);
+  }
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const addr = `127.0.0.1:${port}`;
@@ -75,6 +94,7 @@ export async function startRegistry(t: ExecutionContext): Promise<TestRegistry> 
         "    enabled: true",
         "http:",
         `  addr: ${addr}`,
+        ...authConfig,
         "",
       ].join("\n"),
     );
@@ -98,7 +118,7 @@ export async function startRegistry(t: ExecutionContext): Promise<TestRegistry> 
     for (let i = 0; i < 200 && alive; i++) {
       try {
         const res = await fetch(`http://${addr}/v2/`);
-        if (res.status === 200) return { addr, pid: child.pid as number, stop };
+        if (res.status === 200 || (opts.auth && res.status === 401)) return { addr, pid: child.pid as number, stop };
       } catch {
         // not listening yet
       }

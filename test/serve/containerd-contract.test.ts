@@ -304,6 +304,6 @@ test("strata serve refuses a root that holds strata's own layer store, and a cal
   t.is(shared.code, 1);
   t.regex(shared.stderr, /^strata: Cannot serve containerd: .*own layer store.* \[ERR_STORE_IN_USE\]\n$/);
   const none = await strata(["--root", join(dir, "other"), "--driver", "vfs", "serve"]);
-  t.is(none.code, 2);
-  t.regex(none.stderr, /no front door/);
+  t.is(none.code, 125, "a missing flag is a usage error, as docker's");
+  t.regex(none.stderr, /^strata: Cannot serve: no front door .*\[ERR_USAGE\]\nSee 'strata serve --help'\.\n$/);
 });

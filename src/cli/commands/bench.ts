@@ -5,20 +5,18 @@
  * @module
  */
 import type { Command } from "commander";
-import { builtinDrivers } from "../../drivers/index.js";
+import type { RawBenchOptions } from "../../bench/harness/options.js";
 import { InvalidArgumentError } from "../../errors.js";
-import { FAMILIES, PEERS, type RawBenchOptions, resolveOptions } from "../../bench/harness/options.js";
+import { defineVerb } from "../verbs.js";
 
-/** Registers `strata bench` on `program`. */
+/** Adds `strata bench`. */
 export function benchCommand(program: Command): void {
-  program
-    .command("bench")
-    .description("benchmark the drivers (and peers) and write results.json, results.md and report.html")
-    .option("--drivers <list>", `comma-separated drivers (default: all of ${builtinDrivers().names().join(", ")})`)
-    .option("--workloads <list>", `comma-separated families (default: ${FAMILIES.join(",")})`)
+  defineVerb(program, "bench")
+    .option("--drivers <list>", "comma-separated drivers (default: all that work here)")
+    .option("--workloads <list>", "comma-separated workload families (default: all; see src/bench/README.md)")
     .option("--runs <n>", "runs per workload (default: 2 with --quick, 3 otherwise)")
     .option("--corpus <dir>", "where the generated corpus is cached (default <out>/corpus)")
-    .option("--peers [list]", `also run the peers that are installed (default all: ${PEERS.join(",")})`)
+    .option("--peers [list]", "also run the peers that are installed (default: all of tar, docker, umoci, containerd)")
     .option("--out <dir>", "where the reports go", "bench-out")
     .option("--work <dir>", "where the peers' image archives are built (default <out>/work, removed after)")
     .option("--fs <type>", "filesystem made fresh for every timed unit: ext4 or xfs", "ext4")
@@ -40,6 +38,8 @@ export function benchCommand(program: Command): void {
         for (const line of formatComparison(compareResults(a!, b!))) console.log(line);
         return;
       }
+      const { builtinDrivers } = await import("../../drivers/index.js");
+      const { PEERS, resolveOptions } = await import("../../bench/harness/options.js");
       const opts = resolveOptions(o, builtinDrivers().names());
       const results = await runBench(opts, `strata ${process.argv.slice(2).join(" ")}`);
       console.log(markdownReport(results));

@@ -1,94 +1,99 @@
 /**
- * `strata layer apply|ls|export|rm`.
+ * `strata layer apply|ls|export|rm`: layer tars by hand (no docker verb).
  *
  * @module
  */
-import { createReadStream, createWriteStream } from "node:fs";
-import { stat } from "node:fs/promises";
-import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import { decompress } from "../../archive/compression.js";
-import { FailedPreconditionError } from "../../errors.js";
-import type { Digest } from "../../layer/index.js";
-import { humanSize, printTable, resolveLayer, short, withStore } from "../context.js";
-import { byteProgress } from "../progress.js";
+import type { LayerSummary } from "../../store/index.js";
+import { humanSize } from "../../util/size.js";
+import { print, withStore } from "../context.js";
+import { jsonDocument, renderListing, shortID } from "../output.js";
+import { byteProgress, progressMode } from "../progress.js";
+import { openInput, outputStream } from "../streams.js";
+import { defineVerb } from "../verbs.js";
 
-/** The named reference `layer apply` keeps on what it stores, so it survives until `layer rm`. */
-export const USER_REF = "user";
+const LAYER_LISTING = {
+  table: "table {{.ID}}\t{{.DiffID}}\t{{.Parent}}\t{{.Depth}}\t{{.Size}}\t{{.Refs}}",
+  headers: { ID: "LAYER ID", DiffID: "DIFF ID", Parent: "PARENT", Depth: "DEPTH", Size: "SIZE", Refs: "REFS" },
+  api: (l: LayerSummary) => ({
+    chainID: l.chainID,
+    diffID: l.diffID,
+    parent: l.parent,
+    depth: l.depth,
+    size: l.size,
+    refs: l.refs,
+  }),
+  fields: (l: LayerSummary) => ({
+    ID: shortID(l.chainID),
+    DiffID: shortID(l.diffID),
+    Parent: shortID(l.parent) || "-",
+    Depth: l.depth,
+    Size: humanSize(l.size),
+    Refs: l.refs.length,
+  }),
+};
 
+/** Adds `strata layer ...`. */
 export function layerCommands(program: Command): void {
-  const layer = program.command("layer").description("image layers");
+  const layer = defineVerb(program, "layer");
 
   layer
-    .command("apply <file>")
-    .description("apply a layer tar (any compression; - for stdin) and print its chainID")
-    .option("--parent <chainID>", "parent layer")
-    .action(async (file: string, o: { parent?: string }, cmd: Command) => {
+    .command("apply")
+    .description("Apply a layer tar (any compression) and print its chainID")
+    .argument("<file>", 'the layer tar, or "-" for stdin')
+    .option("--parent <layer>", "parent layer (chainID, prefix, or image)")
+    .option("-q, --quiet", "no progress")
+    .action(async (file: string, o: { parent?: string; quiet?: boolean }, cmd: Command) => {
+      // Opened before the store, so a missing file or a directory fails at once with one line.
+      const input = await openInput(file, "apply the layer");
       await withStore(cmd, async (store, g) => {
-        const parent: Digest | "" = o.parent ? await resolveLayer(store, o.parent, g.root) : "";
-        const input: Readable = file === "-" ? process.stdin : createReadStream(file);
-        const total = file === "-" ? 0 : (await stat(file)).size;
-        const progress = byteProgress("apply", total);
-        input.pipe(progress.stream);
-        input.on("error", (err) => progress.stream.destroy(err));
+        const progress = byteProgress(progressMode({ ...o, json: g.json }), "Applying", input.size);
+        let seen = 0;
+        input.stream.on("data", (c: Buffer) => progress.update((seen += c.length)));
         try {
-          const { stream } = await decompress(progress.stream);
-          const info = await store.register(stream, parent, { ref: USER_REF });
-          progress.done();
-          console.log(info.chainID);
-        } catch (err) {
-          progress.done();
-          throw err;
+          const info = await store.layers.apply(input.stream, o.parent);
+          progress.stop(true);
+          print(g.json ? jsonDocument({ chainID: info.chainID, diffID: info.diffID, size: info.size }) : info.chainID);
+        } finally {
+          progress.stop();
         }
       });
     });
 
   layer
     .command("ls")
-    .description("list layers")
-    .action(async (_o: unknown, cmd: Command) => {
+    .description("List layers")
+    .option("-q, --quiet", "only chainIDs")
+    .option("--format <format>", "json, table, or a Go template ({{.ID}} {{.DiffID}} {{.Parent}} {{.Size}} ...)")
+    .action(async (o: { quiet?: boolean; format?: string }, cmd: Command) => {
       await withStore(cmd, async (store, g) => {
-        const rows = [];
-        for (const l of await store.layers()) {
-          rows.push({
-            chainID: g.json ? l.chainID : short(l.chainID),
-            diffID: g.json ? l.diffID : short(l.diffID),
-            parent: g.json ? l.parent : short(l.parent),
-            depth: l.depth,
-            size: g.json ? l.size : humanSize(l.size),
-            refs: (await store.referencesOf(l.chainID)).length,
-          });
-        }
-        printTable(g, rows, ["chainID", "diffID", "parent", "depth", "size", "refs"]);
+        const layers = await store.layers.list();
+        print(...renderListing(layers, { ...o, json: g.json }, { ...LAYER_LISTING, quiet: "{{.ID}}" }));
       });
     });
 
   layer
-    .command("export <chainID>")
-    .description("write the layer's exact original tar")
-    .requiredOption("-o, --output <file>", "output file")
-    .action(async (ref: string, o: { output: string }, cmd: Command) => {
-      await withStore(cmd, async (store, g) => {
-        const id = await resolveLayer(store, ref, g.root);
-        await pipeline(await store.tarStream(id), createWriteStream(o.output));
+    .command("export")
+    .description("Write a layer's exact original tar (to stdout without -o)")
+    .argument("<layer>", "chainID, prefix, or image")
+    .option("-o, --output <file>", "write to a file instead of stdout")
+    .action(async (ref: string, o: { output?: string }, cmd: Command) => {
+      await withStore(cmd, async (store) => {
+        const out = await outputStream(o.output, "export the layer");
+        await out.write(await store.layers.tar(ref));
       });
     });
 
   layer
-    .command("rm <chainID>")
-    .description("remove a layer applied with `layer apply` (refused while anything else uses it)")
-    .action(async (ref: string, _o: unknown, cmd: Command) => {
+    .command("rm")
+    .description("Remove layers applied with `layer apply` (refused while anything else uses them)")
+    .argument("<layer...>", "chainIDs, prefixes, or images")
+    .action(async (refs: string[], _o: unknown, cmd: Command) => {
       await withStore(cmd, async (store, g) => {
-        const id = await resolveLayer(store, ref, g.root);
-        const others = (await store.referencesOf(id)).filter((r) => r !== `ref:${USER_REF}`);
-        if (others.length > 0) {
-          throw new FailedPreconditionError(
-            "ERR_LAYER_IN_USE",
-            `Cannot remove layer: in use by ${others.join(", ")} "${id}"`,
-          );
-        }
-        for (const d of await store.removeRef(id, USER_REF)) console.log(`deleted ${d}`);
+        const deleted: string[] = [];
+        for (const ref of refs) deleted.push(...(await store.layers.remove(ref)));
+        if (g.json) print(jsonDocument(deleted.map((d) => ({ Deleted: d }))));
+        else for (const d of deleted) print(`Deleted: ${d}`);
       });
     });
 }

@@ -7,12 +7,13 @@
  *
  * @module
  */
-import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { FailedPreconditionError, InvalidArgumentError } from "../../errors.js";
-import { startSnapshotter } from "../../serve/containerd/index.js";
+import type { Command } from "commander";
+import { FailedPreconditionError } from "../../errors.js";
 import { globals, openDriver } from "../context.js";
+import { UsageError } from "../errors.js";
+import { defineVerb } from "../verbs.js";
 
 /** Waits for SIGTERM or SIGINT. */
 function stopSignal(): Promise<string> {
@@ -27,10 +28,9 @@ function stopSignal(): Promise<string> {
   });
 }
 
+/** Adds `strata serve`. */
 export function serveCommand(program: Command): void {
-  program
-    .command("serve")
-    .description("serve the store to container engines, in the foreground (SIGTERM stops)")
+  defineVerb(program, "serve")
     .option(
       "--containerd-snapshotter <socket>",
       'containerd proxy snapshotter on this unix socket (containerd: [proxy_plugins.strata] type = "snapshot")',
@@ -38,16 +38,15 @@ export function serveCommand(program: Command): void {
     .action(async (o: { containerdSnapshotter?: string }, cmd: Command) => {
       const g = globals(cmd);
       if (!o.containerdSnapshotter)
-        throw new InvalidArgumentError(
-          "ERR_INVALID_ARGUMENT",
-          "Cannot serve: no front door given (--containerd-snapshotter)",
-        );
+        throw new UsageError("Cannot serve: no front door given (--containerd-snapshotter)");
       // strata's own layer store would take the snapshotter's layers for orphans (strata check --repair).
       if (existsSync(join(g.root, "layerdb")))
         throw new FailedPreconditionError(
           "ERR_STORE_IN_USE",
           `Cannot serve containerd: the root holds strata's own layer store; give containerd its own --root "${g.root}"`,
         );
+      // Loaded here: the gRPC server is not worth loading for any other verb.
+      const { startSnapshotter } = await import("../../serve/containerd/index.js");
       const driver = await openDriver(g);
       const log = (line: string) => console.error(`strata serve: ${line}`);
       try {

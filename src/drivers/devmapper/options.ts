@@ -7,6 +7,10 @@
  * @module
  */
 import { InvalidArgumentError, NotSupportedError } from "../../errors.js";
+import { humanSize, parseSize } from "../../util/size.js";
+
+/** The size parser and formatter every strata module shares (go-units RAMInBytes and HumanSize). */
+export { humanSize, parseSize };
 
 /** Which thin-pool implementation serves the pool. */
 export type TargetKind = "kernel" | "userspace";
@@ -79,32 +83,6 @@ const KNOWN = new Set([
 
 function bad(key: string, value: string, why: string): InvalidArgumentError {
   return new InvalidArgumentError("ERR_INVALID_OPTION", `Cannot start devmapper: ${why} "${key}=${value}"`);
-}
-
-/**
- * Parses a size the way go-units `RAMInBytes` does: a number with an optional
- * binary unit (`k`, `m`, `g`, `t`, `p`, optionally followed by `b` or `ib`).
- * @throws ERR_INVALID_OPTION
- */
-export function parseSize(value: string, key = "size"): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp])?(i?b)?\s*$/i.exec(value);
-  if (!m) throw bad(key, value, "invalid size");
-  const pow = m[2] ? "kmgtp".indexOf(m[2].toLowerCase()) + 1 : 0;
-  const n = Math.floor(Number(m[1]) * 1024 ** pow);
-  if (!Number.isSafeInteger(n)) throw bad(key, value, "size out of range");
-  return n;
-}
-
-/** go-units `HumanSize`: decimal units, 4 significant digits, no space ("107.4GB", "65.54kB"). */
-export function humanSize(bytes: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${Number(v.toPrecision(4))}${units[i]}`;
 }
 
 function parseBool(key: string, value: string): boolean {

@@ -11,6 +11,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../../errors.js";
+import { parseSize } from "../../util/size.js";
 
 /** The kernel's lower-directory limit (OVL_MAX_STACK), found by experiment: 500 mounts, 501 is EINVAL. */
 export const KERNEL_MAX_LOWERS = 500;
@@ -27,32 +28,6 @@ export interface OverlayConfig {
   readonly forceNaiveDiff: boolean;
   /** Default quota for read-write layers, bytes; 0 = none. */
   readonly defaultSize: number;
-}
-
-const UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1024,
-  kb: 1024,
-  m: 1024 ** 2,
-  mb: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1024 ** 3,
-  t: 1024 ** 4,
-  tb: 1024 ** 4,
-};
-
-/**
- * Parses a size such as `10G`, `512M`, `4096` (binary units, as Docker's RAMInBytes).
- * @throws ERR_INVALID_OPTION
- */
-export function parseSize(value: string, what: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?b?)\s*$/i.exec(value);
-  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) {
-    throw new InvalidArgumentError("ERR_INVALID_OPTION", `Cannot parse ${what}: not a size "${value}"`);
-  }
-  return Math.floor(Number(m[1]) * unit);
 }
 
 /**

@@ -28,7 +28,8 @@ import type {
 } from "../../graphdriver/driver.js";
 import { isStaleTmp, isTmpName, tmpName } from "../../util/tmp-names.js";
 import type { OverlaySupport } from "./check.js";
-import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS, parseSize } from "./config.js";
+import { parseSize } from "../../util/size.js";
+import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS } from "./config.js";
 import { buildLayer } from "./create.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { assertValidLayerId } from "../../graphdriver/layer-id.js";

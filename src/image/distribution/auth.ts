@@ -1,22 +1,15 @@
 /**
  * Registry authentication: parsing `WWW-Authenticate` challenges, fetching
- * bearer tokens from the realm they name, and credentials from a Docker
- * `config.json` (`auths.<registry>.auth`, base64 "user:password").
+ * bearer tokens from the realm they name, and credentials from Docker's
+ * config (read by `src/credentials`).
  *
  * @module
  */
-import { readFile } from "node:fs/promises";
-import { homedir } from "node:os";
-import { join } from "node:path";
-import { hasCode, StrataError } from "../../errors.js";
-import { DOCKER_HUB } from "../spec/reference.js";
+import { type Credentials, getCredentials } from "../../credentials/index.js";
+import { StrataError } from "../../errors.js";
 import { httpRequest } from "./http.js";
 
-/** A username and password (or identity token as the password with username "<token>"). */
-export interface Credentials {
-  username: string;
-  password: string;
-}
+export type { Credentials };
 
 /** A parsed challenge: scheme ("bearer", "basic") and its parameters. */
 export interface Challenge {
@@ -94,29 +87,9 @@ export async function fetchToken(challenge: Challenge, scopes: string[], creds?:
 }
 
 /**
- * Credentials for `registry` from a Docker config.json (`$DOCKER_CONFIG/config.json`
- * or `~/.docker/config.json` unless `file` is given); undefined when none.
+ * Credentials for `registry` from Docker's config (`auths`, `credsStore`,
+ * `credHelpers`; see `src/credentials`); undefined when none.
  */
-export async function dockerConfigCredentials(registry: string, file?: string): Promise<Credentials | undefined> {
-  const path = file ?? join(process.env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
-  let cfg: { auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }> };
-  try {
-    cfg = JSON.parse(await readFile(path, "utf8"));
-  } catch (err) {
-    if (hasCode(err, "ENOENT")) return undefined;
-    throw new StrataError("ERR_REGISTRY_AUTH", `Cannot read the Docker config: ${(err as Error).message} "${path}"`);
-  }
-  const keys = registry === DOCKER_HUB ? ["https://index.docker.io/v1/", "index.docker.io", "docker.io"] : [registry];
-  for (const [k, v] of Object.entries(cfg.auths ?? {})) {
-    const host = k.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
-    if (!keys.includes(k) && !keys.includes(host)) continue;
-    if (v.identitytoken) return { username: "<token>", password: v.identitytoken };
-    if (v.auth) {
-      const s = Buffer.from(v.auth, "base64").toString("utf8");
-      const i = s.indexOf(":");
-      if (i > 0) return { username: s.slice(0, i), password: s.slice(i + 1) };
-    }
-    if (v.username && v.password) return { username: v.username, password: v.password };
-  }
-  return undefined;
+export function dockerConfigCredentials(registry: string, file?: string): Promise<Credentials | undefined> {
+  return getCredentials(registry, file);
 }

@@ -126,6 +126,7 @@ async function pushLayer(
   repo: string,
   l: ImageLayer,
   chunkSize: number,
+  onBytes: (sent: number) => void = () => {},
 ): Promise<{ desc: Descriptor; how: "exists" | "mounted" | "pushed" }> {
   const scopes = [`repository:${repo}:pull,push`];
   const b = l.blob;
@@ -142,6 +143,13 @@ async function pushLayer(
   const checkTar = new DigestStream(`layer ${l.diffID}`, { digest: l.diffID });
   const blob = new DigestStream("blob");
   tar.on("error", (e) => checkTar.destroy(e));
+  // Uncompressed bytes read, one report per MiB: the layer's tarSize is the total.
+  let sent = 0;
+  let reported = 0;
+  tar.on("data", (c: Buffer) => {
+    sent += c.length;
+    if (sent - reported >= 1 << 20) onBytes((reported = sent));
+  });
   const gz = createGzip({ chunkSize: 1 << 20 });
   checkTar.on("error", (e) => gz.destroy(e));
   gz.on("error", (e) => blob.destroy(e));
@@ -179,11 +187,19 @@ export async function pushImage(
   const how: PushResult["layers"] = [];
   for (const [i, l] of rec.layers.entries()) {
     const id = l.diffID.slice(7, 19);
-    opts.progress?.({ layer: i, id, status: "pushing" });
-    const r = await pushLayer(client, sink, repo, l, opts.chunkSize ?? 0);
+    const total = l.tarSize;
+    opts.progress?.({ layer: i, id, status: "pushing", ...(total ? { current: 0, total } : {}) });
+    const r = await pushLayer(client, sink, repo, l, opts.chunkSize ?? 0, (current) =>
+      opts.progress?.({ layer: i, id, status: "pushing", current, ...(total ? { total } : {}) }),
+    );
     layers.push(r.desc);
     how.push(r.how);
-    opts.progress?.({ layer: i, id, status: r.how === "pushed" ? "done" : r.how });
+    opts.progress?.({
+      layer: i,
+      id,
+      status: r.how === "pushed" ? "done" : r.how,
+      ...(total ? { current: total, total } : {}),
+    });
   }
   const manifest: ImageManifest = {
     schemaVersion: 2,
