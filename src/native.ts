@@ -122,7 +122,7 @@ interface Addon {
 
 interface RawApplier {
   write(chunks: Buffer[]): Promise<TarWriteResult>;
-  finish(): Promise<TarWriteResult & { size: number }>;
+  finish(): Promise<TarFinishResult>;
   close(): Promise<void>;
 }
 
@@ -134,6 +134,8 @@ export interface TarApplyOptions {
   gidMap?: Array<{ containerId: number; hostId: number; size: number }>;
   /** Write tar-split index records (src/archive/tar-split.ts). */
   record?: boolean;
+  /** Hash the tar (sha256, the diffID) on the applier's thread as it is taken. */
+  digest?: boolean;
 }
 
 /** What one write (or the finish) of a tar did. */
@@ -146,6 +148,16 @@ export interface TarWriteResult {
   records: Buffer;
   /** File bodies those records name. */
   files: number;
+}
+
+/** What the finish of a tar did: a last write's result and the whole tar's. */
+export interface TarFinishResult extends TarWriteResult {
+  /** Σ of the entries' sizes (Docker's layer size). */
+  size: number;
+  /** "sha256:<hex>" of the tar as written, with the `digest` option. */
+  digest?: string;
+  /** Bytes of the tar as written, with the `digest` option. */
+  tarSize?: number;
 }
 
 interface RawExportWalker {
@@ -539,9 +551,9 @@ export class NativeApplier {
 
   /**
    * The tar has ended. Checks that it was complete and restores directory times.
-   * @returns also the layer size (Σ of the entries' sizes)
+   * @returns also the layer size (Σ of the entries' sizes), and with `digest` the tar's sha256 and byte count
    */
-  finish(): Promise<TarWriteResult & { size: number }> {
+  finish(): Promise<TarFinishResult> {
     return call(() => this.#raw.finish());
   }
 

@@ -2,14 +2,16 @@
 // layer tar itself, parses it and applies it (tar_apply.h), strictly in
 // write order:
 //
-//   const a = new NativeApplier("/layer/root", threads, { whiteouts, uidMap, gidMap, record });
+//   const a = new NativeApplier("/layer/root", threads, { whiteouts, uidMap, gidMap, record, digest });
 //   a.write(chunks) -> Promise<{ warnings, moreWarnings, records, files }>   // Buffers of the tar, in order
-//   a.finish()      -> Promise<{ size, warnings, moreWarnings, records, files }>
+//   a.finish()      -> Promise<{ size, warnings, moreWarnings, records, files, digest?, tarSize? }>
 //   a.close()       -> Promise<void>
 //
 // With threads > 1, entries flagged independent run on an ApplyPool.
 // `records` are the tar-split index records written meanwhile (with
-// `record`). The chunks stay referenced until their write is done, so file
+// `record`). With `digest`, the thread also hashes the tar as it takes it
+// (sha256, the diffID) just before parsing it, while the bytes are in the
+// CPU cache. The chunks stay referenced until their write is done, so file
 // bodies inside one chunk are written from it without a copy. JavaScript
 // may queue many writes without waiting: parsing the next chunk overlaps
 // with the filesystem work of this one. After a failure every later write
@@ -22,6 +24,7 @@
 
 #include "addon/task_queue.h"
 #include "apply/apply_pool.h"
+#include "apply/sha256.h"
 #include "apply/tar_apply.h"
 
 namespace strata {
@@ -42,6 +45,8 @@ struct Task {
   std::string records;
   uint32_t files = 0;
   int64_t size = 0;
+  std::string digest;  // "sha256:<hex>" at the finish, with the digest option
+  uint64_t tarSize = 0;
 };
 
 std::vector<IdRange> ArgIdMap(Napi::Env env, Napi::Value v) {
@@ -79,6 +84,7 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
     opts.record = o.Get("record").ToBoolean();
     opts.uidMap = ArgIdMap(env, o.Get("uidMap"));
     opts.gidMap = ArgIdMap(env, o.Get("gidMap"));
+    if (o.Get("digest").ToBoolean()) hash_ = std::make_unique<Sha256>();
     int fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
       SysError e;
@@ -147,6 +153,7 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
     for (;;) {
       Task* t = queue_.Pop();
       if (t == nullptr || t->close) {
+        hash_.reset();
         pool_.reset();
         tar_.reset();
         fs_.reset();
@@ -186,8 +193,10 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
       if (t.finish) {
         t.ok = tar_->Finish();
       } else {
-        for (auto& c : t.chunks)
+        for (auto& c : t.chunks) {
+          if (hash_) hash_->Update(c.iov_base, c.iov_len);
           if (!(t.ok = tar_->Feed(static_cast<const uint8_t*>(c.iov_base), c.iov_len))) break;
+        }
       }
     } catch (const TarError& ex) {
       t.ok = false;
@@ -208,6 +217,11 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
     t.moreWarnings = tar_->TakeWarnings(t.warnings);
     t.records = tar_->TakeRecords(&t.files);
     if (t.finish) t.size = tar_->size();
+    if (t.finish && t.ok && hash_) {
+      t.tarSize = hash_->bytes();
+      t.digest = hash_->Hex();
+      hash_.reset();
+    }
     current_ = nullptr;
   }
 
@@ -230,6 +244,10 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
       r.Set("records", Napi::Buffer<char>::Copy(env, t->records.data(), t->records.size()));
       r.Set("files", Napi::Number::New(env, t->files));
       if (t->finish) r.Set("size", Napi::Number::New(env, static_cast<double>(t->size)));
+      if (!t->digest.empty()) {
+        r.Set("digest", Napi::String::New(env, t->digest));
+        r.Set("tarSize", Napi::Number::New(env, static_cast<double>(t->tarSize)));
+      }
       t->deferred.Resolve(r);
     }
     delete t;
@@ -238,8 +256,9 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
   std::unique_ptr<ApplyFs> fs_;
   std::unique_ptr<ApplyPool> pool_;  // null: every op runs on the applier thread
   std::unique_ptr<TarApply> tar_;
-  Task* current_ = nullptr;  // the task Execute runs
-  uint64_t seq_ = 0;         // op number in archive order
+  std::unique_ptr<Sha256> hash_;  // with the digest option, until the finish
+  Task* current_ = nullptr;       // the task Execute runs
+  uint64_t seq_ = 0;              // op number in archive order
   int rootFd_ = -1;
   bool closed_ = false;
   bool failed_ = false;  // touched by the worker thread only

@@ -82,11 +82,10 @@ class ApplyFs {
   bool RemoveTree(int dirfd, const std::string& name, SysError& e);
   void DropCache();
   bool Entry(const ApplyOpRec& op, const struct iovec* bufs, SysError& e, std::vector<std::string>& w);
-  bool CreateFile(int parent, const ApplyOpRec& op, int* fd, SysError& e);
+  bool CreateFile(int parent, const ApplyOpRec& op, mode_t mode, int* fd, SysError& e);
   bool WriteAll(int fd, const struct iovec* bufs, uint32_t n, const ApplyOpRec& op, SysError& e);
   bool FinishFd(int fd, const ApplyOpRec& op, SysError& e, std::vector<std::string>& w);
-  bool FinishAt(int parent, const ApplyOpRec& op, bool symlink, SysError& e, std::vector<std::string>& w,
-                bool keepOwner = false);
+  bool FinishAt(int parent, const ApplyOpRec& op, bool symlink, SysError& e, std::vector<std::string>& w);
   bool ReplaceExisting(int parent, const ApplyOpRec& op, SysError& e);
   bool Hardlink(int parent, const ApplyOpRec& op, SysError& e, std::vector<std::string>& w);
   bool Plnk(int parent, const ApplyOpRec& op, SysError& e, std::vector<std::string>& w);

@@ -6,10 +6,10 @@
  * in Docker's order, and directory times are restored at the end.
  *
  * The whole tar goes to the native applier's own thread
- * (`native/apply/tar_apply.h`), which parses it, decides what each entry
- * means and does the filesystem work; this thread only hashes (with
- * `digest`) and hands the bytes over, at most {@link INFLIGHT_BYTES} ahead
- * of the applier.
+ * (`native/apply/tar_apply.h`), which hashes it (with `digest`), parses it,
+ * decides what each entry means and does the filesystem work; this thread
+ * only hands the bytes over, at most {@link INFLIGHT_BYTES} ahead of the
+ * applier, and never reads them.
  *
  * Containment: names are cleaned and refused when they climb out
  * (ERR_BREAKOUT); every parent is resolved with openat2(RESOLVE_IN_ROOT) and
@@ -17,7 +17,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import type { TarRecorder } from "../archive/tar-split.js";
 import type { WhiteoutFormat } from "../archive/whiteouts.js";
@@ -100,12 +99,12 @@ export async function applyLayer(
   const threads = opts.threads ?? DEFAULT_THREADS;
   // Entries may run in parallel only when every name in the tree is one this layer made.
   const parallel = threads > 1 && (await readdir(dir)).length === 0;
-  const hash = opts.digest ? createHash("sha256") : undefined;
   const native = new NativeApplier(dir, parallel ? threads : 0, {
     ...(opts.whiteouts ? { whiteouts: opts.whiteouts } : {}),
     ...(opts.uidMap ? { uidMap: opts.uidMap } : {}),
     ...(opts.gidMap ? { gidMap: opts.gidMap } : {}),
     record: opts.recorder !== undefined,
+    digest: opts.digest === true,
   });
   const warnings = new Warnings();
   // The recorder may ask to wait (its index file is behind): the write counts as in flight until then.
@@ -116,7 +115,6 @@ export async function applyLayer(
   const inflight = new InFlight(INFLIGHT_BYTES);
   let group: Buffer[] = [];
   let groupBytes = 0;
-  let tarSize = 0;
   const send = () => {
     if (group.length === 0) return;
     inflight.add(native.write(group), groupBytes, settled);
@@ -127,8 +125,6 @@ export async function applyLayer(
     for await (const chunk of tar) {
       const b = toBuffer(chunk);
       if (b.length === 0) continue;
-      hash?.update(b);
-      tarSize += b.length;
       group.push(b);
       groupBytes += b.length;
       if (groupBytes < WRITE_BYTES) continue;
@@ -141,9 +137,9 @@ export async function applyLayer(
     await settled(end);
     const result: ApplyResult = { size: end.size, warnings: warnings.list() };
     warnDropped(result.warnings, warnings.total);
-    if (hash) {
-      result.digest = `sha256:${hash.digest("hex")}`;
-      result.tarSize = tarSize;
+    if (opts.digest) {
+      result.digest = end.digest;
+      result.tarSize = end.tarSize;
     }
     return result;
   } catch (err) {

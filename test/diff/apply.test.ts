@@ -22,6 +22,7 @@ test("a multi-MiB file is streamed through apply intact, with its metadata and t
   const res = await applyLayer(dir, chunks(tar, 300_000), { digest: true });
   t.is(res.size, big.length + 5);
   t.is(res.digest, `sha256:${sha(tar)}`);
+  t.is(res.tarSize, tar.length);
   const got = await readFile(join(dir, "data/big.bin"));
   t.is(sha(got), sha(big));
   const st = await stat(join(dir, "data/big.bin"));
@@ -33,6 +34,16 @@ test("a multi-MiB file is streamed through apply intact, with its metadata and t
   const dst = await stat(join(dir, "data"));
   t.is(Math.floor(dst.mtimeMs / 1000), 1_500_000_000); // directory times restored at the end
   t.is(dst.mode & 0o7777, 0o750);
+});
+
+test("the diffID and byte count cover every byte read, the ones after the end marker too, in any chunking", async (t) => {
+  const tar = Buffer.concat([await makeTar([{ name: "f", content: "x" }]), Buffer.alloc(7000)]);
+  for (const size of [1, 511, 4096, tar.length]) {
+    const res = await applyLayer(await tempDir(t), chunks(tar, size), { digest: true });
+    t.is(res.digest, `sha256:${sha(tar)}`, `chunks of ${size}`);
+    t.is(res.tarSize, tar.length);
+  }
+  t.is((await applyLayer(await tempDir(t), chunks(tar), {})).digest, undefined);
 });
 
 test("a layer spanning many directories and batches lands completely and in order", async (t) => {
