@@ -30,8 +30,9 @@ async function everyCommandWorks(t: import("ava").ExecutionContext, s: Awaited<R
 
 /** The driver directory of a container (the layer holding its own files). */
 async function containerLayerDir(s: Awaited<ReturnType<typeof cliStore>>, driver: string, name: string) {
-  const rows = JSON.parse(await s.ok("--json", "ps")) as Array<{ name: string; mountID: string }>;
-  const id = rows.find((r) => r.name === name)!.mountID;
+  // `ps --json` answers in the Docker API's shape: Id is the container's mount id.
+  const rows = JSON.parse(await s.ok("--json", "ps")) as Array<{ Names: string[]; Id: string }>;
+  const id = rows.find((r) => r.Names.includes(name))!.Id;
   return driver === "vfs" ? join(s.root, "vfs", "dir", id) : join(s.root, "overlay", id, "diff");
 }
 

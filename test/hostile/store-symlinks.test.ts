@@ -135,7 +135,7 @@ for (const driver of ["vfs", "overlay"]) {
     const s = await cliStore(t, driver);
     const { id } = await applied(t, s);
     await s.ok("create", "c1", id);
-    const mountID = (JSON.parse(await s.ok("--json", "ps")) as Array<{ mountID: string }>)[0]!.mountID;
+    const mountID = (JSON.parse(await s.ok("--json", "ps")) as Array<{ Id: string }>)[0]!.Id;
     const plants =
       driver === "vfs"
         ? [join(s.root, "vfs", "dir", mountID)]
