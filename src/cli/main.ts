@@ -9,6 +9,7 @@ import { InvalidArgumentError, StrataError } from "../errors.js";
 import { benchCommand } from "./commands/bench.js";
 import { containerCommands } from "./commands/container.js";
 import { layerCommands } from "./commands/layer.js";
+import { serveCommand } from "./commands/serve.js";
 import { storeCommands } from "./commands/store.js";
 import { openFromGlobals, registerImageCommands } from "./images.js";
 import { runDemo } from "./demo.js";
@@ -34,6 +35,7 @@ containerCommands(program);
 storeCommands(program);
 registerImageCommands(program, openFromGlobals(program));
 benchCommand(program);
+serveCommand(program);
 
 program
   .command("demo")

@@ -47,6 +47,7 @@ import { Mounts } from "./mounts.js";
 import { currentProcess } from "../util/process.js";
 import { saveInitOriginals, setupInitLayer } from "./init-layer.js";
 import { recover } from "./recovery.js";
+import { assertOwner, STRATA_OWNER } from "./owner.js";
 
 /** Docker's limit: room is left for `-init` and the container layer within overlay's 128 lowers. */
 export const MAX_LAYER_DEPTH = 125;
@@ -78,13 +79,36 @@ export class LayerStore {
   /**
    * Opens (creating if needed) the store of `driver` under `root`, and
    * finishes or rolls back whatever a crashed process left half done.
+   * @param opts.owner who the store's layers belong to (see `owner.ts`):
+   *   strata's own layer store by default; an engine served by `strata serve`
+   *   claims an empty store with its own name
+   * @throws ERR_STORE_OWNED when the store belongs to another owner
    */
-  static async open(root: string, driver: Driver): Promise<LayerStore> {
+  static async open(root: string, driver: Driver, opts: { owner?: string } = {}): Promise<LayerStore> {
     const store = new LayerStore(driver, join(root, "layerdb", driver.name));
     await store.db.init();
     await store.mounts.init();
-    await store.lock.with(() => recover(store));
+    try {
+      await store.lock.with(async () => {
+        // Before recovery: a store of another owner is not this process's to repair.
+        await assertOwner(store.db.dir, opts.owner ?? STRATA_OWNER, () => store.#isEmpty());
+        await recover(store);
+      });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
     return store;
+  }
+
+  /** No layer, container or driver layer yet. */
+  async #isEmpty(): Promise<boolean> {
+    const [layers, containers, driverLayers] = await Promise.all([
+      this.db.listLayers(),
+      this.db.listContainers(),
+      this.driver.list(),
+    ]);
+    return layers.length === 0 && containers.length === 0 && driverLayers.length === 0;
   }
 
   async close(): Promise<void> {

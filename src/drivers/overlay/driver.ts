@@ -25,7 +25,7 @@ import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../gr
 import type { OverlaySupport } from "./check.js";
 import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS, parseSize } from "./config.js";
 import { buildLayer } from "./create.js";
-import { KeyedLock } from "./keyed-lock.js";
+import { KeyedLock } from "../../util/keyed-lock.js";
 import { assertValidId, Layout } from "./layout.js";
 import { isOverlayMounted, type MountMethod, mountOverlay, mountsUnder, unmountOverlay } from "./mount.js";
 import { upperDirSize, upperDirTar } from "./native-diff.js";

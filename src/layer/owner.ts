@@ -1,0 +1,68 @@
+/**
+ * Store ownership: whose layers a store's driver home holds.
+ *
+ * A store (one root, one driver) is strata's own by default: its layerdb
+ * names every driver layer, and `check`/`prune` remove what it does not name.
+ * An engine served by `strata serve` (dockerd through the graphdriver plugin)
+ * names its layers itself and keeps its own layer database, so a store it
+ * uses must never be opened as strata's own: `check --repair` would delete
+ * every one of its layers as an orphan. The owner is recorded in
+ * `<layerdb>/owner` when an engine claims an empty store; opening a store
+ * for any other owner then fails with ERR_STORE_OWNED, and an engine cannot
+ * claim a store that already holds strata's own layers.
+ *
+ * @module
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { FailedPreconditionError, hasCode } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic.js";
+
+/** The owner of a store without an owner file: strata's own layer store. */
+export const STRATA_OWNER = "strata";
+
+const NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** The recorded owner of the layerdb at `dir` (STRATA_OWNER when none is recorded). */
+export async function storeOwner(dir: string): Promise<string> {
+  try {
+    const owner = (await readFile(join(dir, "owner"), "utf8")).trim();
+    if (!NAME_RE.test(owner)) {
+      throw new FailedPreconditionError("ERR_STORE_OWNED", `Cannot open store: unreadable owner file "${dir}/owner"`);
+    }
+    return owner;
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) return STRATA_OWNER;
+    throw err;
+  }
+}
+
+/**
+ * Checks that `want` may open the layerdb at `dir`, recording it as the owner
+ * when an engine opens an empty store for the first time (call under the
+ * store lock).
+ * @param isEmpty whether the store holds no layer, container or driver layer yet
+ * @throws ERR_STORE_OWNED when the store belongs to someone else, or an
+ *   engine asks for a store that holds strata's own layers
+ */
+export async function assertOwner(dir: string, want: string, isEmpty: () => Promise<boolean>): Promise<void> {
+  if (!NAME_RE.test(want)) {
+    throw new FailedPreconditionError("ERR_STORE_OWNED", `Cannot open store: invalid owner name "${want}"`);
+  }
+  const found = await storeOwner(dir);
+  if (found === want) return;
+  if (found !== STRATA_OWNER) {
+    throw new FailedPreconditionError(
+      "ERR_STORE_OWNED",
+      `Cannot open store: its layers belong to ${found}, not to ${want}; use another --root "${dir}"`,
+    );
+  }
+  // found is strata (no owner file) and an engine wants it: only while it is empty.
+  if (!(await isEmpty())) {
+    throw new FailedPreconditionError(
+      "ERR_STORE_OWNED",
+      `Cannot open store for ${want}: it holds strata's own layers; use another --root "${dir}"`,
+    );
+  }
+  await writeFileAtomic(join(dir, "owner"), `${want}\n`, { mode: 0o644 });
+}

@@ -1,0 +1,166 @@
+/**
+ * `strata serve`: one long-lived daemon over one store and driver, with
+ * its front doors (the Docker graphdriver plugin; the containerd proxy
+ * snapshotter is started here too once it exists, see {@link startFrontDoors}).
+ *
+ * Life cycle:
+ * 1. open the driver and the store (claimed for its engine, see
+ *    `src/layer/owner.ts`); opening the store rebuilds every mount count:
+ *    holds of processes that are gone (this daemon's previous run) are
+ *    dropped and what nothing holds any more is unmounted, while the named
+ *    holds of dockerd's Gets stay, so a container that kept running across a
+ *    restart keeps its mount and its next Put releases it;
+ * 2. unmount layers mounted by a run killed before it recorded the hold;
+ * 3. listen; write the pid file;
+ * 4. SIGHUP reopens the log file; SIGTERM or SIGINT stop gracefully: no new
+ *    connections, requests in flight finish (for up to the grace period),
+ *    then the driver is closed, not cleaned up: what containers use stays
+ *    mounted, held by its persisted holds.
+ *
+ * A SIGKILL skips step 4 and loses nothing: holds are on disk, mounts stay.
+ *
+ * @module
+ */
+import { readFile, rm } from "node:fs/promises";
+import { builtinDrivers } from "../drivers/index.js";
+import { FailedPreconditionError, hasCode, InvalidArgumentError } from "../errors.js";
+import { LayerStore } from "../layer/index.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import type { FrontDoor, ServeContext } from "./context.js";
+import { DOCKER_OWNER, startDockerPlugin } from "./docker/index.js";
+import { Logger, type LogLevel } from "./log.js";
+
+/** What `strata serve` was asked to do. */
+export interface ServeOptions {
+  root: string;
+  /** Driver name, or undefined for automatic selection. */
+  driver?: string;
+  storageOpt: Record<string, string>;
+  /** Socket of the Docker graphdriver plugin, or undefined for none. */
+  dockerPlugin?: string;
+  pidFile?: string;
+  /** Log file (appended, reopened on SIGHUP); stderr when undefined. */
+  logFile?: string;
+  logLevel?: LogLevel;
+  /** How long a graceful stop lets requests in flight run (default 30 s). */
+  graceMs?: number;
+}
+
+/** Something that resolves when the daemon should stop (default: SIGTERM or SIGINT). */
+export type StopSignal = Promise<string>;
+
+/** Writes the pid file, refusing one that names a live process. */
+async function claimPidFile(path: string): Promise<void> {
+  try {
+    const pid = Number((await readFile(path, "utf8")).trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        throw new FailedPreconditionError(
+          "ERR_ALREADY_RUNNING",
+          `Cannot start: the pid file names a running process (${pid}) "${path}"`,
+        );
+      } catch (err) {
+        if (!hasCode(err, "ESRCH")) throw err;
+      }
+    }
+  } catch (err) {
+    if (!hasCode(err, "ENOENT")) throw err;
+  }
+  await writeFileAtomic(path, `${process.pid}\n`, { mode: 0o644 });
+}
+
+/** Removes the pid file if it still names this process. */
+async function releasePidFile(path: string): Promise<void> {
+  const text = await readFile(path, "utf8").catch(() => "");
+  if (text.trim() === String(process.pid)) await rm(path, { force: true });
+}
+
+/**
+ * Starts every front door asked for. The containerd proxy snapshotter
+ * (`--containerd-snapshotter SOCKET`) plugs in here the same way: a module
+ * under `src/serve/containerd/` exporting `startSnapshotter(ctx, socket):
+ * Promise<FrontDoor>`.
+ */
+async function startFrontDoors(ctx: ServeContext, opts: ServeOptions): Promise<FrontDoor[]> {
+  const doors: FrontDoor[] = [];
+  try {
+    if (opts.dockerPlugin) doors.push(await startDockerPlugin(ctx, opts.dockerPlugin));
+  } catch (err) {
+    await Promise.all(doors.map((d) => d.close(0)));
+    throw err;
+  }
+  return doors;
+}
+
+function signals(log: Logger): { stop: StopSignal; dispose(): void } {
+  let resolve!: (name: string) => void;
+  const stop = new Promise<string>((r) => (resolve = r));
+  const onStop = (name: string) => resolve(name);
+  const onHup = () => {
+    log.reopen();
+    log.info("log reopened (SIGHUP)");
+  };
+  process.on("SIGTERM", onStop);
+  process.on("SIGINT", onStop);
+  process.on("SIGHUP", onHup);
+  return {
+    stop,
+    dispose() {
+      process.off("SIGTERM", onStop);
+      process.off("SIGINT", onStop);
+      process.off("SIGHUP", onHup);
+    },
+  };
+}
+
+/**
+ * Runs the daemon until SIGTERM/SIGINT (or `stop`, for callers that drive it
+ * themselves); resolves once it has stopped gracefully.
+ * @throws ERR_INVALID_OPTION with no front door; ERR_STORE_OWNED for a store
+ *   that is strata's own or another engine's; ERR_SOCKET_IN_USE; ERR_ALREADY_RUNNING
+ */
+export async function serve(opts: ServeOptions, stop?: StopSignal): Promise<void> {
+  if (!opts.dockerPlugin) {
+    throw new InvalidArgumentError("ERR_INVALID_OPTION", "Cannot serve: no front door; give --docker-plugin [SOCKET]");
+  }
+  const log = new Logger({ file: opts.logFile, level: opts.logLevel });
+  const sig = signals(log);
+  try {
+    const driver = await builtinDrivers().select(opts.driver, { root: opts.root, options: opts.storageOpt });
+    try {
+      const store = await LayerStore.open(opts.root, driver, { owner: DOCKER_OWNER });
+      try {
+        const ctx: ServeContext = { root: opts.root, driver, store, log };
+        const unheld = await store.mounts.releaseUnheld();
+        const holds = await store.mounts.list();
+        log.info("store open", {
+          root: opts.root,
+          driver: driver.name,
+          mounted: holds.filter((h) => h.count > 0).length,
+          holds: holds.reduce((s, h) => s + h.count, 0),
+          unmountedUnheld: unheld.length,
+        });
+        const doors = await startFrontDoors(ctx, opts);
+        try {
+          if (opts.pidFile) await claimPidFile(opts.pidFile);
+          log.info("ready", { pid: process.pid });
+          const why = await Promise.race([sig.stop, ...(stop ? [stop] : [])]);
+          log.info("stopping", { reason: why });
+        } finally {
+          await Promise.all(doors.map((d) => d.close(opts.graceMs ?? 30_000)));
+          if (opts.pidFile) await releasePidFile(opts.pidFile);
+        }
+      } finally {
+        await store.close();
+      }
+    } finally {
+      // close, not cleanup: the mounts of running containers stay, held by their persisted holds.
+      await driver.close();
+    }
+    log.info("stopped");
+  } finally {
+    sig.dispose();
+    await log.close();
+  }
+}
