@@ -4,14 +4,15 @@
  * snapshotter is started here too once it exists, see {@link startFrontDoors}).
  *
  * Life cycle:
- * 1. open the driver and the store (claimed for its engine, see
+ * 1. write the pid file and lock the root (one daemon per root);
+ * 2. open the driver and the store (claimed for its engine, see
  *    `src/layer/owner.ts`); opening the store rebuilds every mount count:
  *    holds of processes that are gone (this daemon's previous run) are
  *    dropped and what nothing holds any more is unmounted, while the named
  *    holds of dockerd's Gets stay, so a container that kept running across a
- *    restart keeps its mount and its next Put releases it;
- * 2. unmount layers mounted by a run killed before it recorded the hold;
- * 3. listen; write the pid file;
+ *    restart keeps its mount and its next Put releases it; then layers
+ *    mounted by a run killed before it recorded the hold are unmounted;
+ * 3. listen;
  * 4. SIGHUP reopens the log file; SIGTERM or SIGINT stop gracefully: no new
  *    connections, requests in flight finish (for up to the grace period),
  *    then the driver is closed, not cleaned up: what containers use stays
@@ -21,10 +22,12 @@
  *
  * @module
  */
-import { readFile, rm } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { builtinDrivers } from "../drivers/index.js";
 import { FailedPreconditionError, hasCode, InvalidArgumentError } from "../errors.js";
 import { LayerStore } from "../layer/index.js";
+import { C, flock } from "../native.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { FrontDoor, ServeContext } from "./context.js";
 import { DOCKER_OWNER, startDockerPlugin } from "./docker/index.js";
@@ -118,7 +121,8 @@ function signals(log: Logger): { stop: StopSignal; dispose(): void } {
  * Runs the daemon until SIGTERM/SIGINT (or `stop`, for callers that drive it
  * themselves); resolves once it has stopped gracefully.
  * @throws ERR_INVALID_OPTION with no front door; ERR_STORE_OWNED for a store
- *   that is strata's own or another engine's; ERR_SOCKET_IN_USE; ERR_ALREADY_RUNNING
+ *   that is strata's own or another engine's; ERR_SOCKET_IN_USE;
+ *   ERR_ALREADY_RUNNING (pid file of a live process, or another daemon on the root)
  */
 export async function serve(opts: ServeOptions, stop?: StopSignal): Promise<void> {
   if (!opts.dockerPlugin) {
@@ -127,40 +131,72 @@ export async function serve(opts: ServeOptions, stop?: StopSignal): Promise<void
   const log = new Logger({ file: opts.logFile, level: opts.logLevel });
   const sig = signals(log);
   try {
-    const driver = await builtinDrivers().select(opts.driver, { root: opts.root, options: opts.storageOpt });
+    if (opts.pidFile) await claimPidFile(opts.pidFile);
     try {
-      const store = await LayerStore.open(opts.root, driver, { owner: DOCKER_OWNER });
+      const instance = await lockInstance(opts.root);
       try {
-        const ctx: ServeContext = { root: opts.root, driver, store, log };
-        const unheld = await store.mounts.releaseUnheld();
-        const holds = await store.mounts.list();
-        log.info("store open", {
-          root: opts.root,
-          driver: driver.name,
-          mounted: holds.filter((h) => h.count > 0).length,
-          holds: holds.reduce((s, h) => s + h.count, 0),
-          unmountedUnheld: unheld.length,
-        });
-        const doors = await startFrontDoors(ctx, opts);
-        try {
-          if (opts.pidFile) await claimPidFile(opts.pidFile);
-          log.info("ready", { pid: process.pid });
-          const why = await Promise.race([sig.stop, ...(stop ? [stop] : [])]);
-          log.info("stopping", { reason: why });
-        } finally {
-          await Promise.all(doors.map((d) => d.close(opts.graceMs ?? 30_000)));
-          if (opts.pidFile) await releasePidFile(opts.pidFile);
-        }
+        await serveStore(opts, log, Promise.race([sig.stop, ...(stop ? [stop] : [])]));
       } finally {
-        await store.close();
+        await instance.close();
       }
     } finally {
-      // close, not cleanup: the mounts of running containers stay, held by their persisted holds.
-      await driver.close();
+      if (opts.pidFile) await releasePidFile(opts.pidFile);
     }
     log.info("stopped");
   } finally {
     sig.dispose();
     await log.close();
+  }
+}
+
+/**
+ * One daemon per root: an flock on `<root>/serve.lock`, held while it runs
+ * (released by the kernel when it dies). Two daemons over one store would
+ * each take dockerd's Init as theirs.
+ * @throws ERR_ALREADY_RUNNING
+ */
+async function lockInstance(root: string): Promise<FileHandle> {
+  await mkdir(root, { recursive: true, mode: 0o711 });
+  const fh = await open(join(root, "serve.lock"), "a+", 0o600);
+  try {
+    await flock(fh.fd, C.LOCK_EX | C.LOCK_NB);
+  } catch (err) {
+    await fh.close();
+    if (hasCode(err, "EWOULDBLOCK", "EAGAIN"))
+      throw new FailedPreconditionError("ERR_ALREADY_RUNNING", `Cannot start: another strata serve uses "${root}"`);
+    throw err;
+  }
+  return fh;
+}
+
+/** Opens driver and store, serves until `stop`, and closes them (not cleanup: mounts in use stay). */
+async function serveStore(opts: ServeOptions, log: Logger, stop: Promise<string>): Promise<void> {
+  const driver = await builtinDrivers().select(opts.driver, { root: opts.root, options: opts.storageOpt });
+  try {
+    const store = await LayerStore.open(opts.root, driver, { owner: DOCKER_OWNER });
+    try {
+      const ctx: ServeContext = { root: opts.root, driver, store, log };
+      const unheld = await store.mounts.releaseUnheld();
+      const holds = await store.mounts.list();
+      log.info("store open", {
+        root: opts.root,
+        driver: driver.name,
+        mounted: holds.filter((h) => h.count > 0).length,
+        holds: holds.reduce((s, h) => s + h.count, 0),
+        unmountedUnheld: unheld.length,
+      });
+      const doors = await startFrontDoors(ctx, opts);
+      try {
+        log.info("ready", { pid: process.pid });
+        log.info("stopping", { reason: await stop });
+      } finally {
+        await Promise.all(doors.map((d) => d.close(opts.graceMs ?? 30_000)));
+      }
+    } finally {
+      await store.close();
+    }
+  } finally {
+    // close, not cleanup: the mounts of running containers stay, held by their persisted holds.
+    await driver.close();
   }
 }

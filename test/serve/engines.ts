@@ -256,3 +256,43 @@ export async function startDockerd(t: ExecutionContext, dir: string, plugin: str
   await d.start();
   return d;
 }
+
+/** `GraphDriver.ApplyDiff?id=&parent=` with `body` (bytes or a stream) as the raw tar. */
+export function applyDiffCall(
+  socket: string,
+  id: string,
+  parent: string,
+  body: Buffer | NodeJS.ReadableStream,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath: socket, path: `/GraphDriver.ApplyDiff?id=${id}&parent=${parent}`, method: "POST" },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on("data", (c: Buffer) => parts.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: JSON.parse(Buffer.concat(parts).toString() || "{}") as Record<string, unknown>,
+          }),
+        );
+      },
+    );
+    req.on("error", reject);
+    if (Buffer.isBuffer(body)) req.end(body);
+    else body.pipe(req);
+  });
+}
+
+/** `GraphDriver.Diff`: the tar bytes, or the error status. */
+export function diffCall(socket: string, id: string, parent: string): Promise<{ status: number; tar: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, path: "/GraphDriver.Diff", method: "POST" }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (c: Buffer) => parts.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, tar: Buffer.concat(parts) }));
+    });
+    req.on("error", reject);
+    req.end(JSON.stringify({ ID: id, Parent: parent }));
+  });
+}
