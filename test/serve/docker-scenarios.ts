@@ -44,7 +44,15 @@ async function assertNothingLeft(t: ExecutionContext, serve: Serve, dockerd: Doc
   await dockerd.stop();
   await serve.stop();
   const left = await leftovers(serve.root, serve.driver);
-  t.deepEqual(left, { layers: [], overlayLinks: [], holds: [], pending: [], mounts: [], loops: [] });
+  t.deepEqual(left, {
+    layers: [],
+    thinDevices: [],
+    overlayLinks: [],
+    holds: [],
+    pending: [],
+    mounts: [],
+    loops: [],
+  });
 }
 
 export function dockerScenarios(driver: string): void {

@@ -79,6 +79,28 @@ export function pluginCall(
   });
 }
 
+/** POSTs a body streamed from `body` (sent chunked); resolves to status and parsed answer. */
+export function pluginCallStream(
+  socket: string,
+  method: string,
+  body: NodeJS.ReadableStream,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, path: `/${method}`, method: "POST" }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (c: Buffer) => parts.push(c));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          body: JSON.parse(Buffer.concat(parts).toString() || "{}") as Record<string, unknown>,
+        }),
+      );
+    });
+    req.on("error", reject);
+    body.pipe(req);
+  });
+}
+
 /** A running `strata serve --docker-plugin`. */
 export interface Serve {
   readonly name: string;

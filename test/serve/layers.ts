@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { readTar } from "../../src/archive/tar-reader.js";
 import { mountsUnder } from "../../src/util/mountinfo.js";
+import { metadataFile, thinLs } from "../devmapper/helpers.js";
 
 const run = promisify(execFile);
 
@@ -66,8 +67,9 @@ export async function savedLayerFiles(archive: string, dir: string): Promise<str
 
 /**
  * What a served root still holds once dockerd removed everything and serve
- * stopped: driver layers, mount holds, pending records, mounts, loop devices
- * over its files (empty lists when nothing is left).
+ * stopped: driver layers (and devmapper's thin devices but the base), mount
+ * holds, pending records, mounts, loop devices over its files (empty lists
+ * when nothing is left).
  */
 export async function leftovers(root: string, driver: string): Promise<Record<string, string[]>> {
   const ls = (d: string) => readdir(d).catch(() => [] as string[]);
@@ -83,8 +85,17 @@ export async function leftovers(root: string, driver: string): Promise<Record<st
     .split("\n")
     .filter((l) => l.includes(root))
     .map((l) => l.split(":")[0]!);
+  // devmapper: thin devices in the pool's own metadata, besides the base device.
+  let thinDevices: string[] = [];
+  if (driver === "devmapper") {
+    const base = JSON.parse(await readFile(join(root, "devmapper", "metadata", "base"), "utf8")) as {
+      device_id: number;
+    };
+    thinDevices = (await thinLs(metadataFile(root))).filter((id) => id !== base.device_id).map(String);
+  }
   return {
     layers,
+    thinDevices,
     overlayLinks: driver === "overlay" ? await ls(join(root, "overlay", "l")) : [],
     holds: (await ls(join(root, "layerdb", driver, "holds"))).filter((n) => n.endsWith(".json")),
     pending: await ls(join(root, "serve", driver, "docker", "pending")),

@@ -5,7 +5,7 @@
  * of an image layer being exactly that layer.
  */
 import { randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import test from "ava";
 import { readTar } from "../../src/archive/tar-reader.js";
 import { builtinDrivers } from "../../src/drivers/index.js";
@@ -13,7 +13,7 @@ import { mountsUnder } from "../../src/util/mountinfo.js";
 import { supportedDrivers } from "../helpers/drivers.js";
 import { chunks, makeTar } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
-import { applyDiffCall, diffCall, pluginCall, startServe } from "./engines.js";
+import { applyDiffCall, diffCall, pluginCall, pluginCallStream, startServe } from "./engines.js";
 
 const drivers = await supportedDrivers();
 const newID = () => randomBytes(32).toString("hex");
@@ -70,6 +70,20 @@ test("hostile requests get one error each, with a fitting status, and the daemon
     await expect(applyDiffCall(s.socket, id, "", bad), 400, /Cannot|breakout|tar/i);
     t.false((await call("GraphDriver.Exists", { ID: id })).body.Exists === true, "the half-filled layer is gone");
   }
+  // Refused early in a long body (no Content-Length): the answer still comes, the rest is not read.
+  const chunkedJson = new PassThrough();
+  const oversized = pluginCallStream(s.socket, "GraphDriver.Exists", chunkedJson);
+  chunkedJson.write(`{"ID":"${"a".repeat(70_000)}`);
+  await expect(oversized, 413, /body over 65536 bytes/);
+  chunkedJson.destroy();
+  const early = newID();
+  t.is((await call("GraphDriver.Create", { ID: early })).status, 200);
+  const endless = new PassThrough();
+  const refused = applyDiffCall(s.socket, early, "", endless);
+  endless.write(await makeTar([{ name: "../escape", content: "x" }]).then((b) => b.subarray(0, 1024)));
+  endless.write(Buffer.alloc(8 << 20));
+  await expect(refused, 400, /escape|breakout|outside/i);
+  endless.destroy();
   const res = await call("GraphDriver.Exists", { ID: filled });
   t.deepEqual(res, { status: 200, body: { Exists: true } });
   t.deepEqual(await call("Plugin.Activate", {}), { status: 200, body: { Implements: ["GraphDriver"] } });
