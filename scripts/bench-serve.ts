@@ -206,7 +206,7 @@ async function measure(side: Side, images: { debian: string; five: string }): Pr
   await time("run ×10 parallel", () =>
     Promise.all(Array.from({ length: 10 }, () => d("run", "--rm", "--network", "none", images.debian, "true"))),
   );
-  const change = 'find /usr/share -type f | head -n 1000 | while read -r f; do echo changed >> "$f"; done';
+  const change = 'find /usr/share -type f | sort | head -n 1000 | while read -r f; do echo changed >> "$f"; done';
   await d("run", "--name", "changed", "--network", "none", images.debian, "sh", "-c", change);
   const changes = (await d("diff", "changed"))
     .split("\n")
