@@ -33,7 +33,10 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SIDES = (process.env.SIDES ?? "overlay2,overlay,devmapper").split(",");
 const BENCH_DIR = process.env.BENCH_DIR ?? "/var/tmp";
 const FS_SIZE = process.env.FS_SIZE ?? "24G";
-const DM_OPTS = (process.env.DM_OPTS ?? "dm.loopdatasize=20G,dm.basesize=10G,dm.fs=ext4").split(",");
+const DM_OPTS = (
+  process.env.DM_OPTS ??
+  "dm.loopdatasize=20G,dm.basesize=10G,dm.fs=ext4,dm.use_deferred_removal=true,dm.use_deferred_deletion=true"
+).split(",");
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const DOCKER = "/usr/bin/docker";
 

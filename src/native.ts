@@ -112,7 +112,7 @@ interface RawApplier {
   close(): Promise<void>;
 }
 
-/** What a {@link NativeApplier} in tar mode needs to know about the layer (native/tar_apply.h). */
+/** What a {@link NativeApplier} in tar mode needs to know about the layer (native/apply/tar_apply.h). */
 export interface TarApplyOptions {
   /** "overlay" writes the kernel's whiteout form; otherwise whiteouts delete. */
   whiteouts?: "aufs" | "overlay";

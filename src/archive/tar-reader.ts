@@ -33,7 +33,7 @@ export interface TarRecorder {
   file(name: string, size: number): void;
   /**
    * Optional: takes records already encoded by the native apply engine
-   * (`native/tar_apply.h`) in the index format of `tar-split.ts`, naming
+   * (`native/apply/tar_apply.h`) in the index format of `tar-split.ts`, naming
    * `files` bodies. Recorders without it make applyLayer parse in JavaScript.
    */
   records?(encoded: Buffer, files: number): void;

@@ -10,7 +10,7 @@
  * every operation acts on one name inside an already-contained directory.
  *
  * Speed: by default the whole tar goes to the native applier's own thread
- * (`native/tar_apply.h`), which parses it, decides what each entry means
+ * (`native/apply/tar_apply.h`), which parses it, decides what each entry means
  * and does the filesystem work; this thread only hashes and hands the bytes
  * over. The JavaScript engine below (the `Applier` class: JavaScript parses
  * and decides, the filesystem work runs natively in batches of ops,
@@ -57,7 +57,7 @@ export interface ApplyOptions {
   digest?: boolean;
   /**
    * Worker threads for independent entries when `dir` starts empty (see
-   * `native/apply_pool.h`); 1 applies everything on one thread.
+   * `native/apply/apply_pool.h`); 1 applies everything on one thread.
    * @default STRATA_APPLY_THREADS or 4
    */
   threads?: number;
@@ -209,7 +209,7 @@ class InFlight {
 }
 
 /**
- * Whether the tar is parsed on the applier's thread (native/tar_apply.h):
+ * Whether the tar is parsed on the applier's thread (native/apply/tar_apply.h):
  * yes, unless a recorder cannot take encoded records or
  * STRATA_APPLY_ENGINE=js asks for the JavaScript engine below.
  */

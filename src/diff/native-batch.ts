@@ -1,6 +1,6 @@
 /**
  * The batch format between applyLayer (JavaScript: parsing, decisions) and
- * the native applier (`native/apply_fs.h`: the filesystem work). One batch
+ * the native applier (`native/apply/apply_fs.h`: the filesystem work). One batch
  * is a little-endian op list plus the body Buffers the ops refer to, in
  * order; bodies are passed by reference, never copied.
  *
@@ -13,7 +13,7 @@
  */
 import type { Timespec } from "../native.js";
 
-/** Op codes (native/apply_fs.h ApplyOp). */
+/** Op codes (native/apply/apply_fs.h ApplyOp). */
 export const OP = Object.freeze({
   ENTRY: 1,
   BEGIN: 2,
@@ -24,11 +24,11 @@ export const OP = Object.freeze({
   OPAQUE_OVERLAY: 7,
   OPAQUE_AUFS: 8,
   DIR_TIME: 9,
-  /** Flag: the op is independent of every other flagged op (native/apply_pool.h). */
+  /** Flag: the op is independent of every other flagged op (native/apply/apply_pool.h). */
   PARALLEL: 0x100,
 });
 
-/** Entry kinds (native/apply_fs.h ApplyKind). */
+/** Entry kinds (native/apply/apply_fs.h ApplyKind). */
 export const KIND = Object.freeze({
   dir: 1,
   file: 2,

@@ -18,6 +18,12 @@
  * registry is their only caller and owns every count. Calling `get` twice
  * without `put` is a caller bug; drivers may treat it as idempotent.
  *
+ * `mountSpec` is the other way to reach a layer's tree, for a client that
+ * mounts for itself (containerd, through `strata serve`): the driver
+ * describes the mounts instead of making them, and `put` releases what the
+ * description needed. A layer is reached through `get` or through
+ * `mountSpec`, never both.
+ *
  * @module
  */
 import type { Readable } from "node:stream";
@@ -43,6 +49,25 @@ export interface CreateOpts {
 export interface ApplyDiffOptions {
   /** Sees the tar's raw non-content bytes, for pristine re-assembly (tar-split). */
   recorder?: TarRecorder;
+}
+
+/**
+ * One mount of a {@link Driver.mountSpec} description, in containerd's
+ * terms (its `Mount` message): what the client passes to mount(2).
+ */
+export interface MountSpec {
+  /** Filesystem type: `overlay`, `bind`, `ext4`, `xfs`. */
+  type: string;
+  /** The device or directory mounted (`overlay` for overlay mounts). */
+  source: string;
+  /** fstab-style options: `ro`, `rw`, `rbind`, `lowerdir=…`, `upperdir=…`, `workdir=…`. */
+  options: string[];
+}
+
+/** Options for mountSpec. */
+export interface MountSpecOptions {
+  /** Describe a read-only mount (a layer with children must be asked read-only). */
+  readonly: boolean;
 }
 
 /** What a driver can do beyond the contract; checked by flag, never by sniffing methods. */
@@ -91,8 +116,33 @@ export interface Driver {
    * @throws ERR_LAYER_NOT_FOUND
    */
   get(id: string, mountLabel?: string): Promise<string>;
-  /** Unmounts what `get` mounted. Not counted; a layer that is not mounted is a no-op. */
+  /**
+   * Unmounts what `get` mounted and releases what `mountSpec` made ready.
+   * Not counted; a layer that is not mounted is a no-op.
+   */
   put(id: string): Promise<void>;
+  /**
+   * Describes, without mounting anything, the mounts that show the layer's
+   * tree (with its parents) to a client that mounts for itself: mounting
+   * the list in order at one target gives the tree, read-only when asked.
+   * Per driver:
+   * - vfs: a `bind` of the layer's directory (`rbind`, `rw`/`ro`);
+   * - overlay: a layer without lowers is a `bind` of its diff dir; else an
+   *   `overlay` with `lowerdir` (absolute `l/` links, topmost first) and, for
+   *   read-write, `upperdir` and `workdir` (read-only: the layer's own diff
+   *   becomes the top lower);
+   * - devmapper: the thin device's filesystem (`ext4`/`xfs`, source the
+   *   block device, `ro` when asked). The client sees the filesystem's root,
+   *   where `get` shows its `rootfs/` directory.
+   *
+   * What the description needs (devmapper: the active block device) is made
+   * ready and stays until `put(id)` or `remove(id)`, also across `close()`
+   * and a restart of the process: the client may mount it at any time.
+   * Idempotent. Not counted. The caller must not mount a layer read-write
+   * while it has children.
+   * @throws ERR_LAYER_NOT_FOUND
+   */
+  mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]>;
   /** Whether the layer exists. Cheap. */
   exists(id: string): Promise<boolean>;
   /** Ordered key/value pairs as `strata info` (and `docker info`) shows them. */

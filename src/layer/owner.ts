@@ -3,13 +3,13 @@
  *
  * A store (one root, one driver) is strata's own by default: its layerdb
  * names every driver layer, and `check`/`prune` remove what it does not name.
- * An engine served by `strata serve` (dockerd through the graphdriver plugin)
- * names its layers itself and keeps its own layer database, so a store it
- * uses must never be opened as strata's own: `check --repair` would delete
- * every one of its layers as an orphan. The owner is recorded in
- * `<layerdb>/owner` when an engine claims an empty store; opening a store
- * for any other owner then fails with ERR_STORE_OWNED, and an engine cannot
- * claim a store that already holds strata's own layers.
+ * The engines `strata serve` serves (dockerd, containerd) name their layers
+ * themselves and keep their own records, so a store they use must never be
+ * opened as strata's own: `check --repair` would delete every one of their
+ * layers as an orphan. The owner is recorded in `<layerdb>/owner` when
+ * `strata serve` claims a store without layers of strata's own; opening a
+ * store for any other owner then fails with ERR_STORE_OWNED, and a store
+ * that holds strata's own layers cannot be claimed.
  *
  * @module
  */
@@ -41,9 +41,9 @@ export async function storeOwner(dir: string): Promise<string> {
  * Checks that `want` may open the layerdb at `dir`, recording it as the owner
  * when an engine opens an empty store for the first time (call under the
  * store lock).
- * @param isEmpty whether the store holds no layer, container or driver layer yet
- * @throws ERR_STORE_OWNED when the store belongs to someone else, or an
- *   engine asks for a store that holds strata's own layers
+ * @param isEmpty whether the store holds no layer, container or operation of strata's own
+ * @throws ERR_STORE_OWNED when the store belongs to someone else, or a
+ *   store that holds strata's own layers is asked for by another owner
  */
 export async function assertOwner(dir: string, want: string, isEmpty: () => Promise<boolean>): Promise<void> {
   if (!NAME_RE.test(want)) {
@@ -54,7 +54,7 @@ export async function assertOwner(dir: string, want: string, isEmpty: () => Prom
   if (found !== STRATA_OWNER) {
     throw new FailedPreconditionError(
       "ERR_STORE_OWNED",
-      `Cannot open store: its layers belong to ${found}, not to ${want}; use another --root "${dir}"`,
+      `Cannot open store: owned by ${found}, not ${want}; use another --root "${dir}"`,
     );
   }
   // found is strata (no owner file) and an engine wants it: only while it is empty.

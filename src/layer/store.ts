@@ -101,14 +101,18 @@ export class LayerStore {
     return store;
   }
 
-  /** No layer, container or driver layer yet. */
+  /**
+   * No layer, container or operation in flight of strata's own. Driver
+   * layers without records may be there: they are another owner's (an
+   * engine served on the same root), not strata's.
+   */
   async #isEmpty(): Promise<boolean> {
-    const [layers, containers, driverLayers] = await Promise.all([
+    const [layers, containers, intents] = await Promise.all([
       this.db.listLayers(),
       this.db.listContainers(),
-      this.driver.list(),
+      this.db.listIntents(),
     ]);
-    return layers.length === 0 && containers.length === 0 && driverLayers.length === 0;
+    return layers.length === 0 && containers.length === 0 && intents.length === 0;
   }
 
   async close(): Promise<void> {

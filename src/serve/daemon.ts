@@ -1,11 +1,11 @@
 /**
  * `strata serve`: one long-lived daemon over one store and driver, with
- * its front doors (the Docker graphdriver plugin; the containerd proxy
- * snapshotter is started here too once it exists, see {@link startFrontDoors}).
+ * its front doors: Docker's graphdriver plugin (`docker/`) and containerd's
+ * proxy snapshotter (`containerd/`), either or both.
  *
  * Life cycle:
  * 1. write the pid file and lock the root (one daemon per root);
- * 2. open the driver and the store (claimed for its engine, see
+ * 2. open the driver and the store (claimed for `strata serve`, see
  *    `src/layer/owner.ts`); opening the store rebuilds every mount count:
  *    holds of processes that are gone (this daemon's previous run) are
  *    dropped and what nothing holds any more is unmounted, while the named
@@ -30,8 +30,15 @@ import { LayerStore } from "../layer/index.js";
 import { C, flock } from "../native.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { FrontDoor, ServeContext } from "./context.js";
-import { DOCKER_OWNER, startDockerPlugin } from "./docker/index.js";
+import { startSnapshotter } from "./containerd/index.js";
+import { startDockerPlugin } from "./docker/index.js";
 import { Logger, type LogLevel } from "./log.js";
+
+/** The owner of a served store (see `src/layer/owner.ts`): whatever its front doors, it is not strata's own. */
+export const SERVE_OWNER = "serve";
+
+/** Where `strata serve` keeps its store unless told otherwise. */
+export const DEFAULT_SERVE_ROOT = "/var/lib/strata-serve";
 
 /** What `strata serve` was asked to do. */
 export interface ServeOptions {
@@ -41,6 +48,8 @@ export interface ServeOptions {
   storageOpt: Record<string, string>;
   /** Socket of the Docker graphdriver plugin, or undefined for none. */
   dockerPlugin?: string;
+  /** Socket of the containerd proxy snapshotter, or undefined for none. */
+  containerdSnapshotter?: string;
   pidFile?: string;
   /** Log file (appended, reopened on SIGHUP); stderr when undefined. */
   logFile?: string;
@@ -79,16 +88,24 @@ async function releasePidFile(path: string): Promise<void> {
   if (text.trim() === String(process.pid)) await rm(path, { force: true });
 }
 
-/**
- * Starts every front door asked for. The containerd proxy snapshotter
- * (`--containerd-snapshotter SOCKET`) plugs in here the same way: a module
- * under `src/serve/containerd/` exporting `startSnapshotter(ctx, socket):
- * Promise<FrontDoor>`.
- */
+/** The containerd snapshotter as a front door; its records live in `<root>/containerd`. */
+async function startContainerd(ctx: ServeContext, socket: string): Promise<FrontDoor> {
+  const server = await startSnapshotter({
+    driver: ctx.driver,
+    stateDir: join(ctx.root, "containerd"),
+    socket,
+    log: (line) => ctx.log.warn(line, { front: "containerd" }),
+  });
+  ctx.log.info("serving containerd's snapshots API", { socket });
+  return { name: "containerd-snapshotter", address: socket, close: (graceMs) => server.close(graceMs) };
+}
+
+/** Starts every front door asked for; on a failure, closes those already started. */
 async function startFrontDoors(ctx: ServeContext, opts: ServeOptions): Promise<FrontDoor[]> {
   const doors: FrontDoor[] = [];
   try {
     if (opts.dockerPlugin) doors.push(await startDockerPlugin(ctx, opts.dockerPlugin));
+    if (opts.containerdSnapshotter) doors.push(await startContainerd(ctx, opts.containerdSnapshotter));
   } catch (err) {
     await Promise.all(doors.map((d) => d.close(0)));
     throw err;
@@ -121,12 +138,15 @@ function signals(log: Logger): { stop: StopSignal; dispose(): void } {
  * Runs the daemon until SIGTERM/SIGINT (or `stop`, for callers that drive it
  * themselves); resolves once it has stopped gracefully.
  * @throws ERR_INVALID_OPTION with no front door; ERR_STORE_OWNED for a store
- *   that is strata's own or another engine's; ERR_SOCKET_IN_USE;
+ *   that holds strata's own layers; ERR_SOCKET_IN_USE;
  *   ERR_ALREADY_RUNNING (pid file of a live process, or another daemon on the root)
  */
 export async function serve(opts: ServeOptions, stop?: StopSignal): Promise<void> {
-  if (!opts.dockerPlugin) {
-    throw new InvalidArgumentError("ERR_INVALID_OPTION", "Cannot serve: no front door; give --docker-plugin [SOCKET]");
+  if (!opts.dockerPlugin && !opts.containerdSnapshotter) {
+    throw new InvalidArgumentError(
+      "ERR_INVALID_OPTION",
+      "Cannot serve: no front door given (--docker-plugin [SOCKET], --containerd-snapshotter SOCKET)",
+    );
   }
   const log = new Logger({ file: opts.logFile, level: opts.logLevel });
   const sig = signals(log);
@@ -173,7 +193,7 @@ async function lockInstance(root: string): Promise<FileHandle> {
 async function serveStore(opts: ServeOptions, log: Logger, stop: Promise<string>): Promise<void> {
   const driver = await builtinDrivers().select(opts.driver, { root: opts.root, options: opts.storageOpt });
   try {
-    const store = await LayerStore.open(opts.root, driver, { owner: DOCKER_OWNER });
+    const store = await LayerStore.open(opts.root, driver, { owner: SERVE_OWNER });
     try {
       const ctx: ServeContext = { root: opts.root, driver, store, log };
       const unheld = await store.mounts.releaseUnheld();

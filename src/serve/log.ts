@@ -8,7 +8,9 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { InvalidArgumentError } from "../errors.js";
 
+/** Log levels, least severe first. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** One of {@link LOG_LEVELS}. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Values printed after the message; strings with spaces or quotes are JSON-quoted. */

@@ -10,7 +10,7 @@ import { Readable } from "node:stream";
 import avaTest, { type ExecutionContext } from "ava";
 import { applyLayer } from "../../src/diff/index.js";
 import type { Driver, DriverFactory } from "../../src/graphdriver/driver.js";
-import { countedMounts } from "../helpers/mounts.js";
+import { countedMounts, mountSpecs } from "../helpers/mounts.js";
 import { chunks, makeTar, type Spec } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
 import { manifest } from "../helpers/tree.js";
@@ -286,6 +286,50 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
       await mounts.release(parent);
     }
   });
+
+  test(
+    title("mountSpec describes mounts a client makes itself: writes stay in the layer, parents show, read-only holds"),
+    async (t) => {
+      const d = await openDriver(t, factory, o);
+      const root = await tempDir(t, "strata-conf-mnt-");
+      const write = async (id: string, file: string) => {
+        const umount = await mountSpecs(await d.mountSpec(id, { readonly: false }), join(root, id));
+        try {
+          await writeFile(join(root, id, file), file);
+        } finally {
+          await umount();
+          await d.put(id);
+        }
+      };
+      await d.createReadWrite("base", "");
+      t.deepEqual(await d.mountSpec("base", { readonly: false }), await d.mountSpec("base", { readonly: false }));
+      await write("base", "one");
+      await d.createReadWrite("child", "base");
+      await write("child", "two");
+      const umount = await mountSpecs(await d.mountSpec("child", { readonly: true }), join(root, "ro"));
+      try {
+        t.is(await readFile(join(root, "ro", "one"), "utf8"), "one");
+        t.is(await readFile(join(root, "ro", "two"), "utf8"), "two");
+        await t.throwsAsync(writeFile(join(root, "ro", "three"), "3"), { code: "EROFS" });
+      } finally {
+        await umount();
+        await d.put("child");
+      }
+      const base = await mountSpecs(await d.mountSpec("base", { readonly: true }), join(root, "base-ro"));
+      try {
+        t.deepEqual(
+          (await readdir(join(root, "base-ro"))).filter((n) => n !== "lost+found"),
+          ["one"],
+        );
+      } finally {
+        await base();
+        await d.put("base");
+      }
+      await t.throwsAsync(d.mountSpec("missing", { readonly: true }), { code: "ERR_LAYER_NOT_FOUND" });
+      await d.remove("child");
+      await d.remove("base");
+    },
+  );
 
   test(title("remove deletes a layer, and removing a missing id succeeds"), async (t) => {
     const d = await openDriver(t, factory, o);

@@ -1,5 +1,5 @@
 /**
- * The native apply engine (native/tar_apply.h, the default) against the
+ * The native apply engine (native/apply/tar_apply.h, the default) against the
  * JavaScript one (STRATA_APPLY_ENGINE=js), which follows the same rules:
  * on the same tars both give the same tree, the same size and digest, the
  * same tar-split index, and refuse the same archives with the same error.

@@ -1,34 +1,38 @@
 /**
- * `strata serve`: run the daemon that container engines use as storage.
+ * `strata serve`: run the daemon container engines use as their storage
+ * (`src/serve`): Docker's graphdriver plugin, containerd's proxy
+ * snapshotter, or both over one store.
  *
  * @module
  */
 import type { Command } from "commander";
-import { DEFAULT_DOCKER_SOCKET, parseLogLevel, serve } from "../../serve/index.js";
+import { DEFAULT_DOCKER_SOCKET, DEFAULT_SERVE_ROOT, parseLogLevel, serve } from "../../serve/index.js";
 import { globals, parseStorageOpts } from "../context.js";
 
-/** A served store gets its own root unless --root (or STRATA_ROOT) names one. */
-export const DEFAULT_SERVE_ROOT = "/var/lib/strata-docker";
-
 const SETUP = `
-Run Docker on strata (as root):
+Docker (as root; the plugin's name is its socket's, strata.sock -> strata):
   strata serve --driver overlay --docker-plugin          # socket ${DEFAULT_DOCKER_SOCKET}
-  dockerd --experimental --storage-driver strata         # the socket's name is the driver's
-  (daemon.json: {"experimental": true, "storage-driver": "strata"})
-  Start strata serve before dockerd (systemd: Before=docker.service, KillMode=process).
-
-The store is dockerd's alone: its root (default ${DEFAULT_SERVE_ROOT}) cannot be opened by
-strata's other commands, and serve refuses a root that holds strata's own layers.
+  dockerd --experimental --storage-driver strata         # daemon.json: {"experimental": true, "storage-driver": "strata"}
+containerd (config.toml: [proxy_plugins.strata] type = "snapshot", address = SOCKET):
+  strata serve --driver overlay --containerd-snapshotter /run/strata/snapshotter.sock
+Start strata serve before the engine (systemd: Before=docker.service / containerd.service,
+KillMode=process). The store (default root ${DEFAULT_SERVE_ROOT}) is the engines' alone:
+strata's other commands refuse it, and serve refuses a root with strata's own layers.
 Drivers: overlay needs overlayfs; devmapper needs dm-thin or /dev/fuse and loop devices
-(userspace pool, --storage-opt dm.target=userspace); vfs needs nothing.
-Containers keep running when serve stops or is killed; a restarted serve takes up
-the mounts where it left them. SIGTERM stops gracefully, SIGHUP reopens --log-file.`;
+(userspace pool); vfs needs nothing. Containers keep running when serve stops or is
+killed; a restarted serve takes up their mounts where it left them.
+SIGTERM stops gracefully (requests in flight finish), SIGHUP reopens --log-file.`;
 
+/** Registers `strata serve` on `program`. */
 export function serveCommand(program: Command): void {
   program
     .command("serve")
-    .description("run the daemon that lets dockerd store images and containers on strata's drivers")
+    .description("run the daemon that lets dockerd and containerd keep images and containers on strata's drivers")
     .option("--docker-plugin [socket]", "serve Docker's graphdriver plugin protocol on this unix socket")
+    .option(
+      "--containerd-snapshotter <socket>",
+      'serve containerd\'s snapshots API on this unix socket ([proxy_plugins.strata] type = "snapshot")',
+    )
     .option("--pid-file <file>", "write the daemon's pid here")
     .option("--log-file <file>", "log here instead of stderr (reopened on SIGHUP)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
@@ -36,7 +40,14 @@ export function serveCommand(program: Command): void {
     .addHelpText("after", SETUP)
     .action(
       async (
-        o: { dockerPlugin?: string | true; pidFile?: string; logFile?: string; logLevel: string; grace: string },
+        o: {
+          dockerPlugin?: string | true;
+          containerdSnapshotter?: string;
+          pidFile?: string;
+          logFile?: string;
+          logLevel: string;
+          grace: string;
+        },
         cmd: Command,
       ) => {
         const g = globals(cmd);
@@ -46,6 +57,7 @@ export function serveCommand(program: Command): void {
           driver: g.driver,
           storageOpt: parseStorageOpts(g.storageOpt),
           dockerPlugin: o.dockerPlugin === true ? DEFAULT_DOCKER_SOCKET : o.dockerPlugin,
+          containerdSnapshotter: o.containerdSnapshotter,
           pidFile: o.pidFile,
           logFile: o.logFile,
           logLevel: parseLogLevel(o.logLevel),

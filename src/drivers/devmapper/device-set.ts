@@ -362,16 +362,17 @@ export class DeviceSet {
    * deactivates every device that is active but not mounted (a mounted one is
    * in use: the layer store's holds, such as `strata mount`, outlive the
    * process), the base included, and closes the pool when strata created it
-   * and nothing of it stays active.
+   * and nothing of it stays active. Devices named in `keep` (handed to a
+   * client that mounts them itself) stay active too.
    */
-  async close(): Promise<void> {
+  async close(keep: ReadonlySet<string> = new Set()): Promise<void> {
     if (this.#deletionTimer) clearInterval(this.#deletionTimer);
     this.#deletionTimer = undefined;
     await this.global.with(async () => {
       await this.md.saveDeviceSet(await this.md.deviceSet());
       const table = await mountPoints();
       for (const d of await this.md.devices()) {
-        if (d.hash && table.has(join(this.paths.mntDir, d.hash))) continue;
+        if (d.hash && (keep.has(d.hash) || table.has(join(this.paths.mntDir, d.hash)))) continue;
         if (await this.target.activeDevice(this.nameOf(d.hash), d.device_id)) {
           await this.target.deactivate(this.nameOf(d.hash), d.device_id, { deferred: this.deferredRemoval });
         }

@@ -5,14 +5,19 @@
  * get/put mount and unmount (activating and deactivating the device with
  * them) and count nothing: the layer store's Mounts does.
  *
+ * `mountSpec` hands a client the activated block device instead; such a
+ * device is marked by an empty file `exported/<id>` so that `close()` (of
+ * this or any later process) leaves it active until `put` or `remove`.
+ *
  * @module
  */
-import { readdir } from "node:fs/promises";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidArgumentError } from "../../errors.js";
-import type { Capabilities, CreateOpts, Driver } from "../../graphdriver/driver.js";
+import type { Capabilities, CreateOpts, Driver, MountSpec, MountSpecOptions } from "../../graphdriver/driver.js";
 import { NaiveDiffDriver } from "../../graphdriver/naive-diff.js";
 import type { DeviceSet } from "./device-set.js";
+import { mountOptions, probeFs } from "./filesystem.js";
 import { humanSize, parseSize } from "./options.js";
 import { mountPoints } from "../../util/mountinfo.js";
 
@@ -55,6 +60,15 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     return join(this.deviceSet.paths.mntDir, id);
   }
 
+  get #exportDir(): string {
+    return join(this.home, "exported");
+  }
+
+  /** Ids whose device was handed out by {@link mountSpec} and not yet released. */
+  async #exported(): Promise<Set<string>> {
+    return new Set(await readdir(this.#exportDir).catch(() => [] as string[]));
+  }
+
   async create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
     assertValidId(id);
     if (parent) assertValidId(parent);
@@ -68,6 +82,7 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   async remove(id: string): Promise<void> {
     assertValidId(id);
     await this.deviceSet.deleteDevice(id);
+    await rm(join(this.#exportDir, id), { force: true });
   }
 
   async get(id: string): Promise<string> {
@@ -79,6 +94,30 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   async put(id: string): Promise<void> {
     assertValidId(id);
     await this.deviceSet.mounts.unmount(id, this.#mp(id));
+    await rm(join(this.#exportDir, id), { force: true });
+  }
+
+  /**
+   * The thin device's filesystem, as containerd's devmapper snapshotter
+   * hands it out: type `ext4`/`xfs` (xfs with `nouuid`, plus dm.mountopt),
+   * source the block device, activated here and marked exported (the mark
+   * first, so a crash never leaves an active device that `close()` would
+   * take away from a client).
+   */
+  async mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]> {
+    assertValidId(id);
+    const ds = this.deviceSet;
+    return ds.deviceLocks.with([id], () =>
+      ds.global.with(async () => {
+        const info = await ds.lookup(id);
+        await mkdir(this.#exportDir, { recursive: true, mode: 0o700 });
+        await writeFile(join(this.#exportDir, id), "");
+        const dev = await ds.target.activate(ds.nameOf(id), info.device_id, info.size);
+        const fs = (await probeFs(dev)) || (await ds.md.deviceSet()).BaseDeviceFilesystem;
+        const options = mountOptions(fs, ds.config.mountOpts).split(",").filter(Boolean);
+        return [{ type: fs, source: dev, options: [...options, opts.readonly ? "ro" : "rw"] }];
+      }),
+    );
   }
 
   async exists(id: string): Promise<boolean> {
@@ -152,14 +191,15 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
    * Releases what this process holds and leaves mounts as they are (what
    * ends a CLI command): deactivates every device that is not mounted, stops
    * the deferred-deletion worker and closes the pool (its daemon, for the
-   * userspace target) when no device of it stays active. Mounted devices stay:
+   * userspace target) when no device of it stays active. Devices handed out
+   * by {@link mountSpec} stay active. Mounted devices stay:
    * the layer store's persisted holds (`strata mount`) outlive the process.
    * Safe to call twice.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.deviceSet.close();
+    await this.deviceSet.close(await this.#exported());
   }
 
   /**

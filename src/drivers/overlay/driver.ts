@@ -19,6 +19,8 @@ import type {
   CreateOpts,
   Driver,
   MountAccess,
+  MountSpec,
+  MountSpecOptions,
 } from "../../graphdriver/driver.js";
 import { isStaleTmp, isTmpName, tmpName } from "../../graphdriver/tmp-names.js";
 import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
@@ -217,6 +219,37 @@ export class OverlayDriver implements Driver {
     return this.#locks.run(id, async () => {
       if ((await this.#layout.lowers(id)).length === 0) return;
       await unmountOverlay(this.#layout.merged(id));
+    });
+  }
+
+  /**
+   * The mounts of the layer as containerd's overlay snapshotter describes
+   * them: a bind of the diff dir without lowers, else an overlay whose
+   * lowers are the absolute `l/` links (short, so a long chain still fits
+   * the page of mount data that containerd passes to mount(2)).
+   */
+  async mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]> {
+    assertValidId(id);
+    return this.#locks.run(id, async () => {
+      if (!(await this.exists(id)))
+        throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot describe layer mount: not found "${id}"`);
+      const lowers = await this.#layout.lowers(id);
+      if (lowers.length === 0) {
+        return [{ type: "bind", source: this.#layout.diff(id), options: ["rbind", opts.readonly ? "ro" : "rw"] }];
+      }
+      const abs = (rel: string) => join(this.home, rel);
+      const options = this.support.indexParam ? ["index=off"] : [];
+      if (opts.readonly) {
+        const own = Layout.linkRel(await this.#layout.link(id));
+        options.push(`lowerdir=${[own, ...lowers].map(abs).join(":")}`);
+      } else {
+        options.push(
+          `workdir=${this.#layout.work(id)}`,
+          `upperdir=${this.#layout.diff(id)}`,
+          `lowerdir=${lowers.map(abs).join(":")}`,
+        );
+      }
+      return [{ type: "overlay", source: "overlay", options }];
     });
   }
 

@@ -12,7 +12,7 @@ import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
-import type { Capabilities, CreateOpts, Driver } from "../../graphdriver/driver.js";
+import type { Capabilities, CreateOpts, Driver, MountSpec, MountSpecOptions } from "../../graphdriver/driver.js";
 import { backingFs } from "../../graphdriver/fsmagic.js";
 import { isStaleTmp, isTmpName, tmpName } from "../../graphdriver/tmp-names.js";
 import { NaiveDiffDriver } from "../../graphdriver/naive-diff.js";
@@ -104,6 +104,14 @@ export class VfsDriver extends NaiveDiffDriver implements Driver {
 
   async put(id: string): Promise<void> {
     assertValidId(id);
+  }
+
+  /** A bind of the layer's full copy; nothing to make ready. */
+  async mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]> {
+    const dir = this.#path(id);
+    if (!(await this.exists(id)))
+      throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot describe layer mount: not found "${id}"`);
+    return [{ type: "bind", source: dir, options: ["rbind", opts.readonly ? "ro" : "rw"] }];
   }
 
   async exists(id: string): Promise<boolean> {

@@ -21,9 +21,6 @@ export { MAX_JSON_BODY } from "./http.js";
 /** The socket dockerd looks up for `--storage-driver strata`. */
 export const DEFAULT_DOCKER_SOCKET = "/run/docker/plugins/strata.sock";
 
-/** The owner name of a store served to dockerd (see `src/layer/owner.ts`). */
-export const DOCKER_OWNER = "docker";
-
 /** Where the plugin keeps its own records: `<root>/serve/<driver>/docker`. */
 export function dockerStateDir(ctx: ServeContext): string {
   return join(ctx.root, "serve", ctx.driver.name, "docker");

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { hasCode } from "../../errors.js";
 import { syncDir, writeFileAtomic } from "../../util/atomic.js";
 
+/** The records of created, unfilled layers under one directory. */
 export class PendingLayers {
   readonly dir: string;
 

@@ -14,7 +14,7 @@
 
 #include <memory>
 
-#include "common.h"
+#include "addon/common.h"
 
 namespace strata {
 namespace {

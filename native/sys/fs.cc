@@ -11,7 +11,7 @@
 #include <memory>
 #include <vector>
 
-#include "common.h"
+#include "addon/common.h"
 
 namespace strata {
 namespace {

@@ -16,7 +16,7 @@
 #include <mutex>
 #include <thread>
 
-#include "apply_fs.h"
+#include "apply/apply_fs.h"
 
 namespace strata {
 

@@ -1,4 +1,4 @@
-#include "dir_at.h"
+#include "sys/dir_at.h"
 
 #include <fcntl.h>
 #include <sys/sysmacros.h>

@@ -1,4 +1,4 @@
-#include "tar_header.h"
+#include "apply/tar_header.h"
 
 #include <cstring>
 

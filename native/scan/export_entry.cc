@@ -1,4 +1,4 @@
-#include "export_entry.h"
+#include "scan/export_entry.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <climits>
 #include <cmath>
 
-#include "dir_at.h"
+#include "sys/dir_at.h"
 
 namespace strata {
 

@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "common.h"
+#include "addon/common.h"
 
 namespace strata {
 namespace {

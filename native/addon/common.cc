@@ -1,4 +1,4 @@
-#include "common.h"
+#include "addon/common.h"
 
 #include <string.h>
 

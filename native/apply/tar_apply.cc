@@ -1,4 +1,4 @@
-#include "tar_apply.h"
+#include "apply/tar_apply.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string_view>
 
-#include "apply_pool.h"
+#include "apply/apply_pool.h"
 
 namespace strata {
 namespace {

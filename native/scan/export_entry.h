@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
-#include "dir_at.h"
+#include "addon/common.h"
+#include "sys/dir_at.h"
 
 namespace strata {
 

@@ -4,9 +4,9 @@
 // lchown, xattrs (ENOTSUP/EPERM are warnings), chmod after chown, times.
 // Creation is tried first and an existing name is looked at only on EEXIST,
 // which gives the same result with one fstatat fewer per new entry.
-#include "apply_fs.h"
+#include "apply/apply_fs.h"
 
-#include "dir_at.h"
+#include "sys/dir_at.h"
 
 #include <dirent.h>
 #include <fcntl.h>

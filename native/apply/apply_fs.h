@@ -17,7 +17,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "common.h"
+#include "addon/common.h"
 
 namespace strata {
 

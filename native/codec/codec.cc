@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "common.h"
-#include "task_queue.h"
+#include "addon/common.h"
+#include "addon/task_queue.h"
 
 #ifdef STRATA_HAVE_ISAL
 #include <isa-l/igzip_lib.h>

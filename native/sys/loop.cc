@@ -9,7 +9,7 @@
 #include <cstring>
 #include <memory>
 
-#include "common.h"
+#include "addon/common.h"
 
 namespace strata {
 namespace {

@@ -13,7 +13,7 @@
 #include <cmath>
 #include <mutex>
 
-#include "export_entry.h"
+#include "scan/export_entry.h"
 
 namespace strata {
 namespace {

@@ -1,5 +1,5 @@
 // ApplyPool: see apply_pool.h.
-#include "apply_pool.h"
+#include "apply/apply_pool.h"
 
 #include <algorithm>
 #include <functional>

@@ -25,9 +25,9 @@
 #include <stdexcept>
 #include <thread>
 
-#include "apply_pool.h"
-#include "task_queue.h"
-#include "tar_apply.h"
+#include "apply/apply_pool.h"
+#include "addon/task_queue.h"
+#include "apply/tar_apply.h"
 
 namespace strata {
 namespace {

@@ -16,8 +16,8 @@
 #include <memory>
 #include <vector>
 
-#include "common.h"
-#include "dir_at.h"
+#include "addon/common.h"
+#include "sys/dir_at.h"
 
 namespace strata {
 namespace {

@@ -27,8 +27,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "apply_fs.h"
-#include "tar_header.h"
+#include "apply/apply_fs.h"
+#include "apply/tar_header.h"
 
 namespace strata {
 

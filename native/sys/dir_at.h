@@ -10,7 +10,7 @@
 #include <functional>
 #include <string>
 
-#include "common.h"
+#include "addon/common.h"
 
 namespace strata {
 
