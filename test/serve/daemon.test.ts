@@ -14,6 +14,7 @@ import { makeTar } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
 import { applyDiffCall, pluginCall, sleep, startServe } from "./engines.js";
 import { ARTIFACTS } from "./peers.js";
+import { snapshotsClient } from "./containerd-helpers.js";
 
 const newID = () => randomBytes(32).toString("hex");
 
@@ -141,4 +142,32 @@ test("one daemon per socket and pid file; a served store is dockerd's alone", as
   t.is((await strata(["--root", own, "--driver", "vfs", "layer", "apply", join(dir, "l.tar")])).code, 0);
   const claim = await strata(["--root", own, "--driver", "vfs", "serve", "--docker-plugin", join(dir, "own.sock")]);
   t.regex(claim.stderr, /holds strata's own layers.*\[ERR_STORE_OWNED\]/);
+});
+
+test("both front doors over one store: neither one's sweeps touch the other's layers", async (t) => {
+  const dir = await tempDir(t, "strata-serve-d-");
+  const ctdSocket = join(dir, "snapshotter.sock");
+  const s = await startServe(t, dir, "overlay", ["--containerd-snapshotter", ctdSocket]);
+  const docker = (m: string, b: unknown) => pluginCall(s.socket, m, b);
+  const filled = newID();
+  t.is((await docker("GraphDriver.Create", { ID: filled })).status, 200);
+  t.is((await applyDiffCall(s.socket, filled, "", await makeTar([{ name: "d", content: "d" }]))).status, 200);
+  const unfilled = newID();
+  t.is((await docker("GraphDriver.Create", { ID: unfilled, Parent: filled })).status, 200);
+  const ctd = snapshotsClient(ctdSocket);
+  t.teardown(() => ctd.close());
+  await ctd.call("Prepare", { key: "k1", parent: "", labels: {} });
+  await ctd.call("Commit", { name: "n1", key: "k1", labels: {} });
+  await ctd.call("Prepare", { key: "k2", parent: "n1", labels: {} });
+
+  // A crash and restart (the snapshotter sweeps its orphans), then dockerd's Init (it removes its unfilled layers).
+  await s.stop("SIGKILL");
+  await s.start();
+  t.is((await docker("GraphDriver.Init", { Home: "/var/lib/docker/x", Opts: [] })).status, 200);
+  t.deepEqual((await docker("GraphDriver.Exists", { ID: filled })).body, { Exists: true });
+  t.not((await docker("GraphDriver.Exists", { ID: unfilled })).body.Exists, true);
+  const names = (await ctd.list()).map((i) => i.name).sort();
+  t.deepEqual(names, ["k2", "n1"]);
+  const cli = await strata(["--root", s.root, "--driver", "overlay", "layer", "ls"]);
+  t.regex(cli.stderr, /owned by serve, not strata.*\[ERR_STORE_OWNED\]/);
 });
