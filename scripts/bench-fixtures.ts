@@ -1,6 +1,6 @@
 /**
- * Image fixtures shared by the benchmark programs (`bench-images.ts`,
- * `bench-serve.ts`): generated layers, an OCI layout of uncompressed layer
+ * Image fixtures of the dockerd-on-strata benchmark (`bench-serve.ts`):
+ * generated layers, an OCI layout of uncompressed layer
  * tars (skopeo copies it to a registry or an archive), a free TCP port.
  *
  * @module

@@ -3,11 +3,26 @@
 # (default /var/tmp/strata-corpus). Idempotent: each artifact is made once
 # (FORCE=1 rebuilds). Never commit the corpus.
 #
-#   debian.tar(.gz)  a) Debian bookworm minbase rootfs (debootstrap)
+#   debian.tar(.gz)  a) Debian bookworm minbase rootfs (debootstrap; or the
+#                       tar named by DEBIAN_TAR, e.g. the peer lab's base-rootfs.tar)
 #   small.tar(.gz)   b) 60,000 small files (100 B .. 20 KiB) in ~2,600 directories
 #   large.tar(.gz)   c) 4 x 256 MiB files of random bytes
+#
+# --quick builds a small corpus for trying the programs out, under
+# /var/tmp/strata-corpus-quick: the same Debian layer (the peer lab's
+# /tmp/peer-artifacts/base-rootfs.tar when present), 2,000 small files and
+# 2 x 16 MiB.
 set -euo pipefail
-C=${STRATA_CORPUS:-/var/tmp/strata-corpus}
+QUICK=0
+[ "${1:-}" = --quick ] && QUICK=1
+if [ "$QUICK" = 1 ]; then
+  C=${STRATA_CORPUS:-/var/tmp/strata-corpus-quick}
+  SMALL_FILES=2000 LARGE_COUNT=2 LARGE_MIB=16
+  [ -z "${DEBIAN_TAR:-}" ] && [ -f /tmp/peer-artifacts/base-rootfs.tar ] && DEBIAN_TAR=/tmp/peer-artifacts/base-rootfs.tar
+else
+  C=${STRATA_CORPUS:-/var/tmp/strata-corpus}
+  SMALL_FILES=60000 LARGE_COUNT=4 LARGE_MIB=256
+fi
 FORCE=${FORCE:-0}
 mkdir -p "$C"
 cd "$C"
@@ -19,6 +34,10 @@ tarit() { tar --numeric-owner --xattrs --xattrs-include='*' -C "$1" -cf "$2.tmp"
 gz() { gzip -6 -n -c "$1" > "$1.gz.tmp" && mv "$1.gz.tmp" "$1.gz"; }
 
 # ---- (a) Debian minbase
+if need debian.tar && [ -n "${DEBIAN_TAR:-}" ]; then
+  cp "$DEBIAN_TAR" debian.tar.tmp && mv debian.tar.tmp debian.tar
+  rm -f debian.tar.gz
+fi
 if need debian.tar; then
   command -v debootstrap >/dev/null || apt_install debootstrap
   mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
@@ -36,17 +55,19 @@ need debian.tar.gz && gz debian.tar
 # ---- (b) 60k small files
 if need small.tar; then
   rm -rf small.tmp
-  python3 - "$C/small.tmp" <<'PY'
+  python3 - "$C/small.tmp" "$SMALL_FILES" <<'PY'
 # Deterministic: 60,000 files of 100 B .. 20 KiB (skewed small), text-like
-# (compressible) with 5% random bytes, in package-like nested directories.
+# (compressible) with 5% random bytes, in package-like nested directories;
+# 60 files per package, so a smaller count gives fewer packages.
 import os, random, sys
 root = sys.argv[1]
+packages = int(sys.argv[2]) // 60
 r = random.Random(60000)
 words = [''.join(r.choice('abcdefghijklmnopqrstuvwxyz_') for _ in range(r.randint(2, 10))) for _ in range(3000)]
 text = ' '.join(r.choices(words + ['{', '}', '(', ')', ';', '\n', 'return', 'const', 'function'], k=4_000_000)).encode()
 subdirs = ['lib', 'dist', 'dist/esm', 'src', 'src/utils', 'types', 'lib/internal/streams', 'test/fixtures/deep/er']
 n = 0
-for p in range(1000):
+for p in range(packages):
     pkg = os.path.join(root, 'node_modules', 'pkg%04d' % p)
     if p % 4 == 3:
         pkg = os.path.join(root, 'node_modules', 'pkg%04d' % (p - 1), 'node_modules', 'dep%04d' % p)
@@ -69,10 +90,10 @@ PY
 fi
 need small.tar.gz && gz small.tar
 
-# ---- (c) 4 x 256 MiB
+# ---- (c) 4 x 256 MiB (--quick: 2 x 16 MiB)
 if need large.tar; then
   rm -rf large.tmp && mkdir large.tmp
-  for i in 0 1 2 3; do head -c 256M /dev/urandom > "large.tmp/blob$i.bin"; done
+  for i in $(seq 0 $((LARGE_COUNT - 1))); do head -c "${LARGE_MIB}M" /dev/urandom > "large.tmp/blob$i.bin"; done
   tarit large.tmp large.tar
   rm -rf large.tmp large.tar.gz
 fi

@@ -7,11 +7,24 @@
  * @module
  */
 
-/** Base class: a failure with a stable machine-readable code. */
+/**
+ * `message` on one line: control characters (a newline in a file name
+ * from an archive, say) are written as escapes (`\n`, `\t`, `\r`, `\xNN`).
+ */
+function oneLine(message: string): string {
+  return message.replace(/[\x00-\x1f\x7f]/g, (c) => {
+    if (c === "\n") return "\\n";
+    if (c === "\t") return "\\t";
+    if (c === "\r") return "\\r";
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+}
+
+/** Base class: a failure with a stable machine-readable code and a one-line message. */
 export class StrataError extends Error {
   readonly code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(oneLine(message), options);
     this.code = code;
     this.name = new.target.name;
   }

@@ -72,6 +72,7 @@ interface Addon {
   symlinkat(target: string, dirfd: number, path: string): Promise<void>;
   linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): Promise<void>;
   unlinkat(dirfd: number, path: string, flags: number): Promise<void>;
+  removeTreeAt(dirfd: number, name: string): Promise<void>;
   renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): Promise<void>;
   fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): Promise<void>;
   fchmodat(dirfd: number, path: string, mode: number): Promise<void>;
@@ -98,21 +99,20 @@ interface Addon {
     attrFlags: number,
   ): Promise<void>;
   hasUnknownDtype(dir: string): Promise<boolean>;
-  SCAN_FIELDS: number;
   ExportWalker: new (root: number, opaque: boolean, inlineMax: number) => RawExportWalker;
-  NativeApplier: new (root: string, threads: number, tar?: TarApplyOptions) => RawApplier;
+  NativeApplier: new (root: string, threads: number, tar: TarApplyOptions) => RawApplier;
+  tarIndex(path: string, maxMembers: number): Promise<TarIndexEntry[]>;
   NativeCodec: new (kind: CodecKind, level?: number) => RawCodec;
   codecs: CodecKind[];
 }
 
 interface RawApplier {
-  submit(meta: Buffer, bodies: Buffer[]): Promise<string[]>;
   write(chunks: Buffer[]): Promise<TarWriteResult>;
   finish(): Promise<TarWriteResult & { size: number }>;
   close(): Promise<void>;
 }
 
-/** What a {@link NativeApplier} in tar mode needs to know about the layer (native/apply/tar_apply.h). */
+/** What a {@link NativeApplier} needs to know about the layer (native/apply/tar_apply.h). */
 export interface TarApplyOptions {
   /** "overlay" writes the kernel's whiteout form; otherwise whiteouts delete. */
   whiteouts?: "aufs" | "overlay";
@@ -124,8 +124,10 @@ export interface TarApplyOptions {
 
 /** What one write (or the finish) of a tar did. */
 export interface TarWriteResult {
-  /** Non-fatal problems (xattrs the filesystem refused). */
+  /** Non-fatal problems: xattrs dropped by the engine or refused by the filesystem. */
   warnings: string[];
+  /** Warnings counted but not kept (the engine keeps 100 per write). */
+  moreWarnings: number;
   /** tar-split index records written meanwhile (empty without `record`). */
   records: Buffer;
   /** File bodies those records name. */
@@ -138,7 +140,17 @@ interface RawExportWalker {
 }
 
 interface RawCodec {
-  transform(chunk: Buffer | null): Promise<Buffer[]>;
+  transform(chunk: Buffer | null | undefined): Promise<CodecStep>;
+}
+
+/**
+ * What one codec step produced. With `more`, the step stopped at its output
+ * limit (4 MiB) and there is output still to come: ask for it with
+ * `transform(undefined)` (or `transform(null)` again at the end).
+ */
+export interface CodecStep {
+  chunks: Buffer[];
+  more: boolean;
 }
 
 /** Streaming codecs the addon may provide (see {@link nativeCodecs}). */
@@ -351,6 +363,18 @@ export function linkat(olddirfd: number, oldpath: string, newdirfd: number, newp
 export function unlinkat(dirfd: number, path: string, flags = 0) {
   return call(() => addon.unlinkat(dirfd, path, flags));
 }
+/**
+ * Removes entry `name` (one path component) of the directory `dirfd` and
+ * everything below it, walking down by file descriptor: no path length
+ * limit, at most 32 directories open at once (native/remove_tree.cc). A
+ * symlink named `name` is unlinked itself, never followed; a missing entry
+ * is not an error.
+ * @throws a SystemError: EXDEV when the tree holds a mount point (nothing of
+ *   that filesystem is touched), ESTALE when the tree moved during the walk
+ */
+export function removeTreeAt(dirfd: number, name: string) {
+  return call(() => addon.removeTreeAt(dirfd, name));
+}
 export function renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags = 0) {
   return call(() => addon.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
 }
@@ -458,21 +482,21 @@ export class ExportWalker {
 }
 
 /**
- * A layer root with its own native thread that executes batches of apply
- * ops (encoded by `src/diff/native-batch.ts`) strictly in submission order.
- * Batches may be submitted without waiting; after a failed op every later
- * batch rejects with `aborted: true`, so the first failure is the one to
- * report. Always {@link NativeApplier.close} it.
+ * A layer root with its own native thread that takes the layer tar, parses
+ * it and applies it (`native/apply/tar_apply.h`), strictly in write order.
+ * Writes may be queued without waiting; after a failure every later write
+ * rejects with `aborted: true`, so the first failure is the one to report.
+ * Always {@link NativeApplier.close} it.
  */
 export class NativeApplier {
   #raw: RawApplier;
 
   /**
    * Opens `root` (a directory) as the containment root. With `threads` > 1,
-   * ops flagged independent run on that many worker threads.
+   * entries found independent run on that many worker threads.
    * @throws SystemError
    */
-  constructor(root: string, threads = 0, tar?: TarApplyOptions) {
+  constructor(root: string, threads: number, tar: TarApplyOptions) {
     try {
       this.#raw = new addon.NativeApplier(root, threads, tar);
     } catch (err) {
@@ -481,19 +505,8 @@ export class NativeApplier {
   }
 
   /**
-   * Executes one batch. `bodies` are the file contents the ops refer to, in
-   * order; they must not be modified until the promise settles.
-   * @returns the warnings of this batch (xattrs the filesystem refused)
-   * @throws SystemError for the failing op; an Error with `aborted` after an earlier failure
-   */
-  submit(meta: Buffer, bodies: Buffer[]): Promise<string[]> {
-    return call(() => this.#raw.submit(meta, bodies));
-  }
-
-  /**
-   * Tar mode (made with `tar` options): parses and applies the next bytes of
-   * the layer tar on the applier's thread. The Buffers must not be modified
-   * until the promise settles. Writes may be queued without waiting.
+   * Parses and applies the next bytes of the layer tar on the applier's
+   * thread. The Buffers must not be modified until the promise settles.
    * @throws ERR_TAR_FORMAT, ERR_TAR_UNSUPPORTED, ERR_BREAKOUT, ERR_ID_MAP, or a SystemError, for the
    *   first failing entry; an Error with `aborted` for writes after it
    */
@@ -502,17 +515,39 @@ export class NativeApplier {
   }
 
   /**
-   * Tar mode: the tar has ended. Checks that it was complete and restores directory times.
+   * The tar has ended. Checks that it was complete and restores directory times.
    * @returns also the layer size (Σ of the entries' sizes)
    */
   finish(): Promise<TarWriteResult & { size: number }> {
     return call(() => this.#raw.finish());
   }
 
-  /** Waits for every submitted batch, closes the fds and stops the thread. */
+  /** Waits for every queued write, closes the fds and stops the thread. */
   close(): Promise<void> {
     return call(() => this.#raw.close());
   }
+}
+
+/** A regular file or hardlink of a tar file on disk, as {@link tarIndex} lists it. */
+export interface TarIndexEntry {
+  /** The name as in the archive (PAX and GNU long names applied), not cleaned. */
+  name: string;
+  type: "file" | "link";
+  /** A hardlink's target name, as in the archive. */
+  linkname: string;
+  /** Where the body starts in the file. */
+  offset: number;
+  size: number;
+}
+
+/**
+ * One pass over the headers of the tar file at `path`, with the decoder the
+ * applier uses; bodies are skipped, not read.
+ * @throws ERR_TAR_FORMAT for a bad header, ERR_ARCHIVE_TRUNCATED when the file ends inside the archive,
+ *   ERR_BAD_ARCHIVE for more than `maxMembers` files and hardlinks
+ */
+export function tarIndex(path: string, maxMembers: number): Promise<TarIndexEntry[]> {
+  return call(() => addon.tarIndex(path, maxMembers));
 }
 
 /** The codec kinds this build of the addon supports (ISA-L gzip, libzstd). */
@@ -521,8 +556,11 @@ export function nativeCodecs(): readonly CodecKind[] {
 }
 
 /**
- * One streaming compression state on the thread pool. Calls must not
- * overlap; `transform(null)` ends the stream and checks it is complete.
+ * One streaming codec on its own thread. Steps run and settle in call
+ * order and may be queued; each produces at most about 4 MiB (see
+ * {@link CodecStep}). `transform(chunk)` gives input, `transform(undefined)`
+ * goes on with input already given, `transform(null)` ends the stream and
+ * checks it is complete.
  * @throws Error with code ERR_DECOMPRESS for corrupt or truncated input
  */
 export function createNativeCodec(kind: CodecKind, level?: number): RawCodec {

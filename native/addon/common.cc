@@ -100,17 +100,3 @@ Napi::Promise RunAsync(Napi::Env env, std::function<bool(SysError&)> work,
 }
 
 }  // namespace strata
-
-static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  strata::InitFs(env, exports);
-  strata::InitAt(env, exports);
-  strata::InitLoop(env, exports);
-  strata::InitScan(env, exports);
-  strata::InitExportScan(env, exports);
-  strata::InitApply(env, exports);
-  strata::InitCodec(env, exports);
-  strata::InitOverlay(env, exports);
-  return exports;
-}
-
-NODE_API_MODULE(strata_native, Init)

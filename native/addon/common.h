@@ -53,7 +53,9 @@ void InitLoop(Napi::Env env, Napi::Object exports);
 void InitScan(Napi::Env env, Napi::Object exports);
 void InitExportScan(Napi::Env env, Napi::Object exports);
 void InitApply(Napi::Env env, Napi::Object exports);
+void InitTarIndex(Napi::Env env, Napi::Object exports);
 void InitCodec(Napi::Env env, Napi::Object exports);
 void InitOverlay(Napi::Env env, Napi::Object exports);
+void InitRemoveTree(Napi::Env env, Napi::Object exports);
 
 }  // namespace strata

@@ -1,28 +1,23 @@
-// NativeApplier: a layer root plus one dedicated thread that executes
-// batches of apply ops (apply_fs.h) strictly in submission order.
+// NativeApplier: a layer root plus one dedicated thread that takes the
+// layer tar itself, parses it and applies it (tar_apply.h), strictly in
+// write order:
 //
-//   const a = new NativeApplier("/layer/root", threads);  // threads > 1: ApplyPool
-//   a.submit(meta, bodies) -> Promise<string[]>   // xattr warnings
-//   a.close() -> Promise<void>
+//   const a = new NativeApplier("/layer/root", threads, { whiteouts, uidMap, gidMap, record });
+//   a.write(chunks) -> Promise<{ warnings, moreWarnings, records, files }>   // Buffers of the tar, in order
+//   a.finish()      -> Promise<{ size, warnings, moreWarnings, records, files }>
+//   a.close()       -> Promise<void>
 //
-// Or, constructed with tar options (`{ whiteouts, uidMap, gidMap, record }`),
-// it takes the layer tar itself and parses it on its thread (tar_apply.h):
-//   a.write(chunks) -> Promise<{ warnings, records, files }>   // Buffers of the tar, in order
-//   a.finish() -> Promise<{ size, warnings, records, files }>
-// `records` are the tar-split index records written meanwhile (with `record`).
-//
-// `meta` is the encoded op list (src/diff/native-batch.ts), `bodies` the
-// Buffers holding file contents, consumed in op order (`nbufs` per op). Both
-// stay referenced until the batch is done, so bodies are written straight
-// from the tar reader's buffers without a copy. JavaScript may submit many
-// batches without waiting: parsing the next batch overlaps with executing
-// this one. After a failed op every later batch is rejected with
-// `aborted: true`, so the first error is the one reported.
+// With threads > 1, entries flagged independent run on an ApplyPool.
+// `records` are the tar-split index records written meanwhile (with
+// `record`). The chunks stay referenced until their write is done, so file
+// bodies inside one chunk are written from it without a copy. JavaScript
+// may queue many writes without waiting: parsing the next chunk overlaps
+// with the filesystem work of this one. After a failure every later write
+// is rejected with `aborted: true`, so the first error is the one reported.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <stdexcept>
 #include <thread>
 
 #include "apply/apply_pool.h"
@@ -32,83 +27,19 @@
 namespace strata {
 namespace {
 
-class BatchReader {
- public:
-  BatchReader(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
-  bool More() const { return p_ < end_; }
-  uint32_t U32() {
-    uint32_t v;
-    Take(&v, 4);
-    return v;
-  }
-  double F64() {
-    double v;
-    Take(&v, 8);
-    return v;
-  }
-  std::string Str() {
-    uint32_t n = U32();
-    Need(n);
-    std::string s(reinterpret_cast<const char*>(p_), n);
-    p_ += n;
-    return s;
-  }
-
- private:
-  void Need(size_t n) {
-    if (static_cast<size_t>(end_ - p_) < n) throw std::runtime_error("truncated apply batch");
-  }
-  void Take(void* out, size_t n) {
-    Need(n);
-    memcpy(out, p_, n);
-    p_ += n;
-  }
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
-
-void DecodeOp(BatchReader& r, ApplyOpRec& op) {
-  op.op = r.U32();
-  op.kind = r.U32();
-  op.mode = r.U32();
-  op.uid = r.U32();
-  op.gid = r.U32();
-  op.major = r.U32();
-  op.minor = r.U32();
-  op.handle = r.U32();
-  op.nbufs = r.U32();
-  for (auto& t : op.times) {
-    t.tv_sec = static_cast<time_t>(r.F64());
-    t.tv_nsec = r.U32();
-  }
-  op.name = r.Str();
-  op.parent = r.Str();
-  op.base = r.Str();
-  op.link1 = r.Str();
-  op.link2 = r.Str();
-  op.xattrs.resize(r.U32());
-  for (auto& x : op.xattrs) {
-    x.key = r.Str();
-    x.value = r.Str();
-  }
-  op.keep.resize(r.U32());
-  for (auto& k : op.keep) k = r.Str();
-}
-
 struct Task {
   explicit Task(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise::Deferred deferred;
-  Napi::ObjectReference metaRef, bodiesRef;  // keep the bytes alive until done
-  const uint8_t* meta = nullptr;
-  size_t metaLen = 0;
-  std::vector<struct iovec> bodies;  // a batch's bodies, or the tar chunks of a write
-  bool tar = false, finish = false, close = false;
+  Napi::ObjectReference chunksRef;  // keeps the bytes alive until done
+  std::vector<struct iovec> chunks;  // the tar chunks of a write
+  bool finish = false, close = false;
   // results
   bool ok = true, aborted = false;
   SysError err;
-  std::string format;  // a malformed batch (a bug in the encoder)
+  std::string format;  // an unexpected failure (a bug)
   std::vector<std::string> warnings;
-  std::string records;  // tar mode
+  uint64_t moreWarnings = 0;  // warnings counted, not kept
+  std::string records;
   uint32_t files = 0;
   int64_t size = 0;
 };
@@ -130,33 +61,33 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NativeApplier",
-                       {InstanceMethod("submit", &NativeApplier::Submit), InstanceMethod("write", &NativeApplier::Write),
-                        InstanceMethod("finish", &NativeApplier::Finish), InstanceMethod("close", &NativeApplier::Close)});
+                       {InstanceMethod("write", &NativeApplier::Write), InstanceMethod("finish", &NativeApplier::Finish),
+                        InstanceMethod("close", &NativeApplier::Close)});
   }
 
   explicit NativeApplier(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeApplier>(info) {
+    Napi::Env env = info.Env();
     std::string root = ArgString(info, 0, "root");
+    int threads = static_cast<int>(ArgOptInt(info, 1, "threads", 0));
+    if (info.Length() < 3 || !info[2].IsObject()) throw Napi::TypeError::New(env, "Argument 2 (options) must be an object");
+    Napi::Object o = info[2].As<Napi::Object>();
+    TarApplyOptions opts;
+    opts.overlayWhiteouts = o.Get("whiteouts").IsString() && o.Get("whiteouts").As<Napi::String>().Utf8Value() == "overlay";
+    opts.record = o.Get("record").ToBoolean();
+    opts.uidMap = ArgIdMap(env, o.Get("uidMap"));
+    opts.gidMap = ArgIdMap(env, o.Get("gidMap"));
     int fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
       SysError e;
       Fail(e, "openat2", root);
-      throw ErrnoError(info.Env(), e);
+      throw ErrnoError(env, e);
     }
-    fs_ = std::make_unique<ApplyFs>(fd);
-    int threads = static_cast<int>(ArgOptInt(info, 1, "threads", 0));
-    if (threads > 1) pool_ = std::make_unique<ApplyPool>(fd, std::min(threads, 16));
     rootFd_ = fd;
-    if (info.Length() > 2 && info[2].IsObject()) {
-      Napi::Object o = info[2].As<Napi::Object>();
-      TarApplyOptions opts;
-      opts.overlayWhiteouts = o.Get("whiteouts").IsString() && o.Get("whiteouts").As<Napi::String>().Utf8Value() == "overlay";
-      opts.parallel = pool_ != nullptr;
-      opts.record = o.Get("record").ToBoolean();
-      opts.uidMap = ArgIdMap(info.Env(), o.Get("uidMap"));
-      opts.gidMap = ArgIdMap(info.Env(), o.Get("gidMap"));
-      tar_ = std::make_unique<TarApply>(std::move(opts), this);
-    }
-    tsfn_ = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function(), "strata-apply", 0, 1);
+    fs_ = std::make_unique<ApplyFs>(fd);
+    if (threads > 1) pool_ = std::make_unique<ApplyPool>(fd, std::min(threads, 16));
+    opts.parallel = pool_ != nullptr;
+    tar_ = std::make_unique<TarApply>(std::move(opts), this);
+    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "strata-apply", 0, 1);
     thread_ = std::thread([this] { Loop(); });
   }
 
@@ -167,53 +98,29 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
   }
 
  private:
-  Napi::Value Submit(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (closed_) throw Napi::Error::New(env, "NativeApplier is closed");
-    Napi::Buffer<uint8_t> meta = ArgBuffer(info, 0, "meta");
-    if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "Argument 1 (bodies) must be an array");
-    Napi::Array bodies = info[1].As<Napi::Array>();
-    auto* t = new Task(env);
-    t->meta = meta.Data();
-    t->metaLen = meta.Length();
-    t->metaRef = Napi::Persistent(meta.As<Napi::Object>());
-    return EnqueueWithBuffers(env, t, bodies, "bodies");
-  }
-
-  // Takes the Buffers of `arr` as the task's bodies (held until it is done) and queues it.
-  Napi::Value EnqueueWithBuffers(Napi::Env env, Task* t, Napi::Array arr, const char* what) {
-    t->bodies.resize(arr.Length());
-    for (uint32_t i = 0; i < arr.Length(); i++) {
-      Napi::Value v = arr[i];
-      if (!v.IsBuffer()) {
-        delete t;
-        throw Napi::TypeError::New(env, std::string(what) + " must be Buffers");
-      }
-      auto b = v.As<Napi::Buffer<uint8_t>>();
-      t->bodies[i] = {b.Data(), b.Length()};
-    }
-    t->bodiesRef = Napi::Persistent(arr.As<Napi::Object>());
-    Napi::Promise p = t->deferred.Promise();
-    Enqueue(t);
-    return p;
-  }
-
   Napi::Value Write(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (closed_) throw Napi::Error::New(env, "NativeApplier is closed");
-    if (!tar_) throw Napi::Error::New(env, "NativeApplier was made without tar options");
     if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "Argument 0 (chunks) must be an array");
-    auto* t = new Task(env);
-    t->tar = true;
-    return EnqueueWithBuffers(env, t, info[0].As<Napi::Array>(), "chunks");
+    Napi::Array arr = info[0].As<Napi::Array>();
+    auto t = std::make_unique<Task>(env);
+    t->chunks.resize(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr[i];
+      if (!v.IsBuffer()) throw Napi::TypeError::New(env, "chunks must be Buffers");
+      auto b = v.As<Napi::Buffer<uint8_t>>();
+      t->chunks[i] = {b.Data(), b.Length()};
+    }
+    t->chunksRef = Napi::Persistent(arr.As<Napi::Object>());
+    Napi::Promise p = t->deferred.Promise();
+    Enqueue(t.release());
+    return p;
   }
 
   Napi::Value Finish(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (closed_) throw Napi::Error::New(env, "NativeApplier is closed");
-    if (!tar_) throw Napi::Error::New(env, "NativeApplier was made without tar options");
     auto* t = new Task(env);
-    t->tar = true;
     t->finish = true;
     Napi::Promise p = t->deferred.Promise();
     Enqueue(t);
@@ -245,15 +152,16 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
         return;
       }
       if (failed_) t->aborted = true;
-      else if (t->tar) ExecuteTar(*t);
       else Execute(*t);
       if (!t->ok || t->aborted) failed_ = true;
       tsfn_.BlockingCall(t, Complete);
     }
   }
 
-  // Runs one op: on the pool when it is flagged independent, else alone after the pool drains.
-  bool RunOp(std::unique_ptr<ApplyOpRec> op, const struct iovec* bufs, Task& t) {
+  // OpSink: one op of the chunk being parsed, on the pool when it is flagged
+  // independent, else alone after the pool drains.
+  bool Run(std::unique_ptr<ApplyOpRec> op, const struct iovec* bufs) override {
+    Task& t = *current_;
     uint64_t seq = seq_++;
     if (pool_ && (op->op & kOpParallel)) {
       pool_->Dispatch(seq, std::move(op), bufs);
@@ -266,42 +174,15 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
     return true;
   }
 
-  // OpSink, for the tar engine: ops of the task being executed.
-  bool Run(std::unique_ptr<ApplyOpRec> op, const struct iovec* bufs) override { return RunOp(std::move(op), bufs, *current_); }
-
-  void Execute(Task& t) {
-    try {
-      BatchReader r(t.meta, t.metaLen);
-      size_t nextBody = 0;
-      while (r.More()) {
-        auto op = std::make_unique<ApplyOpRec>();
-        DecodeOp(r, *op);
-        if (nextBody + op->nbufs > t.bodies.size()) throw std::runtime_error("apply batch refers to missing bodies");
-        const struct iovec* bufs = t.bodies.data() + nextBody;
-        nextBody += op->nbufs;
-        if (!RunOp(std::move(op), bufs, t)) {
-          t.ok = false;
-          return;
-        }
-      }
-      if (pool_ && !pool_->Wait(t.err, t.warnings)) t.ok = false;
-    } catch (const std::exception& ex) {
-      SysError ignored;
-      if (pool_) pool_->Wait(ignored, t.warnings);  // the bodies must outlive the queued ops
-      t.ok = false;
-      t.format = ex.what();
-    }
-  }
-
-  // A write or the finish of a tar: parse and apply. The chunks and the engine's own
+  // A write or the finish of the tar: parse and apply. The chunks and the engine's own
   // body memory stay valid until the pool has drained at the end.
-  void ExecuteTar(Task& t) {
+  void Execute(Task& t) {
     current_ = &t;
     try {
       if (t.finish) {
         t.ok = tar_->Finish();
       } else {
-        for (auto& c : t.bodies)
+        for (auto& c : t.chunks)
           if (!(t.ok = tar_->Feed(static_cast<const uint8_t*>(c.iov_base), c.iov_len))) break;
       }
     } catch (const TarError& ex) {
@@ -320,6 +201,7 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
       t.format.clear();
     }
     tar_->ReleaseBodies();
+    t.moreWarnings = tar_->TakeWarnings(t.warnings);
     t.records = tar_->TakeRecords(&t.files);
     if (t.finish) t.size = tar_->size();
     current_ = nullptr;
@@ -338,25 +220,22 @@ class NativeApplier : public Napi::ObjectWrap<NativeApplier>, public OpSink {
     } else {
       Napi::Array w = Napi::Array::New(env, t->warnings.size());
       for (size_t i = 0; i < t->warnings.size(); i++) w.Set(i, Napi::String::New(env, t->warnings[i]));
-      if (t->tar) {
-        Napi::Object r = Napi::Object::New(env);
-        r.Set("warnings", w);
-        r.Set("records", Napi::Buffer<char>::Copy(env, t->records.data(), t->records.size()));
-        r.Set("files", Napi::Number::New(env, t->files));
-        if (t->finish) r.Set("size", Napi::Number::New(env, static_cast<double>(t->size)));
-        t->deferred.Resolve(r);
-      } else {
-        t->deferred.Resolve(w);
-      }
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("warnings", w);
+      r.Set("moreWarnings", Napi::Number::New(env, static_cast<double>(t->moreWarnings)));
+      r.Set("records", Napi::Buffer<char>::Copy(env, t->records.data(), t->records.size()));
+      r.Set("files", Napi::Number::New(env, t->files));
+      if (t->finish) r.Set("size", Napi::Number::New(env, static_cast<double>(t->size)));
+      t->deferred.Resolve(r);
     }
     delete t;
   }
 
   std::unique_ptr<ApplyFs> fs_;
   std::unique_ptr<ApplyPool> pool_;  // null: every op runs on the applier thread
-  std::unique_ptr<TarApply> tar_;    // tar mode
-  Task* current_ = nullptr;          // the task ExecuteTar runs
-  uint64_t seq_ = 0;                 // op number in archive order
+  std::unique_ptr<TarApply> tar_;
+  Task* current_ = nullptr;  // the task Execute runs
+  uint64_t seq_ = 0;         // op number in archive order
   int rootFd_ = -1;
   bool closed_ = false;
   bool failed_ = false;  // touched by the worker thread only

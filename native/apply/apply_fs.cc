@@ -1,5 +1,5 @@
 // ApplyFs: the per-entry filesystem work of applyLayer (see apply_fs.h).
-// Each op mirrors, call for call, what the JavaScript engine did: create in
+// Each op does, call for call, what Docker's createTarFile does: create in
 // the contained parent, replace what is there unless dir-on-dir, then
 // lchown, xattrs (ENOTSUP/EPERM are warnings), chmod after chown, times.
 // Creation is tried first and an existing name is looked at only on EEXIST,
@@ -47,7 +47,7 @@ std::pair<std::string, std::string> Split(const std::string& rel) {
   return {rel.substr(0, slash), rel.substr(slash + 1)};
 }
 
-// Same text as the errors the JS engine reported, so warnings read alike.
+// The text of a Node errno error, so warnings read like strata's other errors.
 std::string ErrText(int err, const char* syscall, const std::string& path) {
   const char* name = strerrorname_np(err);
   return std::string(name ? name : "E?") + ": " + strerror(err) + ", " + syscall + " '" + path + "'";

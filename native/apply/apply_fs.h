@@ -1,9 +1,8 @@
 // The filesystem half of applyLayer, run on the applier's own thread.
 //
-// JavaScript parses the tar, decides what each entry means (whiteouts, ids,
-// breakout checks) and encodes one op per entry into a batch; ApplyFs
-// executes the ops in order. Containment is the same as the JS engine's:
-// every parent is resolved with openat2(RESOLVE_IN_ROOT |
+// TarApply (tar_apply.h) parses the tar and decides what each entry means
+// (whiteouts, ids, breakout checks), one op per entry; ApplyFs executes the
+// ops in order. Containment: every parent is resolved with openat2(RESOLVE_IN_ROOT |
 // RESOLVE_NO_MAGICLINKS) relative to the root fd, and every operation acts
 // on one name inside such a contained directory fd.
 #pragma once
@@ -21,7 +20,7 @@
 
 namespace strata {
 
-// Op codes and entry kinds of the batch format (mirrored in src/diff/native-batch.ts).
+// Op codes and entry kinds (mirrored in the oracle's batch format, test/oracle/batch.ts).
 enum ApplyOp : uint32_t {
   kOpEntry = 1,           // create one entry (kind below) and set its metadata
   kOpBegin = 2,           // create a regular file and keep its fd under `handle` (streamed body)

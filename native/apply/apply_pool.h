@@ -1,6 +1,6 @@
 // ApplyPool: worker threads that execute independent apply ops in parallel.
 //
-// JavaScript marks an op independent (kOpParallel) only when nothing else
+// TarApply marks an op independent (kOpParallel) only when nothing else
 // in the layer can touch its name: the root was empty at the start, the
 // name was not created (nor implied) before, and no ancestor was created as
 // a non-directory. Such ops commute, so they may run in any order; ops with

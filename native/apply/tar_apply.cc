@@ -15,6 +15,7 @@ namespace {
 
 constexpr int64_t kSmallBody = 1 << 20;         // bodies up to this size travel in one op
 constexpr int64_t kMaxMetaRecord = 16 << 20;    // PAX and GNU records larger than this are refused
+constexpr size_t kMaxWarnings = 100;            // kept per write; later ones are counted
 constexpr char kWhiteoutPrefix[] = ".wh.";
 constexpr char kWhiteoutMetaPrefix[] = ".wh..wh.";
 constexpr char kWhiteoutLinkDir[] = ".wh..wh.plnk";
@@ -72,8 +73,10 @@ std::pair<std::string, std::string> Split(const std::string& rel) {
   return {rel.substr(0, slash), rel.substr(slash + 1)};
 }
 
-// assertSafeSymlink: a relative target must not climb out of the root from the link's directory.
+// Docker's symlink check: a relative target must not climb out of the root
+// from the link's directory. An empty target is malformed (symlink(2) refuses it).
 void AssertSafeSymlink(const std::string& rel, const std::string& target) {
+  if (target.empty()) throw TarFormat("empty symlink target for " + Quoted(rel));
   if (target.find('\0') != std::string::npos) throw Breakout("NUL byte in link of " + Quoted(rel));
   if (!target.empty() && target[0] == '/') return;
   std::vector<std::string_view> stack;
@@ -117,6 +120,17 @@ void Varint(std::string& out, uint64_t n) {
     if (n) b |= 0x80;
     out += static_cast<char>(b);
   } while (n);
+}
+
+// Xattrs a layer may not set (src/diff/README.md, "Xattrs"): overlayfs's
+// own metadata, which would make the overlay driver show another tree than
+// the others (a hidden directory, a whited-out file, a redirect), and LSM
+// labels, which are the host's policy, not the image's (containers/storage
+// ignores security.selinux too). security.capability, security.ima/evm,
+// ACLs and other user.* / trusted.* xattrs are kept.
+bool KernelMetadataXattr(const std::string& key) {
+  return StartsWith(key, "trusted.overlay.") || StartsWith(key, "user.overlay.") || key == "security.selinux" ||
+         key == "security.apparmor" || StartsWith(key, "security.SMACK64");
 }
 
 // What a PAX or GNU record is called in messages.
@@ -389,7 +403,7 @@ bool TarApply::BodyBytes(const uint8_t* p, size_t k) {
 }
 
 // The entry's body and padding are read: what waited for them is done now
-// (as in the JavaScript engine, an entry counts once its padding is there).
+// (as in the oracle engine of the tests, an entry counts once its padding is there).
 bool TarApply::EndBody() {
   state_ = State::kHeader;
   Body body = body_;
@@ -491,9 +505,27 @@ void TarApply::SetMeta(ApplyOpRec& op, const EntryHeader& h) {
   op.uid = MapId(h.uid, opts_.uidMap, "uid");
   op.gid = MapId(h.gid, opts_.gidMap, "gid");
   op.mode = h.mode & 07777;
-  for (auto& x : h.xattrs) op.xattrs.push_back({x.first, x.second});
+  for (auto& x : h.xattrs) {
+    if (KernelMetadataXattr(x.first)) Dropped(h.name, x.first);
+    else op.xattrs.push_back({x.first, x.second});
+  }
   op.times[0] = h.hasAtime && h.atime.tv_sec >= h.mtime.tv_sec ? h.atime : h.mtime;
   op.times[1] = h.mtime;
+}
+
+void TarApply::Dropped(const std::string& name, const std::string& key) {
+  if (warnings_.size() < kMaxWarnings)
+    warnings_.push_back("dropped xattr " + key + " on " + Quoted(name) + ": the kernel would read it as its own metadata");
+  else
+    droppedMore_++;
+}
+
+uint64_t TarApply::TakeWarnings(std::vector<std::string>& out) {
+  for (auto& w : warnings_) out.push_back(std::move(w));
+  warnings_.clear();
+  uint64_t more = droppedMore_;
+  droppedMore_ = 0;
+  return more;
 }
 
 bool TarApply::Emit(std::unique_ptr<ApplyOpRec> op, const uint8_t* body, size_t len) {

@@ -4,8 +4,9 @@
 // whiteouts, the AUFS hardlink store, id maps, which entries may run in
 // parallel, directory times at the end — and hands one ApplyOpRec per
 // entry to an OpSink (the applier: ApplyFs, or the ApplyPool for
-// independent entries). The rules and messages are those of
-// src/archive/tar-reader.ts and the module doc of src/diff/apply.ts.
+// independent entries). Its rules are written down in src/diff/README.md;
+// the oracle engine of the tests (test/oracle/) follows the same rules and
+// is compared with this one on random damage (test/diff/engines.test.ts).
 //
 // Bodies are not copied when they lie inside one input buffer: the op
 // points into it, and the applier keeps the buffers until its pool has
@@ -28,7 +29,7 @@
 #include <vector>
 
 #include "apply/apply_fs.h"
-#include "apply/tar_header.h"
+#include "archive/tar_header.h"
 
 namespace strata {
 
@@ -64,6 +65,9 @@ class TarApply {
     owned_.clear();
     iovs_.clear();
   }
+  // Moves the engine's own warnings since the last call (dropped xattrs) to
+  // `out`; returns how many more there were (not kept, to bound memory).
+  uint64_t TakeWarnings(std::vector<std::string>& out);
   // Σ of the entries' sizes (Docker's layer size).
   int64_t size() const { return size_; }
   // The tar-split records written since the last call, and how many bodies they name.
@@ -87,11 +91,18 @@ class TarApply {
   void PushDir(const std::string& rel, const EntryHeader& h);
   std::unique_ptr<ApplyOpRec> Op(uint32_t op, const EntryHeader& h, const std::string& rel);
   void SetMeta(ApplyOpRec& op, const EntryHeader& h);
+  void Dropped(const std::string& name, const std::string& key);
   bool Emit(std::unique_ptr<ApplyOpRec> op, const uint8_t* body, size_t len);
   void StashOpen(const std::string& rel);
+  // Non-content bytes, merged into one raw record up to kRawRecord bytes: a
+  // long run (bytes after the end marker, thousands of body-less entries)
+  // becomes several records, so memory stays bounded by the write size.
   void Raw(const uint8_t* p, size_t n) {
-    if (opts_.record) pendingRaw_.append(reinterpret_cast<const char*>(p), n);
+    if (!opts_.record) return;
+    pendingRaw_.append(reinterpret_cast<const char*>(p), n);
+    if (pendingRaw_.size() >= kRawRecord) FlushRaw();
   }
+  static constexpr size_t kRawRecord = 1 << 20;
   void RecordFile(const std::string& name, int64_t size);
   void FlushRaw();
 
@@ -123,6 +134,8 @@ class TarApply {
   std::string plnkDir_;
   std::unordered_map<std::string, EntryHeader> plnk_;
   std::string records_, pendingRaw_;
+  std::vector<std::string> warnings_;
+  uint64_t droppedMore_ = 0;
   uint32_t recordedFiles_ = 0;
 };
 

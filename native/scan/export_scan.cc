@@ -179,7 +179,6 @@ class ExportWalker : public Napi::ObjectWrap<ExportWalker> {
 void InitExportScan(Napi::Env env, Napi::Object exports) {
   exports.Set("exportScan", Napi::Function::New(env, ExportScan));
   exports.Set("ExportWalker", ExportWalker::Define(env));
-  exports.Set("EXPORT_FIELDS", Napi::Number::New(env, kExportFields));
 }
 
 }  // namespace strata

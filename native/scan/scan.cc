@@ -140,7 +140,6 @@ Napi::Value ScanPair(const Napi::CallbackInfo& info) {
 
 void InitScan(Napi::Env env, Napi::Object exports) {
   exports.Set("scanPair", Napi::Function::New(env, ScanPair));
-  exports.Set("SCAN_FIELDS", Napi::Number::New(env, kFields));
 }
 
 }  // namespace strata

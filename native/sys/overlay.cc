@@ -104,7 +104,10 @@ Napi::Value FsmountConfig(const Napi::CallbackInfo& info) {
           return false;
         }
         close(fs);
-        long r = syscall(SYS_move_mount, mfd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH);
+        // T_SYMLINKS: the target may be /proc/self/fd/N of a directory the caller checked
+        // (mount(2) follows a target symlink the same way).
+        long r = syscall(SYS_move_mount, mfd, "", AT_FDCWD, target.c_str(),
+                         MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS);
         if (r != 0) Fail(e, "move_mount", target);
         close(mfd);
         return r == 0;

@@ -2,6 +2,7 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
+import { Gunzip } from "node:zlib";
 import test from "ava";
 import { compressStream, decompress, hasNativeCodec } from "./compression.js";
 
@@ -95,16 +96,43 @@ test("compressStream() refuses unknown kinds and levels out of range", (t) => {
   t.throws(() => compressStream("xz" as "gzip"), { code: "ERR_INVALID_ARGUMENT" });
 });
 
-test.serial("with STRATA_NATIVE_CODECS=0 gzip falls back to zlib and zstd to the tool", async (t) => {
-  const old = process.env.STRATA_NATIVE_CODECS;
-  process.env.STRATA_NATIVE_CODECS = "0";
-  t.teardown(() => {
-    if (old === undefined) delete process.env.STRATA_NATIVE_CODECS;
-    else process.env.STRATA_NATIVE_CODECS = old;
-  });
-  t.false(hasNativeCodec("gunzip"));
+test("with { nativeCodecs: false } gzip falls back to zlib and zstd to the tool", async (t) => {
+  const off = { nativeCodecs: false };
   const gz = execFileSync("gzip", ["-c"], { input: data, maxBuffer: 64 << 20 });
-  t.true((await collect((await decompress(feed(gz))).stream)).equals(data));
-  const zst = await collect(feed(data).pipe(compressStream("zstd", 3)));
-  t.true((await collect((await decompress(feed(zst))).stream)).equals(data));
+  const zlibStream = (await decompress(feed(gz), off)).stream;
+  t.true(zlibStream instanceof Gunzip, "Node's zlib inflates");
+  t.true((await collect(zlibStream)).equals(data));
+  t.false((await decompress(feed(gz))).stream instanceof Gunzip, "by default, ISA-L does");
+  const zst = await collect(feed(data).pipe(compressStream("zstd", 3, off)));
+  t.true((await collect((await decompress(feed(zst), off)).stream)).equals(data));
+});
+
+for (const kind of ["gzip", "zstd"] as const) {
+  test(`decompress() gives a ${kind} bomb out in bounded steps, as fast as it is read`, async (t) => {
+    const zeros = 256 << 20;
+    const packed =
+      kind === "gzip"
+        ? execFileSync("sh", ["-c", `head -c ${zeros} /dev/zero | gzip -9`], { maxBuffer: 64 << 20 })
+        : await collect(feed(Buffer.alloc(zeros), 1 << 20).pipe(compressStream("zstd", 3)));
+    t.true(packed.length < 1 << 20, `${packed.length} bytes packed`);
+    const { stream } = await decompress(feed(packed));
+    let total = 0;
+    let waiting = 0;
+    for await (const c of stream) {
+      total += (c as Buffer).length;
+      // A read takes all that is buffered at once: what it got was waiting, and what is left.
+      waiting = Math.max(waiting, (c as Buffer).length + stream.readableLength);
+      await new Promise((r) => setImmediate(r)); // a slow reader
+    }
+    t.is(total, zeros);
+    t.true(waiting <= 12 << 20, `at most ${waiting} bytes waited to be read`);
+  });
+}
+
+test("decompress() reads zstd whose output ends exactly on a 1 MiB step", async (t) => {
+  for (const size of [1 << 20, 3 << 20, 4 << 20, 8 << 20]) {
+    const zst = execFileSync("zstd", ["-q", "-c"], { input: Buffer.alloc(size), maxBuffer: 64 << 20 });
+    const out = await collect((await decompress(feed(zst))).stream);
+    t.is(out.length, size);
+  }
 });

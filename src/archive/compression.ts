@@ -5,7 +5,7 @@
  * gzip is inflated by ISA-L and zstd (de)compressed by libzstd in the native
  * addon, on each codec's own thread with the next step already queued, so
  * decompression never waits for the main thread. Without the native
- * codecs (a build without the libraries, or STRATA_NATIVE_CODECS=0) gzip
+ * codecs (a build without the libraries, or `{ nativeCodecs: false }`) gzip
  * falls back to Node's zlib and zstd to the `zstd` tool. bzip2 and xz use
  * the system tools. Export compresses gzip with zlib (levels 1-9) and zstd
  * with libzstd (levels 1-19).
@@ -18,9 +18,15 @@ import { createGunzip, createGzip } from "node:zlib";
 import { InvalidArgumentError } from "../errors.js";
 import { type CodecKind, createNativeCodec, nativeCodecs } from "../native.js";
 
-/** True when the addon provides `kind` and native codecs are not disabled by STRATA_NATIVE_CODECS=0. */
+/** True when this build of the addon provides `kind`. */
 export function hasNativeCodec(kind: CodecKind): boolean {
-  return process.env.STRATA_NATIVE_CODECS !== "0" && nativeCodecs().includes(kind);
+  return nativeCodecs().includes(kind);
+}
+
+/** Options of {@link decompress} and {@link compressStream}. */
+export interface CodecOptions {
+  /** Use the addon's codecs where it has them (the default); false: Node's zlib and the `zstd` tool. */
+  nativeCodecs?: boolean;
 }
 
 /** Input gathered before one native step: network chunks are ~64 KiB, and a step each costs a thread-pool round trip. */
@@ -34,13 +40,26 @@ const STEPS_IN_FLIGHT = 2;
  * step is queued on the codec's own thread. Up to STEPS_IN_FLIGHT steps are
  * queued at once, so the codec goes straight on to the next input instead
  * of waiting for this thread to take the previous output; outputs are
- * pushed in order as steps settle. The readable side buffers up to 4 MiB.
+ * pushed in order as steps settle.
+ *
+ * Memory is bounded whatever the compression ratio: a step produces at most
+ * about 4 MiB (native/codec/codec.cc). When one stops there (`more`), no
+ * new input is taken until the codec has given out what it holds, and the
+ * step that asks for it is queued only when the reader wants data (the
+ * readable side is below its 4 MiB mark). So a 66 KB zstd frame of 2 GiB of
+ * zeros comes out 4 MiB at a time, as fast as the consumer takes it.
  */
 class NativeCodecStream extends Transform {
   #codec: ReturnType<typeof createNativeCodec>;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #inFlight = 0;
+  /** The last settled step stopped at its output limit: the codec holds output back. */
+  #more = false;
+  /** A step to go on with that output is due once the reader wants more. */
+  #resumeOnRead = false;
+  /** _flush was called: every step from now on is an end step. */
+  #ending = false;
   /** The callback of the input that found the queue full: called when a step settles. */
   #blocked: TransformCallback | undefined;
   /** _flush's callback, once the end step is queued. */
@@ -52,41 +71,57 @@ class NativeCodecStream extends Transform {
     this.#codec = createNativeCodec(kind, level);
   }
 
-  #step(chunk: Buffer | null): void {
+  /** Queues a step: input, `null` (the end), or `undefined` (go on with held-back output). */
+  #step(chunk: Buffer | null | undefined): void {
     this.#inFlight++;
+    this.#resumeOnRead = false; // any step goes on with held-back output first
     this.#codec.transform(chunk).then(
-      (out) => {
+      (r) => {
         this.#inFlight--;
         if (this.#failed) return;
-        for (const b of out) this.push(b);
-        this.#settled(null);
+        let room = true;
+        for (const b of r.chunks) room = this.push(b);
+        this.#more = r.more;
+        this.#next(room);
       },
       (err: Error) => {
         this.#inFlight--;
         if (this.#failed) return;
         this.#failed = true;
-        this.#settled(new InvalidArgumentError("ERR_DECOMPRESS", `Cannot decompress the layer: ${err.message}`));
+        this.#fail(new InvalidArgumentError("ERR_DECOMPRESS", `Cannot decompress the layer: ${err.message}`));
       },
     );
   }
 
-  /** Lets a blocked input through, or ends the stream once the last step settled. */
-  #settled(err: Error | null): void {
-    const blocked = this.#blocked;
-    this.#blocked = undefined;
-    if (err) {
-      const cb = blocked ?? this.#flushed;
-      this.#flushed = undefined;
-      if (cb) cb(err);
-      else this.destroy(err);
+  /** After a step settled: go on with held-back output, or let input through, or end. */
+  #next(room: boolean): void {
+    if (this.#more) {
+      if (this.#inFlight > 0) return; // a queued step goes on with it
+      if (room) this.#step(this.#ending ? null : undefined);
+      else this.#resumeOnRead = true;
       return;
     }
+    const blocked = this.#blocked;
+    this.#blocked = undefined;
     blocked?.();
     if (this.#flushed && this.#inFlight === 0) {
       const cb = this.#flushed;
       this.#flushed = undefined;
       cb();
     }
+  }
+
+  #fail(err: Error): void {
+    const cb = this.#blocked ?? this.#flushed;
+    this.#blocked = undefined;
+    this.#flushed = undefined;
+    if (cb) cb(err);
+    else this.destroy(err);
+  }
+
+  override _read(size: number): void {
+    super._read(size);
+    if (this.#resumeOnRead && !this.#failed) this.#step(this.#ending ? null : undefined);
   }
 
   /** The gathered input as one buffer (empty when there is none). */
@@ -104,20 +139,22 @@ class NativeCodecStream extends Transform {
     this.#pendingBytes += b.length;
     if (this.#pendingBytes < STEP_INPUT) return cb();
     this.#step(this.#take());
-    if (this.#inFlight < STEPS_IN_FLIGHT) cb();
+    if (this.#inFlight < STEPS_IN_FLIGHT && !this.#more) cb();
     else this.#blocked = cb;
   }
 
   override _flush(cb: TransformCallback): void {
     if (this.#failed) return cb();
+    this.#ending = true;
     if (this.#pendingBytes > 0) this.#step(this.#take());
     this.#step(null);
     this.#flushed = cb;
   }
 }
 
-/** A streaming decompressor for `kind`, native when available. */
-function decompressor(kind: "gzip" | "zstd"): Transform | undefined {
+/** A streaming decompressor for `kind`, native when available and allowed. */
+function decompressor(kind: "gzip" | "zstd", opts: CodecOptions): Transform | undefined {
+  if (opts.nativeCodecs === false) return undefined;
   if (kind === "gzip" && hasNativeCodec("gunzip")) return new NativeCodecStream("gunzip");
   if (kind === "zstd" && hasNativeCodec("zstd-decompress")) return new NativeCodecStream("zstd-decompress");
   return undefined;
@@ -128,6 +165,7 @@ function chain(input: Readable, t: Transform): Readable {
   return input.pipe(t);
 }
 
+/** The compressions a layer may come in, by the names Docker's media types use. */
 export type Compression = "none" | "gzip" | "zstd" | "bzip2" | "xz";
 
 /** Detects the compression of a stream's first bytes; an empty prefix is "none". */
@@ -154,7 +192,8 @@ async function peek(input: Readable, n: number): Promise<{ head: Buffer; stream:
   }
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   for (const c of chunks) out.write(c);
-  (async () => {
+  // The pump ends the stream or destroys it with the error: nothing to await.
+  void (async () => {
     try {
       for (;;) {
         const r = await iter.next();
@@ -203,16 +242,19 @@ function toolStream(cmd: string, args: string[], input: Readable): Readable {
  * Returns the uncompressed stream of `input`, whatever its compression.
  * The caller consumes the result; errors in `input` propagate to it.
  */
-export async function decompress(input: Readable): Promise<{ stream: Readable; compression: Compression }> {
+export async function decompress(
+  input: Readable,
+  opts: CodecOptions = {},
+): Promise<{ stream: Readable; compression: Compression }> {
   const { head, stream } = await peek(input, 10);
   const compression = detectCompression(head);
   switch (compression) {
     case "none":
       return { stream, compression };
     case "gzip":
-      return { stream: chain(stream, decompressor("gzip") ?? createGunzip({ chunkSize: 1 << 20 })), compression };
+      return { stream: chain(stream, decompressor("gzip", opts) ?? createGunzip({ chunkSize: 1 << 20 })), compression };
     case "zstd": {
-      const native = decompressor("zstd");
+      const native = decompressor("zstd", opts);
       return { stream: native ? chain(stream, native) : toolStream("zstd", ["-d", "-c", "-q"], stream), compression };
     }
     case "bzip2":
@@ -231,7 +273,7 @@ export const DEFAULT_LEVEL = Object.freeze({ gzip: 6, zstd: 3 });
  * `zstd` tool compresses instead (write to its stdin, read from its stdout).
  * @throws ERR_INVALID_ARGUMENT for another kind or a level out of range
  */
-export function compressStream(kind: "gzip" | "zstd", level?: number): Transform {
+export function compressStream(kind: "gzip" | "zstd", level?: number, opts: CodecOptions = {}): Transform {
   const lvl = level ?? DEFAULT_LEVEL[kind as keyof typeof DEFAULT_LEVEL];
   const range = kind === "gzip" ? [1, 9] : [1, 19];
   if (kind !== "gzip" && kind !== "zstd")
@@ -239,7 +281,8 @@ export function compressStream(kind: "gzip" | "zstd", level?: number): Transform
   if (!Number.isInteger(lvl) || lvl < range[0]! || lvl > range[1]!)
     throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", `Cannot compress: ${kind} level out of range "${lvl}"`);
   if (kind === "gzip") return createGzip({ level: lvl, chunkSize: 1 << 20 });
-  if (hasNativeCodec("zstd-compress")) return new NativeCodecStream("zstd-compress", lvl);
+  if (opts.nativeCodecs !== false && hasNativeCodec("zstd-compress"))
+    return new NativeCodecStream("zstd-compress", lvl);
   return toolTransform("zstd", [`-${lvl}`, "-c", "-q"]);
 }
 

@@ -1,7 +1,7 @@
 /**
  * Pristine layers: keep what is needed to re-create a layer tar byte for
  * byte after it has been applied, without keeping the tar (the idea of
- * tar-split). While {@link readTar} (or `applyLayer`) reads the archive, a
+ * tar-split). While `applyLayer` reads the archive, a
  * {@link TarSplitRecorder} stores every byte that is not file content —
  * headers, PAX and GNU records, padding, the end marker and whatever
  * trails it — and, in order, the name and size of every file body. File
@@ -9,7 +9,13 @@
  *
  * Index format (gzip'd): the magic `STS1`, then records
  * `0x01 <varint n> <n raw bytes>` and `0x02 <varint size> <varint len> <len bytes of name>`,
- * in archive order. Consecutive raw bytes are merged into one record.
+ * in archive order. Consecutive raw bytes are merged into one record of up
+ * to 1 MiB.
+ *
+ * Memory: the index is written to a stream (the layer store's index file)
+ * as it is made, with backpressure, and read back as a stream, so neither
+ * recording nor re-assembly holds it whole, however many bytes trail the
+ * end marker or fill PAX records.
  *
  * Limits: content is found by entry name, so a layer that writes the same
  * name twice, or an AUFS `.wh..wh.plnk/` body (never stored on disk), cannot
@@ -18,13 +24,13 @@
  *
  * @example
  * // at register time
- * const rec = new TarSplitRecorder();
+ * const rec = new TarSplitRecorder(createWriteStream(indexPath));
  * await applyLayer(dir, tarStream, { recorder: rec });
- * await writeFile(indexPath, await rec.finish());
+ * await rec.finish();
  * // at export time
  * const files = await openInLayer(dir);
  * try {
- *   await pipeline(assembleTar(await readFile(indexPath), files.open, { digest: diffID }), out);
+ *   await pipeline(assembleTar(createReadStream(indexPath), files.open, { digest: diffID }), out);
  * } finally {
  *   await files.close();
  * }
@@ -32,88 +38,56 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
-import { createGzip, gunzipSync } from "node:zlib";
+import { once } from "node:events";
+import { Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip, createGzip } from "node:zlib";
 import { DigestMismatchError, InvalidArgumentError } from "../errors.js";
 import { C, close, openat2 } from "../native.js";
 import { readFdAndClose } from "../util/read-fd.js";
 import { cleanEntryPath } from "./paths.js";
-import type { TarRecorder } from "./tar-reader.js";
 
 const MAGIC = Buffer.from("STS1");
 const RAW = 0x01;
 const FILE = 0x02;
+/** Records are gathered to this many bytes before one gzip write. */
 const FLUSH_AT = 1 << 20;
 
 /**
- * A growable byte buffer. The recorder sees two small pieces per entry (a
- * header, its padding): they are copied into one allocation rather than
- * kept as a Buffer each.
+ * Takes the tar-split index records of an archive as the apply engine
+ * (`native/apply/tar_apply.h`) writes them, in archive order: already encoded
+ * in the index format above, naming `files` bodies. A returned promise asks
+ * the caller to wait before handing over more (backpressure); applyLayer
+ * does.
  */
-class ByteBuilder {
-  #buf = Buffer.allocUnsafe(64 << 10);
-  length = 0;
-
-  #reserve(n: number): void {
-    if (this.length + n <= this.#buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.length + n));
-    this.#buf.copy(next, 0, 0, this.length);
-    this.#buf = next;
-  }
-
-  append(b: Buffer): void {
-    this.#reserve(b.length);
-    b.copy(this.#buf, this.length);
-    this.length += b.length;
-  }
-
-  byte(v: number): void {
-    this.#reserve(1);
-    this.#buf[this.length++] = v;
-  }
-
-  varint(n: number): void {
-    do {
-      let b = n % 128;
-      n = Math.floor(n / 128);
-      if (n > 0) b |= 0x80;
-      this.byte(b);
-    } while (n > 0);
-  }
-
-  /** The bytes so far, without a copy; valid until the next append. */
-  view(): Buffer {
-    return this.#buf.subarray(0, this.length);
-  }
-
-  /** The bytes so far, handed over; the builder starts empty on a new buffer. */
-  take(): Buffer {
-    const out = this.#buf.subarray(0, this.length);
-    this.#buf = Buffer.allocUnsafe(this.#buf.length);
-    this.length = 0;
-    return out;
-  }
+export interface TarRecorder {
+  records(encoded: Buffer, files: number): void | Promise<void>;
 }
 
 /**
- * A {@link TarRecorder} that builds a tar-split index. Pass it to `readTar`
- * or `applyLayer` (`recorder` option), let the archive be read to its end,
- * then call {@link finish} once. Memory stays bounded: the index is
- * compressed as it grows, at gzip level 1. With level 6 and a Buffer per
- * piece, recording the Debian layer (6,657 entries) cost 80-100 ms of CPU;
- * now 33-38 ms, for an index of 523 KB instead of 371 KB.
+ * A {@link TarRecorder} that writes a tar-split index to `sink`, gzip'd at
+ * level 1 as it grows. Pass it to `applyLayer` (`recorder` option), let the
+ * archive be read to its end, then call {@link finish} once; or
+ * {@link abort} it when the apply failed. `records` asks the caller to wait
+ * while the gzip stream or the sink is behind, so memory stays bounded
+ * whatever the size of the index.
  */
 export class TarSplitRecorder implements TarRecorder {
   #gzip = createGzip({ level: 1 });
-  #out: Buffer[] = [];
-  #pendingRaw = new ByteBuilder();
-  #records = new ByteBuilder();
+  #written: Promise<void>;
+  #failure: Error | undefined;
+  #pending: Buffer[] = [MAGIC];
+  #pendingBytes = MAGIC.length;
   #files = 0;
   #done = false;
+  #drained: Promise<void> | undefined;
 
-  constructor() {
-    this.#gzip.on("data", (c: Buffer) => this.#out.push(c));
-    this.#records.append(MAGIC);
+  /** @param sink where the gzip'd index goes (a file stream); ended by {@link finish} */
+  constructor(sink: Writable) {
+    this.#written = pipeline(this.#gzip, sink);
+    this.#written.catch((err: Error) => {
+      this.#failure ??= err;
+    });
   }
 
   /** Number of file bodies recorded so far. */
@@ -121,114 +95,163 @@ export class TarSplitRecorder implements TarRecorder {
     return this.#files;
   }
 
-  /** Receives non-content bytes (called by readTar); copied, as the reader's chunk may be reused. */
-  raw(bytes: Buffer): void {
-    this.#pendingRaw.append(bytes);
-  }
-
-  /** Receives an entry's body size (called by readTar); bodies of size 0 need no record. */
-  file(name: string, size: number): void {
-    if (size === 0) return;
-    this.#flushRaw();
-    const r = this.#records;
-    r.byte(FILE);
-    r.varint(size);
-    const nameBytes = Buffer.from(name, "utf8");
-    r.varint(nameBytes.length);
-    r.append(nameBytes);
-    this.#files++;
-    this.#maybeCompress();
-  }
-
-  /** Receives records the native apply engine encoded (see TarRecorder.records). */
-  records(encoded: Buffer, files: number): void {
+  /** Takes encoded records (see {@link TarRecorder}); resolves when the recorder can take more. */
+  records(encoded: Buffer, files: number): void | Promise<void> {
+    if (this.#failure) throw this.#failure;
     if (encoded.length === 0) return;
-    this.#flushRaw();
-    this.#records.append(encoded);
+    this.#pending.push(encoded);
+    this.#pendingBytes += encoded.length;
     this.#files += files;
-    this.#maybeCompress();
+    if (this.#pendingBytes < FLUSH_AT) return;
+    if (this.#gzip.write(this.#take())) return;
+    // One 'drain' wait shared by every caller until it comes (or the stream fails or ends).
+    this.#drained ??= once(this.#gzip, "drain").then(
+      () => {
+        this.#drained = undefined;
+      },
+      () => undefined,
+    );
+    return Promise.race([this.#drained, this.#written]);
   }
 
-  #flushRaw(): void {
-    const raw = this.#pendingRaw;
-    if (raw.length === 0) return;
-    this.#records.byte(RAW);
-    this.#records.varint(raw.length);
-    this.#records.append(raw.view());
-    raw.length = 0;
-    this.#maybeCompress();
-  }
-
-  #maybeCompress(): void {
-    if (this.#records.length >= FLUSH_AT) this.#gzip.write(this.#records.take());
+  #take(): Buffer {
+    const b = Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return b;
   }
 
   /**
-   * Ends the recording.
-   * @returns the gzip'd index, to be stored beside the layer
-   * @throws ERR_INVALID_ARGUMENT when called twice
+   * Ends the recording and waits until the sink has taken all of it.
+   * @throws ERR_INVALID_ARGUMENT when called twice; the sink's error when it failed
    */
-  async finish(): Promise<Buffer> {
+  async finish(): Promise<void> {
     if (this.#done)
       throw new InvalidArgumentError("ERR_INVALID_ARGUMENT", "Cannot finish the tar-split index: already finished");
     this.#done = true;
-    this.#flushRaw();
-    this.#gzip.end(this.#records.take());
-    await new Promise<void>((resolve, reject) => {
-      this.#gzip.once("end", resolve);
-      this.#gzip.once("error", reject);
-    });
-    return Buffer.concat(this.#out);
+    this.#gzip.end(this.#take());
+    await this.#written;
+  }
+
+  /** Gives up the recording (the apply failed): the gzip stream and the sink are destroyed. */
+  abort(): void {
+    this.#done = true;
+    this.#failure ??= new Error("tar-split recording aborted");
+    this.#gzip.destroy();
   }
 }
 
 /** One record of an index: raw bytes, or a file body to fetch by name. */
 export type IndexRecord = { raw: Buffer } | { name: string; size: number };
 
+/** Names longer than this in an index are refused (PAX records are limited to 16 MiB). */
+const MAX_NAME = 16 << 20;
+
+/** Reads a byte stream in exact amounts (for the index's records). */
+class ByteReader {
+  #it: AsyncIterator<Buffer>;
+  #buf: Buffer = Buffer.alloc(0);
+
+  constructor(source: AsyncIterable<Buffer>) {
+    this.#it = source[Symbol.asyncIterator]();
+  }
+
+  /** At least one buffered byte, or false at the end of the stream. */
+  async #fill(): Promise<boolean> {
+    while (this.#buf.length === 0) {
+      const r = await this.#it.next();
+      if (r.done) return false;
+      this.#buf = r.value;
+    }
+    return true;
+  }
+
+  /** The next byte, or undefined at the end. */
+  async byte(): Promise<number | undefined> {
+    if (!(await this.#fill())) return undefined;
+    const b = this.#buf[0]!;
+    this.#buf = this.#buf.subarray(1);
+    return b;
+  }
+
+  /** Up to `n` bytes (at least one), or undefined at the end. */
+  async some(n: number): Promise<Buffer | undefined> {
+    if (!(await this.#fill())) return undefined;
+    const out = this.#buf.subarray(0, n);
+    this.#buf = this.#buf.subarray(out.length);
+    return out;
+  }
+
+  /** Exactly `n` bytes, or undefined when the stream ends first. */
+  async exact(n: number): Promise<Buffer | undefined> {
+    const parts: Buffer[] = [];
+    for (let left = n; left > 0;) {
+      const b = await this.some(left);
+      if (!b) return undefined;
+      parts.push(b);
+      left -= b.length;
+    }
+    return Buffer.concat(parts, n);
+  }
+}
+
 /**
- * Decodes an index into its records (for inspection and for {@link assembleTar}).
+ * Decodes an index into its records, as a stream: raw records come in
+ * pieces of at most one decompressed chunk, so an index is never held
+ * whole (for inspection, and for {@link assembleTar}).
+ * @param index the gzip'd index: a Buffer or a stream of its bytes (a file)
  * @throws ERR_TAR_SPLIT_INDEX when the index is not one strata wrote or is cut short
  */
-export function* indexRecords(index: Buffer): Generator<IndexRecord> {
+export async function* indexRecords(index: Buffer | AsyncIterable<Buffer>): AsyncGenerator<IndexRecord> {
   const bad = (why: string) =>
     new InvalidArgumentError("ERR_TAR_SPLIT_INDEX", `Cannot read the tar-split index: ${why}`);
-  let buf: Buffer;
-  try {
-    buf = gunzipSync(index);
-  } catch (err) {
-    throw bad(`not gzip (${(err as Error).message})`);
-  }
-  if (!buf.subarray(0, 4).equals(MAGIC)) throw bad("bad magic");
-  let off = 4;
-  const uvarint = (): number => {
+  const gunzip = createGunzip();
+  const fed = pipeline(Buffer.isBuffer(index) ? Readable.from([index]) : index, gunzip).catch((err: Error) => err);
+  const r = new ByteReader(gunzip);
+  const uvarint = async (): Promise<number> => {
     let n = 0;
     let mul = 1;
     for (;;) {
-      if (off >= buf.length) throw bad("truncated");
-      const b = buf[off++]!;
+      const b = await r.byte();
+      if (b === undefined) throw bad("truncated");
       n += (b & 0x7f) * mul;
       if (!(b & 0x80)) return n;
       mul *= 128;
       if (mul > 2 ** 56) throw bad("number too large");
     }
   };
-  while (off < buf.length) {
-    const kind = buf[off++];
-    if (kind === RAW) {
-      const n = uvarint();
-      if (off + n > buf.length) throw bad("truncated raw record");
-      yield { raw: buf.subarray(off, off + n) };
-      off += n;
-    } else if (kind === FILE) {
-      const size = uvarint();
-      const len = uvarint();
-      if (off + len > buf.length) throw bad("truncated name");
-      yield { name: buf.toString("utf8", off, off + len), size };
-      off += len;
-    } else {
-      throw bad(`unknown record type ${kind}`);
+  try {
+    const magic = await r.exact(MAGIC.length);
+    if (!magic?.equals(MAGIC)) throw bad("bad magic");
+    for (;;) {
+      const kind = await r.byte();
+      if (kind === undefined) break;
+      if (kind === RAW) {
+        for (let n = await uvarint(); n > 0;) {
+          const piece = await r.some(n);
+          if (!piece) throw bad("truncated raw record");
+          n -= piece.length;
+          yield { raw: piece };
+        }
+      } else if (kind === FILE) {
+        const size = await uvarint();
+        const len = await uvarint();
+        if (len > MAX_NAME) throw bad("name too long");
+        const name = await r.exact(len);
+        if (!name) throw bad("truncated name");
+        yield { name: name.toString("utf8"), size };
+      } else {
+        throw bad(`unknown record type ${kind}`);
+      }
     }
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw err;
+    throw bad(`not gzip (${(err as Error).message})`); // the gunzip stream's error
+  } finally {
+    gunzip.destroy();
   }
+  const failed = await fed;
+  if (failed instanceof Error) throw bad(`not gzip (${failed.message})`);
 }
 
 /**
@@ -263,9 +286,13 @@ export interface AssembleOptions {
   digest?: string;
 }
 
-async function* assemble(index: Buffer, openFile: OpenFile, opts: AssembleOptions): AsyncGenerator<Buffer> {
+async function* assemble(
+  index: Buffer | AsyncIterable<Buffer>,
+  openFile: OpenFile,
+  opts: AssembleOptions,
+): AsyncGenerator<Buffer> {
   const hash = createHash("sha256");
-  for (const rec of indexRecords(index)) {
+  for await (const rec of indexRecords(index)) {
     if ("raw" in rec) {
       hash.update(rec.raw);
       yield rec.raw;
@@ -306,10 +333,14 @@ async function* assemble(index: Buffer, openFile: OpenFile, opts: AssembleOption
  * consumer must treat the data as good only when the stream ends cleanly.
  * The caller consumes or destroys the stream; destroying it closes the
  * file being read.
- * @param index the gzip'd index from {@link TarSplitRecorder.finish}
+ * @param index the gzip'd index a {@link TarSplitRecorder} wrote: a Buffer, or a stream of it (read as needed)
  * @param openFile where file contents come from, usually {@link openInLayer}
  * @throws (as stream errors) ERR_DIGEST_MISMATCH, ERR_TAR_SPLIT_INDEX, ERR_BREAKOUT, errno codes of openFile
  */
-export function assembleTar(index: Buffer, openFile: OpenFile, opts: AssembleOptions = {}): Readable {
+export function assembleTar(
+  index: Buffer | AsyncIterable<Buffer>,
+  openFile: OpenFile,
+  opts: AssembleOptions = {},
+): Readable {
   return Readable.from(assemble(index, openFile, opts), { objectMode: false, highWaterMark: 1 << 20 });
 }

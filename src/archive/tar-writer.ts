@@ -8,6 +8,7 @@
 import { Readable } from "node:stream";
 import { BLOCK, encodeHeader, padding, type TarHeader } from "./tar-header.js";
 
+/** One entry for {@link tarStream}: its header and, for a regular file, its content. */
 export interface TarOutputEntry {
   header: TarHeader;
   /** File content; must yield exactly `header.size` bytes (shorter is zero-filled, longer is cut). */

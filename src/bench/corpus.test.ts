@@ -4,7 +4,6 @@ import { join } from "node:path";
 import test from "ava";
 import { cachedTar, imageLayerEntries, smallFileEntries } from "./corpus.js";
 import { Prng } from "./prng.js";
-import { summarize } from "./measure.js";
 
 test("Prng gives the same sequence for the same seed and another for another seed", (t) => {
   const a = new Prng(7).bytes(64);
@@ -29,9 +28,4 @@ test("cachedTar() generates the same bytes in two places and reuses the cache", 
   t.is(again.sha256, x.sha256);
   const l1 = await cachedTar(a, "img-l1", { files: 5, seed: 1 }, () => imageLayerEntries(1, 5, 1));
   t.is(l1.files, 7, "5 files, gone.dat and the whiteout of the layer below's gone.dat");
-});
-
-test("summarize() takes the median of odd and even sample counts", (t) => {
-  t.deepEqual(summarize([3, 1, 2]), { median: 2, min: 1, max: 3 });
-  t.deepEqual(summarize([4, 1, 3, 2]), { median: 2.5, min: 1, max: 4 });
 });

@@ -84,7 +84,6 @@ async function bench(name: string): Promise<Result | null> {
       const applyMs = await ms(async () => {
         const info = await store.register(createReadStream(LAYER), "", { ref: "image:debian" });
         chainID = info.chainID;
-        await store.release(info.chainID);
       });
       await run("sync");
       const imageBytes = await du(root);

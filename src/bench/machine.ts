@@ -1,6 +1,7 @@
 /**
  * The machine a run was measured on: cores, CPU model, memory, kernel, and
- * the filesystem holding the bench directory.
+ * the filesystem the inputs (corpus, archives) are read from. The timed
+ * work itself runs on fresh filesystems (`fresh-fs.ts`).
  *
  * @module
  */
@@ -17,10 +18,12 @@ export interface MachineInfo {
   kernel: string;
   os: string;
   node: string;
-  benchDir: string;
-  benchFs: string;
-  /** The device and mount options of the bench directory's filesystem, from mountinfo. */
-  benchMount: string;
+  /** Where the inputs are read from. */
+  inputDir: string;
+  /** Filesystem of {@link inputDir}. */
+  inputFs: string;
+  /** The device and mount options of that filesystem, from mountinfo. */
+  inputMount: string;
 }
 
 async function mountOf(path: string): Promise<string> {
@@ -41,8 +44,8 @@ async function mountOf(path: string): Promise<string> {
   }
 }
 
-/** Facts about this machine and the filesystem of `benchDir` (an absolute path that exists). */
-export async function machineInfo(benchDir: string): Promise<MachineInfo> {
+/** Facts about this machine and the filesystem of `inputDir` (an absolute path that exists). */
+export async function machineInfo(inputDir: string): Promise<MachineInfo> {
   let osName = `${os.type()} ${os.release()}`;
   try {
     const m = /^PRETTY_NAME="?([^"\n]*)/m.exec(await readFile("/etc/os-release", "utf8"));
@@ -58,8 +61,8 @@ export async function machineInfo(benchDir: string): Promise<MachineInfo> {
     kernel: os.release(),
     os: osName,
     node: process.version,
-    benchDir,
-    benchFs: (await backingFs(benchDir)).name,
-    benchMount: await mountOf(benchDir),
+    inputDir,
+    inputFs: (await backingFs(inputDir)).name,
+    inputMount: await mountOf(inputDir),
   };
 }

@@ -69,8 +69,18 @@ async function sha256File(path: string): Promise<string> {
   return h.digest("hex");
 }
 
-/** Counts the files and bytes of a rootfs tar (GNU tar's listing) and caches them beside it. */
-async function describeTar(path: string): Promise<RootfsTar> {
+/**
+ * A layer tar made outside the generator (the Debian rootfs, a corpus tar of
+ * `scripts/make-corpus.sh`) described as a corpus tar: files and bytes from
+ * GNU tar's listing, and its sha256, cached beside it in `<path>.json`.
+ */
+export async function describeTar(path: string): Promise<CorpusTar> {
+  try {
+    const m = JSON.parse(await readFile(`${path}.json`, "utf8")) as CorpusTar;
+    if (m.sha256 && m.bytes >= 0) return { ...m, path };
+  } catch {
+    // not described yet
+  }
   const { stdout } = await run("tar", ["-tvf", path], { maxBuffer: 256 << 20 });
   let files = 0;
   let bytes = 0;
@@ -79,7 +89,7 @@ async function describeTar(path: string): Promise<RootfsTar> {
     files++;
     bytes += Number(line.split(/\s+/)[2] ?? 0);
   }
-  const result: RootfsTar = { path, files, bytes, sha256: await sha256File(path), kind: "debian" };
+  const result: CorpusTar = { path, files, bytes, sha256: await sha256File(path) };
   await writeFile(`${path}.json`, JSON.stringify(result));
   return result;
 }
@@ -88,15 +98,8 @@ async function describeTar(path: string): Promise<RootfsTar> {
 async function debianTar(corpusDir: string, log: (s: string) => void): Promise<RootfsTar> {
   const path = join(corpusDir, "rootfs-debian.tar");
   try {
-    const m = JSON.parse(await readFile(`${path}.json`, "utf8")) as RootfsTar;
     await access(path);
-    return { ...m, path };
-  } catch {
-    // not cached
-  }
-  try {
-    await access(path);
-    return await describeTar(path); // tarred by an earlier run that stopped before its sidecar
+    return { ...(await describeTar(path)), kind: "debian" }; // cached, or tarred by a run that stopped before its sidecar
   } catch {
     // debootstrap it
   }
@@ -111,7 +114,7 @@ async function debianTar(corpusDir: string, log: (s: string) => void): Promise<R
     await run(debootstrap, ["--variant=minbase", "bookworm", dir, mirror], { maxBuffer: 64 << 20 });
     await run("tar", ["--numeric-owner", "--xattrs", "-C", dir, "-cf", `${path}.tmp`, "."]);
     await rename(`${path}.tmp`, path);
-    return await describeTar(path);
+    return { ...(await describeTar(path)), kind: "debian" };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import { builtinDrivers } from "../drivers/index.js";
 import { InvalidArgumentError } from "../errors.js";
 import type { Driver } from "../graphdriver/driver.js";
 import { type Digest, isDigest, LayerStore } from "../layer/index.js";
-import { imageTop } from "./commit-image.js";
+import { withImageStore } from "../image/index.js";
 
 export interface GlobalOptions {
   root: string;
@@ -58,8 +58,8 @@ export async function withStore<T>(cmd: Command, fn: (store: LayerStore, g: Glob
 /** Resolves a full chainID, a unique hex prefix (with or without "sha256:"), or an image name or id. */
 export async function resolveLayer(store: LayerStore, ref: string, root: string): Promise<Digest> {
   if (isDigest(ref) && (await store.db.readLayer(ref))) return ref;
-  const image = await imageTop(store, root, ref);
-  if (image) return image;
+  const image = await withImageStore(root, store.driver.name, (images) => images.topLayer(ref));
+  if (image) return image as Digest;
   const hex = ref.replace(/^sha256:/, "");
   if (/^[a-f0-9]{4,64}$/.test(hex)) {
     const hits = (await store.layers()).filter((l) => l.chainID.slice(7).startsWith(hex));

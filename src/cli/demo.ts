@@ -98,8 +98,6 @@ export async function runDemo(opts: DemoOptions, log: (s: string) => void): Prom
     log(`committed it as layer ${committed.chainID} on ${committed.parent}`);
     await store.unmount(name);
     await store.releaseRWLayer(name);
-    await store.release(committed.chainID);
-    await store.release(base.chainID);
     return out;
   } finally {
     await store.close();

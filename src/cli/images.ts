@@ -6,19 +6,18 @@
  * @module
  */
 import type { Command } from "commander";
-import { join } from "node:path";
 import { InvalidArgumentError } from "../errors.js";
-import { layerStoreSink } from "../image/layer-store-sink.js";
-import { ImageStore as ImageRecords } from "../image/image-store.js";
 import { LayerStore } from "../layer/index.js";
 import { type GlobalOptions, openDriver } from "./context.js";
+import { jsonProgress, terminalProgress } from "./image-progress.js";
 import {
   type Credentials,
   dockerConfigCredentials,
   familiarName,
-  type ImageStore,
-  jsonProgress,
+  ImageStore,
+  inspectImage,
   type LayerSink,
+  layerStoreSink,
   loadImages,
   parseLoadArg,
   parsePlatform,
@@ -26,21 +25,17 @@ import {
   type ProgressFn,
   pullImage,
   pushImage,
+  releaseImageLayers,
   saveDockerArchive,
   saveOciLayout,
-  terminalProgress,
 } from "../image/index.js";
 
 /** What the image commands need: the stores, and a way to close them. */
 export interface ImageContext {
+  layers: LayerStore;
   sink: LayerSink;
   store: ImageStore;
   close(): Promise<void>;
-}
-
-/** Image records live beside the layers of the driver they were stored with. */
-export function imageDir(root: string, driver: string): string {
-  return join(root, "image", driver);
 }
 
 /** Opens the stores for one command; `root`/`driver` come from the global options. */
@@ -56,8 +51,9 @@ export function openFromGlobals(program: Command): OpenImageContext {
     const driver = await openDriver(g);
     try {
       const layers = await LayerStore.open(g.root, driver);
-      const store = await ImageRecords.open(imageDir(g.root, driver.name));
+      const store = await ImageStore.openFor(g.root, driver.name);
       return {
+        layers,
         sink: layerStoreSink(layers),
         store,
         close: async () => {
@@ -160,7 +156,7 @@ export function registerImageCommands(
       await withContext(open, async ({ sink, store }) => {
         const p = progressFor(o);
         try {
-          const rec = await pullImage(ref, sink, store, {
+          const { image: rec } = await pullImage(ref, sink, store, {
             concurrency: o.concurrency,
             progress: p.fn,
             stallTimeoutMs: o.stallTimeout * 1000,
@@ -264,15 +260,14 @@ export function registerImageCommands(
   program
     .command("rmi <images...>")
     .description("remove images (a name of several only loses the name)")
-    .option("-f, --force", "remove an image with several names by id")
+    .option("-f, --force", "remove an image with several names by id, or one a container uses")
     .action(async (images: string[], o: { force?: boolean }) => {
-      await withContext(open, async ({ sink, store }) => {
+      await withContext(open, async ({ layers, store }) => {
         for (const i of images) {
-          const res = await store.remove(i, o.force);
+          const res = await store.remove(i, { force: o.force, containers: await layers.containers() });
           for (const u of res.untagged) print(`Untagged: ${u}`);
           for (const d of res.deleted) print(`Deleted: ${d}`);
-          const drop = sink.releaseImage?.bind(sink) ?? sink.release?.bind(sink);
-          if (drop) for (const c of [...res.unusedChainIDs].reverse()) await drop(c);
+          await releaseImageLayers(layers, res.unusedChainIDs);
         }
       });
     });
@@ -288,6 +283,8 @@ export function registerImageCommands(
     .command("inspect <image>")
     .description("show an image: config, layers with diffIDs, chainIDs and sizes")
     .action(async (image: string) => {
-      await withContext(open, async ({ store }) => print(JSON.stringify(await store.inspect(image), null, 2)));
+      await withContext(open, async ({ layers, store }) =>
+        print(JSON.stringify([await inspectImage(store, image, layers)], null, 4)),
+      );
     });
 }

@@ -22,6 +22,7 @@ import * as n from "../native.js";
 import { C, EXPORT, type ExportScanResult } from "../native.js";
 import { readFdAndClose } from "../util/read-fd.js";
 
+/** Options of {@link exportTree} and {@link exportChanges}. */
 export interface ExportOptions {
   /** How whiteouts are stored in the tree being exported. Default "aufs" (no conversion). */
   whiteouts?: WhiteoutFormat;

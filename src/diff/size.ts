@@ -9,6 +9,12 @@ import { join } from "node:path";
 import { hasCode } from "../errors.js";
 import type { Change } from "../graphdriver/driver.js";
 
+/**
+ * The bytes a change list adds: the sizes of the added and changed
+ * non-directories under `dir`, each inode once (Docker's ChangesSize).
+ * @param dir the layer's tree, where the changes are found
+ * @returns the size in bytes; deleted entries and directories count 0
+ */
 export async function changesSize(dir: string, changes: Change[]): Promise<number> {
   const seen = new Set<string>();
   let size = 0;

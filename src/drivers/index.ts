@@ -19,6 +19,6 @@ export function builtinDrivers(): DriverRegistry {
   // Deprecated as in Docker v23+: chosen by name or by existing state, never by the priority walk
   // (a default pool is a 100G sparse file and a 10G formatted base device).
   r.register({ name: "devmapper", factory: createDevmapper, deprecated: true });
-  r.register({ name: "vfs", factory: createVfs });
+  r.register({ name: "vfs", factory: createVfs, fallback: true });
   return r;
 }

@@ -6,12 +6,18 @@
  *   container's mount id). Any string of `[A-Za-z0-9_.-]`, not empty.
  * - **parent**: the id of the layer this one starts from; `""` means none
  *   (the layer starts empty).
- * - **image layer** (`create`) is filled once through `applyDiff` and then
+ * - **image layer** (`create`) is filled once with a layer tar and then
  *   only read; a **read-write layer** (`createReadWrite`) is a container's
  *   writable top.
  *
- * Lifecycle: `create` → `applyDiff` (image layers) or `get` → changes by the
- * user → `put` → `diff`/`changes` → `remove`.
+ * Lifecycle: `create` → a layer tar applied (image layers) or `get` →
+ * changes by the user → `put` → diffed → `remove`.
+ *
+ * Drivers store and mount; they do not diff. The layer store's Differ
+ * (`src/layer/differ.ts`) applies tars and compares trees above them, as
+ * containerd's differ sits above its snapshotters; a driver that keeps a
+ * layer's own changes apart says where (`diffDir`, `applyDir`), so the
+ * Differ can read them without mounting.
  *
  * `get` mounts (or activates) and returns the path of the layer's tree;
  * `put` unmounts. **Neither counts references**: the layer store's `Mounts`
@@ -26,8 +32,6 @@
  *
  * @module
  */
-import type { Readable } from "node:stream";
-import type { TarRecorder } from "../archive/tar-reader.js";
 
 /** One entry of a change list, as `docker diff` prints it. */
 export interface Change {
@@ -43,12 +47,6 @@ export interface CreateOpts {
   storageOpt?: Record<string, string>;
   /** SELinux label; unused by strata's drivers, kept for parity. */
   mountLabel?: string;
-}
-
-/** Options for applyDiff. */
-export interface ApplyDiffOptions {
-  /** Sees the tar's raw non-content bytes, for pristine re-assembly (tar-split). */
-  recorder?: TarRecorder;
 }
 
 /**
@@ -74,20 +72,21 @@ export interface MountSpecOptions {
 export interface Capabilities {
   /** The init layer goes inside each image layer (devmapper), not in a `<id>-init` layer. */
   readonly initInImage: boolean;
-  /** diff/changes read the driver's own upper dir instead of comparing mounted trees. */
+  /** A diff and its size can be read from {@link Driver.diffDir} alone (overlay's upper dir, no redirects or metacopy). */
   readonly nativeDiff: boolean;
   /** `get` returns a path without mounting anything (vfs). */
   readonly mountless: boolean;
 }
 
 /**
- * Acquire/release functions handed to the naive diff methods. The layer
- * store passes its counted `Mounts`; tests and tools without a store may pass
- * the driver's own get/put.
+ * A directory where a driver keeps one layer's own content apart, readable
+ * and writable without mounting (overlay's upper dir, `<id>/diff`).
  */
-export interface MountAccess {
-  acquire(id: string): Promise<string>;
-  release(id: string): Promise<void>;
+export interface DiffDir {
+  /** Absolute path of the directory. */
+  path: string;
+  /** How deletions are kept there: "overlay" as char 0/0 devices and opaque xattrs; "aufs" not at all (nothing below). */
+  whiteouts: "aufs" | "overlay";
 }
 
 /** A storage driver. Errors are {@link StrataError}s with the codes named per method. */
@@ -149,6 +148,21 @@ export interface Driver {
   status(): Promise<Array<[string, string]>>;
   /** Every layer id the driver holds (for `strata check`: orphans, missing layers). */
   list(): Promise<string[]>;
+  /**
+   * Entries of the driver's home that are no layer and no live work: what
+   * dead processes left half built or half removed, and entries strata never
+   * writes (a symlink where a layer directory belongs). The driver's start
+   * removes what it can of them; what is reported here could not be removed
+   * (`strata check` shows it, `--repair` retries with {@link removeLeftover}).
+   * A read-only operation: creates nothing, not even the home.
+   */
+  leftovers(): Promise<string[]>;
+  /**
+   * Removes one entry {@link leftovers} named, by file descriptor (a symlink
+   * is unlinked, never followed; a mount inside is refused with EXDEV).
+   * @throws ERR_INVALID_ID for a name that is not a leftover
+   */
+  removeLeftover(name: string): Promise<void>;
   /** Low-level facts about one layer (paths, device ids). */
   metadata(id: string): Promise<Record<string, string>>;
   /**
@@ -165,20 +179,24 @@ export interface Driver {
   close(): Promise<void>;
 
   /**
-   * Tar (AUFS whiteouts) of what `id` changed relative to `parent`; with
-   * parent "" the whole layer. The caller must consume or destroy the stream.
+   * Where `id`'s own changes relative to `parent` are kept apart from its
+   * parents' content, or null when the driver keeps no such record (vfs and
+   * devmapper hold full trees) or `parent` is not `id`'s direct parent ("":
+   * a layer without parent). The layer store's Differ reads this directory
+   * instead of comparing mounted trees: for a diff or its size only when
+   * {@link Capabilities.nativeDiff} holds (otherwise the directory may hold
+   * redirects or metadata-only copies), for a change list as a hint of where
+   * to look. Cheap; mounts nothing.
+   * @throws ERR_LAYER_NOT_FOUND
    */
-  diff(id: string, parent: string, mounts: MountAccess): Promise<Readable>;
-  /** What `id` changed relative to `parent`, with `docker diff`'s rules. */
-  changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]>;
+  diffDir(id: string, parent: string): Promise<DiffDir | null>;
   /**
-   * Applies an uncompressed layer tar onto the empty layer `id`, created on
-   * `parent`. Returns the sum of entry sizes from the tar headers.
-   * @throws ERR_BREAKOUT for entries that would leave the layer
+   * Where a layer tar for the empty layer `id`, created on `parent`, can be
+   * applied without mounting, and in which whiteout form; or null: the
+   * caller mounts `id` (through the store's Mounts) and applies into its tree.
+   * @throws ERR_LAYER_NOT_FOUND
    */
-  applyDiff(id: string, parent: string, tar: Readable, mounts: MountAccess, opts?: ApplyDiffOptions): Promise<number>;
-  /** Bytes of the files `id` added or changed relative to `parent` (hardlinks counted once). */
-  diffSize(id: string, parent: string, mounts: MountAccess): Promise<number>;
+  applyDir(id: string, parent: string): Promise<DiffDir | null>;
 }
 
 /** Options every driver factory receives. */

@@ -6,6 +6,7 @@
  */
 import { statfs } from "../native.js";
 
+/** statfs(2) magic numbers of the filesystems a driver may find under its home. */
 export const FS_MAGIC = Object.freeze({
   AUFS: 0x61756673,
   BTRFS: 0x9123683e,

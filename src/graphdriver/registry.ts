@@ -6,17 +6,23 @@
  * 1. an explicitly named driver is used, and its errors are fatal;
  * 2. otherwise a driver whose home `<root>/<name>` exists and is non-empty
  *    wins (its errors are fatal: its layers would "disappear"); two such
- *    homes are an error asking the user to choose;
+ *    homes are an error asking the user to choose. A fallback driver (vfs)
+ *    does not count, as in Docker's scan: anyone may name it for a while;
  * 3. otherwise the first driver in priority order that does not report
  *    "not supported", skipping deprecated ones (Docker v23+).
+ *
+ * Before any driver runs, the root is checked (and made 0710 when missing):
+ * see `src/util/store-root.ts`.
  *
  * @module
  */
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError, NotSupportedError } from "../errors.js";
+import { openStoreRoot } from "../util/store-root.js";
 import type { Driver, DriverFactory, DriverOptions } from "./driver.js";
 
+/** A driver as the registry knows it. */
 export interface DriverEntry {
   name: string;
   factory: DriverFactory;
@@ -25,6 +31,11 @@ export interface DriverEntry {
    * when their home holds state, but skipped by the priority walk.
    */
   deprecated?: boolean;
+  /**
+   * The driver anyone may name for a while on any store (vfs): its home does
+   * not make it the store's driver (Docker's prior-driver scan skips vfs).
+   */
+  fallback?: boolean;
 }
 
 /** A registry: names are unique; order is priority order. */
@@ -53,10 +64,11 @@ export class DriverRegistry {
     return e;
   }
 
-  /** Drivers whose home under `root` exists and is not empty. */
+  /** Drivers whose home under `root` exists and is not empty (a fallback driver never counts). */
   async priorDrivers(root: string): Promise<string[]> {
     const found: string[] = [];
     for (const e of this.#entries) {
+      if (e.fallback) continue;
       try {
         if ((await readdir(join(root, e.name))).length > 0) found.push(e.name);
       } catch {
@@ -69,10 +81,12 @@ export class DriverRegistry {
   /**
    * Creates the driver to use under `opts.root`.
    * @param name explicit driver name, or undefined for auto-selection
-   * @throws ERR_DRIVER_UNKNOWN; ERR_DRIVER_AMBIGUOUS when several prior homes exist;
-   *   ERR_NO_DRIVER when nothing is supported here
+   * @throws ERR_STORE_ROOT for a root that is empty, not owned by root or
+   *   writable by others; ERR_DRIVER_UNKNOWN; ERR_DRIVER_AMBIGUOUS when
+   *   several prior homes exist; ERR_NO_DRIVER when nothing is supported here
    */
   async select(name: string | undefined, opts: DriverOptions): Promise<Driver> {
+    await (await openStoreRoot(opts.root)).close();
     if (name) return this.get(name).factory(opts);
     const prior = await this.priorDrivers(opts.root);
     if (prior.length > 1) {

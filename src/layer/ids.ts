@@ -9,6 +9,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { InvalidArgumentError } from "../errors.js";
 
+/** A sha256 digest as Docker writes it: `sha256:<64 hex>`. */
 export type Digest = `sha256:${string}`;
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
@@ -16,6 +17,7 @@ const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 /** The diffID and chainID of an empty tar (1024 zero bytes), as Docker's EmptyLayer. */
 export const EMPTY_LAYER_DIGEST: Digest = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 
+/** Whether `s` is a {@link Digest}. */
 export function isDigest(s: string): s is Digest {
   return DIGEST_RE.test(s);
 }

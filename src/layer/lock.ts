@@ -1,21 +1,40 @@
 /**
  * The store lock: an flock on `<store>/lock`, so several strata processes
  * can share one store. Critical sections are short (metadata only); long
- * work such as applying a layer runs outside it.
+ * work such as applying a layer runs outside it. The lock file is opened
+ * inside its {@link StoreDir} (never through a symlink).
  *
  * @module
  */
-import { open } from "node:fs/promises";
-import { C, flock } from "../native.js";
+import { basename, dirname } from "node:path";
+import { C, close, flock } from "../native.js";
+import { StoreDir } from "../util/store-dir.js";
 
+/** An inter-process lock on one file (flock), serialised within the process too. */
 export class StoreLock {
-  readonly path: string;
-  #depth = 0;
-  #fd: Awaited<ReturnType<typeof open>> | undefined;
+  readonly #dir: StoreDir | string;
+  readonly #name: string;
+  #fd: number | undefined;
   #queue: Promise<void> = Promise.resolve();
 
-  constructor(path: string) {
-    this.path = path;
+  /**
+   * A lock on file `name` (created 0600 when missing) in `dir`; or, with a
+   * single argument, on the file at that path.
+   */
+  constructor(dir: StoreDir | string, name?: string) {
+    this.#dir = name === undefined ? dirname(dir as string) : dir;
+    this.#name = name ?? basename(dir as string);
+  }
+
+  async #open(): Promise<number> {
+    const flags = C.O_RDWR | C.O_CREAT;
+    if (typeof this.#dir !== "string") return this.#dir.openFd(this.#name, flags, 0o600);
+    const dir = await StoreDir.open(this.#dir);
+    try {
+      return await dir.openFd(this.#name, flags, 0o600);
+    } finally {
+      await dir.close();
+    }
   }
 
   /**
@@ -30,23 +49,23 @@ export class StoreLock {
     });
     await prev;
     try {
-      this.#fd ??= await open(this.path, "a+", 0o600);
-      await flock(this.#fd.fd, C.LOCK_EX);
-      this.#depth++;
+      this.#fd ??= await this.#open();
+      await flock(this.#fd, C.LOCK_EX);
       try {
         return await fn();
       } finally {
-        this.#depth--;
-        await flock(this.#fd.fd, C.LOCK_UN);
+        await flock(this.#fd, C.LOCK_UN);
       }
     } finally {
       done();
     }
   }
 
+  /** Closes the lock file (after calls in flight). Safe to call twice. */
   async close(): Promise<void> {
     await this.#queue;
-    await this.#fd?.close();
+    const fd = this.#fd;
     this.#fd = undefined;
+    if (fd !== undefined) await close(fd);
   }
 }

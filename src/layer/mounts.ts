@@ -13,11 +13,11 @@
  *
  * @module
  */
-import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import { FailedPreconditionError, hasCode } from "../errors.js";
-import type { Driver, MountAccess } from "../graphdriver/driver.js";
-import { writeJsonAtomic } from "../util/atomic.js";
+import type { Driver } from "../graphdriver/driver.js";
+import { StoreDir } from "../util/store-dir.js";
 import { StoreLock } from "./lock.js";
 import { mountPoints, mountsUnder } from "../util/mountinfo.js";
 import { currentProcess, isAlive, type ProcessIdentity } from "../util/process.js";
@@ -28,6 +28,12 @@ export type Holder =
 
 interface HoldRecord {
   path: string;
+  /**
+   * The mount `get` made for `path` (the path itself, or its parent for
+   * devmapper's `rootfs/`); "" when `get` mounted nothing (vfs, an overlay
+   * layer without lowers). Absent in records written before it was kept.
+   */
+  mountPoint?: string;
   holders: Holder[];
   /** Holds are void after a reboot: nothing is mounted any more. */
   bootID?: string;
@@ -39,52 +45,73 @@ async function currentBoot(): Promise<string> {
   return bootID;
 }
 
+/** One id's holds, as {@link Mounts.list} reports them. */
 export interface HoldInfo {
   id: string;
   path: string;
+  /** The mount that shows `path` ("" when none is needed). */
+  mountPoint: string;
   count: number;
   holders: Holder[];
 }
 
+/** The mount holds of one driver (see the module doc). */
 export class Mounts {
   readonly #driver: Driver;
-  readonly #dir: string;
+  readonly #path: string;
+  #dir: StoreDir | undefined;
+  /** Whether init() opened the directory (then close() closes it). */
+  #owned = false;
   #locks = new Map<string, StoreLock>();
 
-  constructor(driver: Driver, dir: string) {
+  /**
+   * @param holds the directory of hold records: a {@link StoreDir} of the
+   *   store (the layer store passes its `holds/`), or a path that {@link init}
+   *   creates and opens (tools and tests without a store)
+   */
+  constructor(driver: Driver, holds: StoreDir | string) {
     this.#driver = driver;
-    this.#dir = dir;
+    if (typeof holds === "string") this.#path = holds;
+    else {
+      this.#dir = holds;
+      this.#path = holds.path;
+    }
   }
 
+  /** Creates and opens the holds directory when it was given as a path. */
   async init(): Promise<void> {
-    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    if (this.#dir) return;
+    await mkdir(this.#path, { recursive: true, mode: 0o700 });
+    this.#dir = await StoreDir.open(this.#path);
+    this.#owned = true;
+  }
+
+  get #files(): StoreDir {
+    if (!this.#dir) throw new Error(`Mounts used before init(): ${this.#path}`);
+    return this.#dir;
   }
 
   #lock(id: string): StoreLock {
     let l = this.#locks.get(id);
     if (!l) {
-      l = new StoreLock(join(this.#dir, `${id}.lock`));
+      l = new StoreLock(this.#files, `${id}.lock`);
       this.#locks.set(id, l);
     }
     return l;
   }
 
   async #read(id: string): Promise<HoldRecord> {
-    try {
-      const rec = JSON.parse(await readFile(join(this.#dir, `${id}.json`), "utf8")) as HoldRecord;
-      if (rec.bootID !== (await currentBoot())) return { path: "", holders: [] };
-      return rec;
-    } catch (err) {
-      if (hasCode(err, "ENOENT")) return { path: "", holders: [] };
-      throw err;
-    }
+    const text = await this.#files.readOptional(`${id}.json`);
+    if (text === null) return { path: "", holders: [] };
+    const rec = JSON.parse(text) as HoldRecord;
+    if (rec.bootID !== (await currentBoot())) return { path: "", holders: [] };
+    return rec;
   }
 
   async #write(id: string, rec: HoldRecord): Promise<void> {
-    if (rec.holders.length === 0) await rm(join(this.#dir, `${id}.json`), { force: true });
+    if (rec.holders.length === 0) await this.#files.unlink(`${id}.json`);
     // Not fsync'd: holds only need to survive a process crash, and a reboot voids them.
-    else
-      await writeJsonAtomic(join(this.#dir, `${id}.json`), { ...rec, bootID: await currentBoot() }, { durable: false });
+    else await this.#files.writeJsonAtomic(`${id}.json`, { ...rec, bootID: await currentBoot() }, { durable: false });
   }
 
   /** Drops holds of processes that are gone. */
@@ -96,12 +123,27 @@ export class Mounts {
     return live.length !== before;
   }
 
-  /** Whether the layer's tree is really mounted (always true for mountless drivers). */
-  async #mounted(path: string): Promise<boolean> {
-    if (this.#driver.capabilities.mountless) return true;
-    if (!path) return false;
+  /** The mount showing `path` right after `get` returned it ("" when nothing is mounted for it). */
+  async #mountPointOf(path: string): Promise<string> {
+    if (this.#driver.capabilities.mountless) return "";
     const table = await mountPoints();
-    return table.has(path) || table.has(dirname(path));
+    if (table.has(path)) return path;
+    return table.has(dirname(path)) ? dirname(path) : "";
+  }
+
+  /** Whether the layer's tree is really mounted, as the kernel's mount table says. */
+  async #mounted(rec: HoldRecord): Promise<boolean> {
+    if (!rec.path) return false;
+    if (rec.mountPoint === "") return true;
+    const table = await mountPoints();
+    if (rec.mountPoint !== undefined) return table.has(rec.mountPoint);
+    return table.has(rec.path) || table.has(dirname(rec.path));
+  }
+
+  /** Mounts `id` again through the driver and records where. */
+  async #get(id: string, rec: HoldRecord): Promise<void> {
+    rec.path = await this.#driver.get(id);
+    rec.mountPoint = await this.#mountPointOf(rec.path);
   }
 
   /**
@@ -114,9 +156,7 @@ export class Mounts {
     return this.#lock(id).with(async () => {
       const rec = await this.#read(id);
       await Mounts.#prune(rec);
-      if (rec.holders.length === 0 || !(await this.#mounted(rec.path))) {
-        rec.path = await this.#driver.get(id);
-      }
+      if (rec.holders.length === 0 || !(await this.#mounted(rec))) await this.#get(id, rec);
       const h = named
         ? rec.holders.find((x) => x.kind === "named" && x.name === named)
         : rec.holders.find((x) => x.kind === "process" && x.pid === me.pid && x.start === me.start);
@@ -182,14 +222,56 @@ export class Mounts {
   /** Every id with a holds record, with live counts. */
   async list(): Promise<HoldInfo[]> {
     const out: HoldInfo[] = [];
-    for (const f of await readdir(this.#dir)) {
-      if (!f.endsWith(".json")) continue;
+    for (const f of await this.#files.readdir()) {
+      if (!f.endsWith(".json") || f.startsWith(".")) continue;
       const id = f.slice(0, -5);
       const rec = await this.#read(id);
       await Mounts.#prune(rec);
-      out.push({ id, path: rec.path, count: rec.holders.reduce((s, h) => s + h.n, 0), holders: rec.holders });
+      out.push({
+        id,
+        path: rec.path,
+        mountPoint: rec.mountPoint ?? "",
+        count: rec.holders.reduce((s, h) => s + h.n, 0),
+        holders: rec.holders,
+      });
     }
     return out;
+  }
+
+  /**
+   * Held ids whose mount the kernel does not have (unmounted from outside,
+   * or by a crash of what served it): the holders' paths show nothing.
+   */
+  async unmounted(): Promise<HoldInfo[]> {
+    const out: HoldInfo[] = [];
+    for (const h of await this.list()) {
+      if (h.count === 0) continue;
+      const rec: HoldRecord = {
+        path: h.path,
+        holders: h.holders,
+        ...(h.mountPoint ? { mountPoint: h.mountPoint } : {}),
+      };
+      if (!(await this.#mounted(rec))) out.push({ ...h, mountPoint: h.mountPoint || h.path });
+    }
+    return out;
+  }
+
+  /**
+   * Mounts `id` afresh for the holds it has (a mount that was unmounted from
+   * outside, or broke under them): unmounts what is left, mounts again,
+   * keeps every hold. Nothing held: only unmounts.
+   * @returns the new path, or "" when nothing holds `id`
+   */
+  async remount(id: string): Promise<string> {
+    return this.#lock(id).with(async () => {
+      const rec = await this.#read(id);
+      await Mounts.#prune(rec);
+      await this.#driver.put(id);
+      if (rec.holders.length > 0) await this.#get(id, rec);
+      else rec.path = "";
+      await this.#write(id, rec);
+      return rec.path;
+    });
   }
 
   /**
@@ -198,8 +280,8 @@ export class Mounts {
    */
   async reconcile(): Promise<string[]> {
     const repaired: string[] = [];
-    for (const f of await readdir(this.#dir).catch(() => [] as string[])) {
-      if (!f.endsWith(".json")) continue;
+    for (const f of await this.#files.readdir()) {
+      if (!f.endsWith(".json") || f.startsWith(".")) continue;
       const id = f.slice(0, -5);
       await this.#lock(id).with(async () => {
         const rec = await this.#read(id);
@@ -247,13 +329,14 @@ export class Mounts {
     return released;
   }
 
-  /** A {@link MountAccess} for the naive diff adapter, holding as this process. */
-  access(): MountAccess {
-    return { acquire: (id) => this.acquire(id), release: (id) => this.release(id) };
-  }
-
+  /** Closes the per-id locks (and the holds directory when {@link init} opened it). */
   async close(): Promise<void> {
     await Promise.all([...this.#locks.values()].map((l) => l.close()));
     this.#locks.clear();
+    if (this.#owned) {
+      await this.#dir?.close();
+      this.#dir = undefined;
+      this.#owned = false;
+    }
   }
 }

@@ -13,56 +13,54 @@
  *
  * @module
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { FailedPreconditionError, hasCode } from "../errors.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import { FailedPreconditionError } from "../errors.js";
+import type { StoreDir } from "../util/store-dir.js";
 
 /** The owner of a store without an owner file: strata's own layer store. */
 export const STRATA_OWNER = "strata";
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
 
-/** The recorded owner of the layerdb at `dir` (STRATA_OWNER when none is recorded). */
-export async function storeOwner(dir: string): Promise<string> {
-  try {
-    const owner = (await readFile(join(dir, "owner"), "utf8")).trim();
-    if (!NAME_RE.test(owner)) {
-      throw new FailedPreconditionError("ERR_STORE_OWNED", `Cannot open store: unreadable owner file "${dir}/owner"`);
-    }
-    return owner;
-  } catch (err) {
-    if (hasCode(err, "ENOENT")) return STRATA_OWNER;
-    throw err;
+/** The recorded owner of the layerdb `files` (STRATA_OWNER when none is recorded). */
+export async function storeOwner(files: StoreDir): Promise<string> {
+  const text = await files.readOptional("owner");
+  if (text === null) return STRATA_OWNER;
+  const owner = text.trim();
+  if (!NAME_RE.test(owner)) {
+    throw new FailedPreconditionError(
+      "ERR_STORE_OWNED",
+      `Cannot open store: unreadable owner file "${files.pathOf("owner")}"`,
+    );
   }
+  return owner;
 }
 
 /**
- * Checks that `want` may open the layerdb at `dir`, recording it as the owner
+ * Checks that `want` may open the layerdb `files`, recording it as the owner
  * when an engine opens an empty store for the first time (call under the
  * store lock).
  * @param isEmpty whether the store holds no layer, container or operation of strata's own
  * @throws ERR_STORE_OWNED when the store belongs to someone else, or a
  *   store that holds strata's own layers is asked for by another owner
  */
-export async function assertOwner(dir: string, want: string, isEmpty: () => Promise<boolean>): Promise<void> {
+export async function assertOwner(files: StoreDir, want: string, isEmpty: () => Promise<boolean>): Promise<void> {
   if (!NAME_RE.test(want)) {
     throw new FailedPreconditionError("ERR_STORE_OWNED", `Cannot open store: invalid owner name "${want}"`);
   }
-  const found = await storeOwner(dir);
+  const found = await storeOwner(files);
   if (found === want) return;
   if (found !== STRATA_OWNER) {
     throw new FailedPreconditionError(
       "ERR_STORE_OWNED",
-      `Cannot open store: owned by ${found}, not ${want}; use another --root "${dir}"`,
+      `Cannot open store: owned by ${found}, not ${want}; use another --root "${files.path}"`,
     );
   }
   // found is strata (no owner file) and an engine wants it: only while it is empty.
   if (!(await isEmpty())) {
     throw new FailedPreconditionError(
       "ERR_STORE_OWNED",
-      `Cannot open store for ${want}: it holds strata's own layers; use another --root "${dir}"`,
+      `Cannot open store for ${want}: it holds strata's own layers; use another --root "${files.path}"`,
     );
   }
-  await writeFileAtomic(join(dir, "owner"), `${want}\n`, { mode: 0o644 });
+  await files.writeAtomic("owner", `${want}\n`, { mode: 0o644 });
 }

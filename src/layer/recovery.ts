@@ -1,33 +1,34 @@
 /**
- * Crash recovery and consistency checks for the layer store.
+ * Crash recovery for the layer store.
  *
  * `recover` runs (under the store lock) every time a store is opened: it
  * rolls back registers and creates whose process died (their driver layers
  * are removed, no partial layer is ever listed), finishes interrupted
  * deletions (`-removing` directories, containers in state "removing"),
- * drops mount holds of dead processes and unmounts what nothing holds.
+ * drops mount holds of dead processes and unmounts what nothing holds, and
+ * removes the temporary files of atomic writes whose writer died.
  * Named references are left alone, pending import refs of dead processes
  * too: only the image records (outside this module) can tell whether such a
  * layer is used; `src/image/ref-check.ts` decides, under the same lock.
  *
- * `check` reports what is inconsistent; with `repair` it fixes it.
+ * Recovery never makes opening the store fail because something could not
+ * be removed: what resists (a leaked mount inside a layer, a busy device)
+ * stays where it is, listed in the report, for `strata check --repair`.
  *
  * @module
  */
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
-import { hasCode } from "../errors.js";
+import type { Driver } from "../graphdriver/driver.js";
 import { isAlive } from "../util/process.js";
-import type { LayerStore } from "./store.js";
+import type { Collector } from "./collector.js";
+import type { LayerDB } from "./layerdb.js";
+import type { Mounts } from "./mounts.js";
 
-async function removeDriverLayer(store: LayerStore, id: string): Promise<void> {
-  try {
-    await store.driver.put(id);
-  } catch (err) {
-    if (!hasCode(err, "ERR_LAYER_NOT_FOUND", "ENOENT", "EINVAL")) throw err;
-  }
-  await store.driver.remove(id);
-  await rm(join(store.db.dir, "init-originals", id), { recursive: true, force: true });
+/** The parts of a layer store that recovery and checks work on (under the store lock). */
+export interface StoreParts {
+  db: LayerDB;
+  driver: Driver;
+  mounts: Mounts;
+  collector: Collector;
 }
 
 /** What `recover` did, for logs and tests. */
@@ -35,13 +36,37 @@ export interface RecoveryReport {
   rolledBack: string[];
   finishedRemovals: string[];
   mountsRepaired: string[];
+  /** Temporary files of atomic writes whose writer died (relative paths), removed. */
+  sweptWrites: string[];
+  /** What could not be finished now ("<what>: <reason>"); `check` reports what is left. */
+  deferred: string[];
 }
 
-/** Finishes or rolls back what crashed processes left (call under the store lock). */
-export async function recover(store: LayerStore): Promise<RecoveryReport> {
-  const report: RecoveryReport = { rolledBack: [], finishedRemovals: [], mountsRepaired: [] };
-  const db = store.db;
-  await db.clearTmp();
+/** Runs `step`, noting its failure in `deferred` instead of failing the whole recovery. */
+async function attempt(deferred: string[], what: string, step: () => Promise<void>): Promise<boolean> {
+  try {
+    await step();
+    return true;
+  } catch (err) {
+    deferred.push(`${what}: ${(err as Error).message}`);
+    return false;
+  }
+}
+
+/** Finishes or rolls back what crashed processes left (under the store lock). */
+export async function recover({ db, mounts, collector }: StoreParts): Promise<RecoveryReport> {
+  const report: RecoveryReport = {
+    rolledBack: [],
+    finishedRemovals: [],
+    mountsRepaired: [],
+    sweptWrites: [],
+    deferred: [],
+  };
+  for (const name of await db.clearTmp()) report.deferred.push(`tmp/${name}: could not be removed`);
+  // A writer killed between its write and its rename (issue 18: a crashed `layer apply`).
+  for (const rel of await db.staleWrites()) {
+    if (await attempt(report.deferred, rel, () => db.removeTree(rel))) report.sweptWrites.push(rel);
+  }
   for (const { id, intent } of await db.listIntents()) {
     if (await isAlive(intent.owner)) continue; // still running in another process
     // A process killed after committing but before dropping its intent: the driver
@@ -49,108 +74,32 @@ export async function recover(store: LayerStore): Promise<RecoveryReport> {
     const committed = new Set((await db.listLayers()).map((l) => l.cacheID));
     const rec = intent.kind === "create" && intent.container ? await db.readContainer(intent.container) : null;
     if (rec?.state === "ready") for (const d of [rec.mountID, rec.initID]) if (d) committed.add(d);
-    for (const d of intent.driverIDs) if (!committed.has(d)) await removeDriverLayer(store, d);
-    if (rec && rec.state !== "ready") await db.deleteContainer(intent.container!);
-    await db.deleteIntent(id);
-    report.rolledBack.push(id);
+    const done = await attempt(report.deferred, `intent ${id}`, async () => {
+      for (const d of intent.driverIDs) if (!committed.has(d)) await collector.removeDriverLayer(d, { unmount: true });
+      if (rec && rec.state !== "ready") await db.deleteContainer(intent.container!);
+      await db.deleteIntent(id);
+    });
+    if (done) report.rolledBack.push(id);
   }
   for (const { path, cacheID } of await db.removingOrphans()) {
-    if (cacheID) await removeDriverLayer(store, cacheID);
-    await rm(path, { recursive: true, force: true });
-    report.finishedRemovals.push(cacheID);
+    const done = await attempt(report.deferred, path, async () => {
+      if (cacheID) await collector.removeDriverLayer(cacheID, { unmount: true });
+      await db.removeTree(path);
+    });
+    if (done) report.finishedRemovals.push(cacheID);
   }
   for (const c of await db.listContainers()) {
     if (c.state !== "removing") continue;
-    await removeDriverLayer(store, c.mountID);
-    if (c.initID) await removeDriverLayer(store, c.initID);
-    await db.deleteContainer(c.name);
-    if (c.parent) await store.deleteUnreferencedLocked(c.parent);
-    report.finishedRemovals.push(c.mountID);
+    const done = await attempt(report.deferred, `container ${c.name}`, async () => {
+      await collector.removeDriverLayer(c.mountID, { unmount: true });
+      if (c.initID) await collector.removeDriverLayer(c.initID, { unmount: true });
+      await db.deleteContainer(c.name);
+      if (c.parent) await collector.deleteUnreferenced(c.parent);
+    });
+    if (done) report.finishedRemovals.push(c.mountID);
   }
-  report.mountsRepaired = await store.mounts.reconcile();
+  await attempt(report.deferred, "mount holds", async () => {
+    report.mountsRepaired = await mounts.reconcile();
+  });
   return report;
-}
-
-export interface CheckProblem {
-  kind: "missing-parent" | "missing-driver-layer" | "orphan-driver-layer" | "dangling-hold" | "container-missing-layer";
-  subject: string;
-  detail: string;
-}
-
-/**
- * Verifies the store: every layer's parent and driver layer exist, every
- * container's layers exist, every driver layer belongs to something, and no
- * mount hold points at nothing. With `repair`, orphan driver layers and
- * dangling holds are removed, and layers or containers whose driver data is
- * gone are dropped.
- */
-export async function check(store: LayerStore, repair: boolean): Promise<CheckProblem[]> {
-  return store.lock.with(async () => {
-    const problems: CheckProblem[] = [];
-    const layers = await store.db.listLayers();
-    const containers = await store.db.listContainers();
-    const intents = await store.db.listIntents();
-    const driverIDs = new Set(await store.driver.list());
-    const known = new Set<string>();
-    const chainIDs = new Set(layers.map((l) => l.chainID));
-    for (const l of layers) {
-      known.add(l.cacheID);
-      if (l.parent && !chainIDs.has(l.parent)) {
-        problems.push({ kind: "missing-parent", subject: l.chainID, detail: `parent ${l.parent} is not in the store` });
-      }
-      if (!driverIDs.has(l.cacheID)) {
-        problems.push({
-          kind: "missing-driver-layer",
-          subject: l.chainID,
-          detail: `driver layer ${l.cacheID} is missing`,
-        });
-        if (repair) await store.db.markRemoving(l.chainID).then((p) => rm(p, { recursive: true, force: true }));
-      }
-    }
-    for (const c of containers) {
-      for (const id of [c.mountID, c.initID].filter(Boolean)) {
-        known.add(id);
-        if (!driverIDs.has(id)) {
-          problems.push({ kind: "container-missing-layer", subject: c.name, detail: `driver layer ${id} is missing` });
-          if (repair) await store.db.deleteContainer(c.name);
-        }
-      }
-    }
-    for (const { intent } of intents) for (const id of intent.driverIDs) known.add(id);
-    for (const id of driverIDs) {
-      if (known.has(id)) continue;
-      problems.push({
-        kind: "orphan-driver-layer",
-        subject: id,
-        detail: "driver layer referenced by no layer or container",
-      });
-      if (repair) await removeDriverLayer(store, id);
-    }
-    for (const h of await store.mounts.list()) {
-      if (known.has(h.id) && driverIDs.has(h.id)) continue;
-      problems.push({
-        kind: "dangling-hold",
-        subject: h.id,
-        detail: `${h.count} holds on a layer that does not exist`,
-      });
-      if (repair) await store.mounts.releaseAll(h.id).catch(() => {});
-    }
-    return problems;
-  });
-}
-
-/** Removes layers that nothing references (no ref, child, container); returns their chainIDs. */
-export async function prune(store: LayerStore): Promise<string[]> {
-  return store.lock.with(async () => {
-    const removed: string[] = [];
-    for (;;) {
-      let progress = false;
-      for (const l of await store.db.listLayers()) {
-        if ((await store.referencesOf(l.chainID)).length > 0) continue;
-        removed.push(...(await store.deleteUnreferencedLocked(l.chainID)));
-        progress = true;
-      }
-      if (!progress) return removed;
-    }
-  });
 }

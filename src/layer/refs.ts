@@ -1,16 +1,17 @@
 /**
  * Named references read and changed as one critical section under the
- * store lock. Owners of references that depend on state outside the layer
- * store (the image records decide which layers the "image" ref must hold)
- * use it to decide and change without racing other processes: a process
- * that changes refs must take the same lock, so what the decision read
- * cannot move under it.
+ * store lock (`LayerStore.withRefs` runs the editor under it). Owners of
+ * references that depend on state outside the layer store (the image
+ * records decide which layers the "image" ref must hold) use it to decide
+ * and change without racing other processes: a process that changes refs
+ * must take the same lock, so what the decision read cannot move under it.
  *
  * @module
  */
 import { NotFoundError } from "../errors.js";
 import type { Digest } from "./ids.js";
-import type { LayerStore } from "./store.js";
+import type { Collector } from "./collector.js";
+import type { LayerDB } from "./layerdb.js";
 
 /** One stored layer and the named references on it. */
 export interface LayerRefs {
@@ -35,17 +36,9 @@ export interface RefEditor {
   remove(chainID: Digest, name: string): Promise<Digest[]>;
 }
 
-/**
- * Runs `fn` under the store lock with a {@link RefEditor}. `fn` must not call
- * methods of the store that take the lock themselves (the lock does not nest).
- * @example
- * await withRefs(store, async (refs) => {
- *   for (const l of await refs.list()) if (l.refs.includes("old")) await refs.remove(l.chainID, "old");
- * });
- */
-export function withRefs<T>(store: LayerStore, fn: (refs: RefEditor) => Promise<T>): Promise<T> {
-  const db = store.db;
-  const editor: RefEditor = {
+/** A {@link RefEditor} over `db`; the caller holds the store lock while it is used. */
+export function refEditor(db: LayerDB, collector: Collector): RefEditor {
+  return {
     async list() {
       const out: LayerRefs[] = [];
       for (const l of await db.listLayers()) out.push({ chainID: l.chainID, refs: await db.refs(l.chainID) });
@@ -58,8 +51,7 @@ export function withRefs<T>(store: LayerStore, fn: (refs: RefEditor) => Promise<
     },
     async remove(chainID, name) {
       await db.removeRef(chainID, name);
-      return store.deleteUnreferencedLocked(chainID);
+      return collector.deleteUnreferenced(chainID);
     },
   };
-  return store.lock.with(() => fn(editor));
 }

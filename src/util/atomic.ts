@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { tmpName } from "./tmp-names.js";
 
 /** fsync of a directory, so a rename or create inside it is durable. */
 export async function syncDir(dir: string): Promise<void> {
@@ -30,7 +30,8 @@ export async function writeFileAtomic(
   data: string | Buffer,
   { mode = 0o600, durable = true }: { mode?: number; durable?: boolean } = {},
 ): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${randomBytes(4).toString("hex")}`);
+  // Named for this process, so a sweep can tell a dead writer's leftover from a write in progress.
+  const tmp = join(dirname(path), await tmpName(`.${basename(path)}`));
   const fh = await open(tmp, "wx", mode);
   try {
     await fh.writeFile(data);

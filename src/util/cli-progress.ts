@@ -9,6 +9,7 @@ import type cliProgressModule from "cli-progress";
 
 let loaded: typeof cliProgressModule | undefined;
 
+/** The cli-progress module, loaded on the first call. */
 export function cliProgress(): typeof cliProgressModule {
   loaded ??= createRequire(import.meta.url)("cli-progress") as typeof cliProgressModule;
   return loaded;

@@ -6,6 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 
+/** A process: its pid and start time (so a recycled pid is not the same process). */
 export interface ProcessIdentity {
   pid: number;
   start: string;

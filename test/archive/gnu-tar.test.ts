@@ -7,7 +7,7 @@ import { createReadStream } from "node:fs";
 import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test from "ava";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { applyLayer, exportTree } from "../../src/diff/index.js";
 import { C, utimensat } from "../../src/native.js";
 import { type GenOptions, generateTree } from "../helpers/gen-tree.js";

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { applyLayer, exportTree } from "../../src/diff/index.js";
 import { chunks, makeTar, type Spec } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";

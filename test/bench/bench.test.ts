@@ -8,8 +8,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
-import type { BenchResults } from "../../src/bench/index.js";
-import { QUICK } from "../../src/bench/index.js";
+import type { BenchResults } from "../../src/bench/harness/index.js";
+import { QUICK } from "../../src/bench/harness/index.js";
 import { dumpDom, screenshot } from "../helpers/chromium.js";
 import { strata } from "../helpers/cli.js";
 
@@ -70,10 +70,12 @@ function expectedDriverWorkloads(): string[] {
 
 test.serial("strata bench --quick writes results.json with every workload measured, per driver and peer", async (t) => {
   const { results, stderr } = await quickRun();
-  t.is(results.format, "strata-bench/1");
+  t.is(results.format, "strata-bench/2");
   t.true(results.machine.cores > 0);
   t.truthy(results.machine.kernel);
-  t.truthy(results.machine.benchFs);
+  t.truthy(results.machine.inputFs);
+  t.is(results.filesystem?.type, "ext4");
+  t.regex(results.filesystem?.description ?? "", /fresh for every timed run/);
   const drivers = [...new Set(results.measurements.filter((m) => m.kind === "driver").map((m) => m.subject))];
   t.true(drivers.includes("vfs"), "vfs always runs");
   for (const d of drivers)
@@ -128,6 +130,51 @@ test.serial("report.html renders in headless Chromium with every chart drawn", a
     t.is(rules, measured, `${family}: one error bar per measurement`);
   }
 });
+
+test.serial(
+  "report.html is read by people choosing a driver: filesystem, corpus, one colour per subject, full width",
+  async (t) => {
+    const { dir, results } = await quickRun();
+    const html = await readFile(join(dir, "out", "report.html"), "utf8");
+    t.true(html.includes(results.filesystem!.description.replace(/&/g, "&amp;")), "the filesystem is on the page");
+    for (const c of Object.values(results.corpus))
+      t.true(html.includes(`<td>${c.files.toLocaleString("en-US")}</td>`), `corpus size ${c.files} on the page`);
+    const titles = [...html.matchAll(/<h2 id="(\w+)">([^<]*)<\/h2><div class="chart"/g)];
+    t.true(titles.length > 0);
+    for (const [, family, title] of titles) t.regex(title!, /lower is better/, `${family} says lower is better`);
+    // One colour per driver or peer, the same in every chart.
+    const colours = new Map<string, Set<string>>();
+    for (const [, subject, fill] of html.matchAll(
+      /aria-label="subject: ([^;"]+);[^"]*" [^>]*aria-roledescription="bar"[^>]*fill="([^"]+)"/g,
+    )) {
+      if (!colours.has(subject!)) colours.set(subject!, new Set());
+      colours.get(subject!)!.add(fill!);
+    }
+    t.true(colours.size >= 2);
+    for (const [subject, fills] of colours) t.is(fills.size, 1, `${subject} has one colour: ${[...fills].join(", ")}`);
+    t.is(new Set([...colours.values()].map((f) => [...f][0])).size, colours.size, "no two subjects share a colour");
+    // Laid out by Chromium in a 1400 px window: every chart as wide as the page's column, the ratio table within it.
+    const probe = join(dir, "out", "probe.html");
+    const script = `<script>
+const col = document.querySelector(".chart").getBoundingClientRect().width;
+const out = { col, svgs: [...document.querySelectorAll(".chart svg")].map((s) => s.getBoundingClientRect().width),
+  ratios: document.querySelector("table.ratios")?.getBoundingClientRect().width ?? 0, body: document.body.clientWidth };
+document.body.setAttribute("data-layout", JSON.stringify(out));
+</script></body>`;
+    await writeFile(probe, html.replace("</body>", script));
+    const dom = await dumpDom(t, probe);
+    const layout = JSON.parse(/data-layout="([^"]+)"/.exec(dom)![1]!.replace(/&quot;/g, '"')) as {
+      col: number;
+      svgs: number[];
+      ratios: number;
+      body: number;
+    };
+    t.true(layout.col >= layout.body - 60, `chart column ${layout.col} of body ${layout.body}`);
+    for (const w of layout.svgs)
+      t.true(Math.abs(w - layout.col) < 1, `chart ${w} px wide in a ${layout.col} px column`);
+    t.true(layout.ratios <= layout.col, `ratio table ${layout.ratios} px fits the ${layout.col} px column`);
+  },
+);
 
 test.serial("strata bench --compare reports a regression and an improvement", async (t) => {
   const { dir, results } = await quickRun();

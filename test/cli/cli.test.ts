@@ -2,7 +2,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test from "ava";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { strata } from "../helpers/cli.js";
 import { makeTar } from "../helpers/tar.js";
 import { driverTestArgs, supportedDrivers } from "../helpers/drivers.js";

@@ -80,7 +80,7 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
     const d = await openDriver(t, factory, o);
     await d.create("empty", "");
     t.true(await d.exists("empty"));
-    const mounts = countedMounts(d);
+    const mounts = await countedMounts(t, d);
     const p = await mounts.acquire("empty");
     try {
       const st = await stat(p);
@@ -92,7 +92,7 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
     } finally {
       await mounts.release("empty");
     }
-    t.is(mounts.active(), 0);
+    t.is(await mounts.active(), 0);
   });
 
   test(title("create refuses an existing id and a missing parent"), async (t) => {
@@ -107,9 +107,9 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
 
   test(title("base layer applied from a tar holds every entry type with metadata"), async (t) => {
     const d = await openDriver(t, factory, o);
-    const mounts = countedMounts(d);
+    const mounts = await countedMounts(t, d);
     await d.create("base", "");
-    const size = await d.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))), mounts);
+    const size = await mounts.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))));
     t.is(
       size,
       baseFiles.reduce((s, f) => s + (f.content ? Buffer.from(f.content).length : 0), 0),
@@ -137,9 +137,9 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
 
   test(title("a snapshot sees its parent and its writes stay its own"), async (t) => {
     const d = await openDriver(t, factory, o);
-    const mounts = countedMounts(d);
+    const mounts = await countedMounts(t, d);
     await d.create("base", "");
-    await d.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))), mounts);
+    await mounts.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))));
     await d.createReadWrite("snap", "base");
     const s = await mounts.acquire("snap");
     try {
@@ -168,9 +168,9 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
 
   test(title("changes lists A/C/D with Docker's rules"), async (t) => {
     const d = await openDriver(t, factory, o);
-    const mounts = countedMounts(d);
+    const mounts = await countedMounts(t, d);
     await d.create("base", "");
-    await d.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))), mounts);
+    await mounts.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))));
     await d.createReadWrite("c", "base");
     const p = await mounts.acquire("c");
     try {
@@ -183,7 +183,7 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
     } finally {
       await mounts.release("c");
     }
-    const got = (await d.changes("c", "base", mounts)).map((c) => `${c.kind} ${c.path}`);
+    const got = (await mounts.changes("c", "base")).map((c) => `${c.kind} ${c.path}`);
     t.deepEqual(got, [
       "C /etc",
       "C /etc/hosts",
@@ -199,20 +199,20 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
     ]);
     // hosts (new content) + shadow (chmod only, still counted) + the symlink + opt/app/x
     t.is(
-      await d.diffSize("c", "base", mounts),
+      await mounts.diffSize("c", "base"),
       "changed\n".length + "root:*:1:0:99999:7:::\n".length + "/etc/hosts".length + 1,
     );
-    const all = await d.changes("base", "", mounts);
+    const all = await mounts.changes("base", "");
     t.true(all.every((c) => c.kind === "A"));
     t.is(all.length, 20);
-    t.is(mounts.active(), 0);
+    t.is(await mounts.active(), 0);
   });
 
   test(title("diff then applyDiff on the same parent reproduces the layer"), async (t) => {
     const d = await openDriver(t, factory, o);
-    const mounts = countedMounts(d);
+    const mounts = await countedMounts(t, d);
     await d.create("base", "");
-    await d.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))), mounts);
+    await mounts.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))));
     await d.createReadWrite("c", "base");
     const p = await mounts.acquire("c");
     try {
@@ -225,9 +225,9 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
     } finally {
       await mounts.release("c");
     }
-    const tar = await d.diff("c", "base", mounts);
+    const tar = await mounts.diff("c", "base");
     await d.create("c2", "base");
-    await d.applyDiff("c2", "base", tar, mounts);
+    await mounts.applyDiff("c2", "base", tar);
     const a = await mounts.acquire("c");
     const b = await mounts.acquire("c2");
     try {
@@ -237,17 +237,17 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
       await mounts.release("c");
       await mounts.release("c2");
     }
-    t.is(mounts.active(), 0);
+    t.is(await mounts.active(), 0);
   });
 
   test(title("full diff of a base layer round-trips into a fresh layer"), async (t) => {
     const d = await openDriver(t, factory, o);
-    const mounts = countedMounts(d);
+    const mounts = await countedMounts(t, d);
     await d.create("base", "");
-    await d.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))), mounts);
-    const tar = await d.diff("base", "", mounts);
+    await mounts.applyDiff("base", "", Readable.from(chunks(await makeTar(baseFiles))));
+    const tar = await mounts.diff("base", "");
     await d.create("copy", "");
-    await d.applyDiff("copy", "", tar, mounts);
+    await mounts.applyDiff("copy", "", tar);
     const a = await mounts.acquire("base");
     const b = await mounts.acquire("copy");
     try {
@@ -262,7 +262,7 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
   test(title(`a ${o.deepChain ?? 128}-deep chain is readable and matches a flat oracle`), async (t) => {
     const depth = o.deepChain ?? 128;
     const d = await openDriver(t, factory, o);
-    const mounts = countedMounts(d);
+    const mounts = await countedMounts(t, d);
     const flat = await tempDir(t, "strata-flat-");
     let parent = "";
     for (let i = 0; i < depth; i++) {
@@ -274,7 +274,7 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
       if (i > 0) specs.push({ name: `.wh.f${i - 1}` });
       await d.create(id, parent);
       const tar = await makeTar(specs);
-      await d.applyDiff(id, parent, Readable.from(chunks(tar)), mounts);
+      await mounts.applyDiff(id, parent, Readable.from(chunks(tar)));
       await applyLayer(flat, chunks(tar));
       parent = id;
     }
@@ -371,4 +371,57 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
     for (const id of ids) t.false(await d.exists(id));
     t.true(await d.exists("base"));
   });
+
+  test(
+    title("xattrs the kernel would read as overlay metadata change nothing: the tree is the tar's (issue 19)"),
+    async (t) => {
+      // On overlay these would hide the lower "keep/" (opaque), white out "etc/hosts" (xattr
+      // whiteout) and show the lower "etc/" as "x/" (redirect) if they reached the diff dir.
+      const d = await openDriver(t, factory, o);
+      const mounts = await countedMounts(t, d);
+      const y = Buffer.from("y");
+      const base: Spec[] = [
+        { name: "etc/", mode: 0o755 },
+        { name: "etc/hosts", content: "lower hosts\n" },
+        { name: "keep/", mode: 0o755 },
+        { name: "keep/lower-file", content: "lower" },
+      ];
+      const forged: Record<string, Record<string, string | Buffer>> = {
+        "keep/": { "trusted.overlay.opaque": y, "user.overlay.opaque": y },
+        "etc/": { "trusted.overlay.whiteouts": y, "user.overlay.whiteouts": y },
+        "etc/hosts": { "trusted.overlay.whiteout": y, "user.overlay.whiteout": y },
+        "x/": { "trusted.overlay.redirect": "/etc", "user.overlay.redirect": "/etc" },
+        "x/f": { "security.selinux": "system_u:object_r:shadow_t:s0", "trusted.overlay.metacopy": "" },
+      };
+      const cap = Buffer.from("0100000200200000000000000000000000000000", "hex");
+      const top = (withForged: boolean): Spec[] =>
+        [
+          { name: "keep/", mode: 0o755 },
+          { name: "keep/upper-file", content: "upper" },
+          { name: "etc/", mode: 0o755 },
+          { name: "etc/hosts", content: "" },
+          { name: "x/", mode: 0o755 },
+          { name: "x/f", content: "f", xattrs: { "security.capability": cap, "user.kept": "yes" } },
+        ].map((s: Spec) => (withForged ? { ...s, xattrs: { ...s.xattrs, ...forged[s.name] } } : s));
+      await d.create("base", "");
+      await mounts.applyDiff("base", "", Readable.from(chunks(await makeTar(base))));
+      await d.create("top", "base");
+      await mounts.applyDiff("top", "base", Readable.from(chunks(await makeTar(top(true)))));
+      const flat = await tempDir(t, "strata-flat-");
+      await applyLayer(flat, chunks(await makeTar(base)));
+      await applyLayer(flat, chunks(await makeTar(top(false))));
+      const p = await mounts.acquire("top");
+      try {
+        t.is(await readFile(join(p, "keep/lower-file"), "utf8"), "lower", "keep/ is not opaque");
+        t.is(await readFile(join(p, "etc/hosts"), "utf8"), "", "etc/hosts is not whited out");
+        t.deepEqual(await readdir(join(p, "x")), ["f"], "x/ is not redirected");
+        t.deepEqual(await manifest(p, { mtime: false }), await manifest(flat, { mtime: false }));
+      } catch (err) {
+        await dump(t, d, "top");
+        throw err;
+      } finally {
+        await mounts.release("top");
+      }
+    },
+  );
 }

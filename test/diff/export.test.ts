@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import test from "ava";
 import type { TarHeader } from "../../src/archive/tar-header.js";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { applyLayer, changes, changesSize, exportChanges, exportTree } from "../../src/diff/index.js";
 import { capabilityForExport } from "../../src/diff/export.js";
 import { C, lgetxattr, lsetxattr, mknod, utimensat } from "../../src/native.js";

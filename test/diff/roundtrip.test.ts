@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import test, { type ExecutionContext } from "ava";
-import { assembleTar, openInLayer, TarSplitRecorder } from "../../src/archive/tar-split.js";
+import { assembleTar, openInLayer } from "../../src/archive/tar-split.js";
+import { memoryRecorder } from "../helpers/memory-sink.js";
 import { applyLayer, changes, exportChanges, exportTree } from "../../src/diff/index.js";
 import { generateTree } from "../helpers/gen-tree.js";
 import { gnuTar, linkGroups } from "../helpers/peer.js";
@@ -35,10 +36,10 @@ async function roundTrip(t: ExecutionContext, tar: Buffer, base: string, opts: M
   // 1. apply, recording the pristine index
   const first = join(base, "first");
   await mkdir(first);
-  const rec = new TarSplitRecorder();
-  const { warnings } = await applyLayer(first, chunks(tar, 1 << 16), { recorder: rec });
+  const rec = memoryRecorder();
+  const { warnings } = await applyLayer(first, chunks(tar, 1 << 16), { recorder: rec.recorder });
   t.deepEqual(warnings, []);
-  const index = await rec.finish();
+  const index = await rec.index();
 
   // 2. changes against empty → export → apply again
   const all = await changes(first, null);

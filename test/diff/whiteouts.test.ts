@@ -8,7 +8,7 @@
 import { lstat, mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import test from "ava";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { applyLayer, exportTree } from "../../src/diff/index.js";
 import { C, lgetxattr, mount, umount2 } from "../../src/native.js";
 import { chunks, makeTar, type Spec } from "../helpers/tar.js";

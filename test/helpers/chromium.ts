@@ -64,7 +64,7 @@ export async function screenshot(
   await chromium(t, [`--window-size=${width},${height}`, `--screenshot=${png}`], `file://${file}`);
 }
 
-/** The DOM of `file` after Chromium has loaded it. */
-export async function dumpDom(t: ExecutionContext, file: string): Promise<string> {
-  return chromium(t, ["--dump-dom"], `file://${file}`);
+/** The DOM of `file` after Chromium has loaded it (and run its scripts) in a `width`×`height` window. */
+export async function dumpDom(t: ExecutionContext, file: string, width = 1400, height = 2400): Promise<string> {
+  return chromium(t, [`--window-size=${width},${height}`, "--dump-dom"], `file://${file}`);
 }

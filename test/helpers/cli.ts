@@ -11,12 +11,15 @@ export interface CliResult {
   stderr: string;
 }
 
-export function strata(args: string[], opts: { input?: Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function strata(
+  args: string[],
+  opts: { input?: Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { ...process.env, ...opts.env }, maxBuffer: 64 << 20 },
+      { env: { ...process.env, ...opts.env }, maxBuffer: 64 << 20, ...(opts.cwd ? { cwd: opts.cwd } : {}) },
       (err, stdout, stderr) => {
         const code = err ? ((err as { code?: number }).code ?? 1) : 0;
         resolve({ code: typeof code === "number" ? code : 1, stdout, stderr });

@@ -1,7 +1,15 @@
-/** Mount helpers for driver-level tests without a layer store. */
+/**
+ * The layer store's own mount counting ({@link Mounts}) and {@link Differ}
+ * over a bare driver, for driver-level tests without a layer store: the
+ * one counting path the product uses, with its holds in a temp dir.
+ */
 import { mkdir } from "node:fs/promises";
-import type { Driver, MountAccess, MountSpec } from "../../src/graphdriver/driver.js";
+import type { Readable } from "node:stream";
+import type { ExecutionContext } from "ava";
+import type { Change, Driver, MountSpec } from "../../src/graphdriver/driver.js";
+import { Differ, Mounts } from "../../src/layer/index.js";
 import { C, mount, umount2 } from "../../src/native.js";
+import { tempDir } from "./tmp.js";
 
 /** mount(2)'s MS_REMOUNT (not among the addon's constants). */
 const MS_REMOUNT = 32;
@@ -26,29 +34,50 @@ export async function mountSpecs(specs: MountSpec[], target: string): Promise<()
   return () => umount2(target, C.MNT_DETACH);
 }
 
-/** A minimal counted MountAccess over a driver. */
+/** Acquire/release as this process, and the Differ's methods, over one driver. */
+export interface CountedMounts {
+  acquire(id: string): Promise<string>;
+  release(id: string): Promise<void>;
+  /** How many ids are held now. */
+  active(): Promise<number>;
+  /** Applies a tar onto the empty layer `id`; returns Σ entry sizes, as Docker's ApplyDiff. */
+  applyDiff(id: string, parent: string, tar: Readable): Promise<number>;
+  diff(id: string, parent: string): Promise<Readable>;
+  changes(id: string, parent: string): Promise<Change[]>;
+  diffSize(id: string, parent: string): Promise<number>;
+  /** The same, comparing mounted trees even where the driver keeps a diff dir (the naive diff). */
+  naive: Pick<CountedMounts, "diff" | "changes" | "diffSize">;
+}
 
-export function countedMounts(driver: Driver): MountAccess & { active(): number } {
-  const counts = new Map<string, { n: number; path: string }>();
+/** `driver` seen as one that keeps no diff dir of its own: the Differ then compares mounted trees. */
+function naiveView(driver: Driver): Driver {
+  return new Proxy(driver, {
+    get(target, prop) {
+      if (prop === "diffDir" || prop === "applyDir") return async () => null;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+export async function countedMounts(t: ExecutionContext, driver: Driver): Promise<CountedMounts> {
+  const mounts = new Mounts(driver, await tempDir(t, "strata-holds-"));
+  await mounts.init();
+  t.teardown(() => mounts.close());
+  const differ = new Differ(driver, mounts);
+  const naive = new Differ(naiveView(driver), mounts);
   return {
-    async acquire(id) {
-      const c = counts.get(id);
-      if (c) {
-        c.n++;
-        return c.path;
-      }
-      const path = await driver.get(id);
-      counts.set(id, { n: 1, path });
-      return path;
+    acquire: (id) => mounts.acquire(id),
+    release: (id) => mounts.release(id),
+    active: async () => (await mounts.list()).filter((h) => h.count > 0).length,
+    applyDiff: async (id, parent, tar) => (await differ.applyDiff(id, parent, tar)).size,
+    diff: (id, parent) => differ.diff(id, parent),
+    changes: (id, parent) => differ.changes(id, parent),
+    diffSize: (id, parent) => differ.diffSize(id, parent),
+    naive: {
+      diff: (id, parent) => naive.diff(id, parent),
+      changes: (id, parent) => naive.changes(id, parent),
+      diffSize: (id, parent) => naive.diffSize(id, parent),
     },
-    async release(id) {
-      const c = counts.get(id);
-      if (!c) throw new Error(`release of unacquired ${id}`);
-      if (--c.n === 0) {
-        counts.delete(id);
-        await driver.put(id);
-      }
-    },
-    active: () => counts.size,
   };
 }

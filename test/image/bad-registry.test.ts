@@ -1,15 +1,20 @@
 /**
  * Pulls through a misbehaving proxy in front of a real registry: wrong
  * bytes, cut connections, 5xx, missing blobs, unsupported media types,
- * bearer auth, a registry that dies mid-pull. Each failure is one clear
- * error code and leaves the sink and the store empty.
+ * bearer auth, a registry that dies mid-pull; and from a hostile registry
+ * of our own: endless manifests, configs and error bodies, descriptors
+ * without sizes, trickles. Each failure is one clear error code, reads a
+ * bounded number of bytes, and leaves the stores empty.
  */
 import test from "ava";
 import type { ExecutionContext } from "ava";
-import { pullImage } from "../../src/image/registry/pull.js";
+import { Transform } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type LayerSink, pullImage } from "../../src/image/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { assertEmpty, stores } from "./common.js";
 import { type Fixture, writeFixtureLayout } from "./fixture.js";
+import { startHostileRegistry } from "./hostile-registry.js";
 import { type Action, startProxy } from "./proxy.js";
 import { skopeo, startRegistry, type TestRegistry } from "./peers.js";
 
@@ -50,7 +55,7 @@ test("a download cut mid-way resumes with a Range request and succeeds", async (
     return { kind: "forward" };
   });
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
   t.is(rec.id, fx.configDigest);
   const ranged = proxy.seen.filter((r) => isBlob(r.url, blobs[0]) && r.headers.range);
   t.is(ranged.length, 1);
@@ -68,7 +73,7 @@ test("5xx answers are retried with backoff", async (t) => {
     return { kind: "forward" };
   });
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast);
   t.is(rec.id, fx.configDigest);
   t.is(fails, 2);
 });
@@ -133,7 +138,7 @@ test("bearer-token auth: the challenge is answered with a token fetched with bas
   const s = await stores(t);
   const denied = await t.throwsAsync(pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, fast));
   t.is(code(denied), "ERR_REGISTRY_AUTH");
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
     ...fast,
     credentials: { username: "alice", password: "s3cret" },
   });
@@ -193,7 +198,10 @@ test("a stall once is retried, resuming with Range, and the pull succeeds", asyn
     return { kind: "forward" };
   });
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, { ...fast, stallTimeoutMs: STALL_MS });
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+    ...fast,
+    stallTimeoutMs: STALL_MS,
+  });
   t.is(rec.id, fx.configDigest);
   t.true(stalled);
   t.true(proxy.seen.filter((r) => isBlob(r.url, blobs[0]) && r.headers.range).length >= 1);
@@ -222,7 +230,7 @@ test("basic auth: a Basic challenge is answered with the credentials", async (t)
       : { kind: "respond", status: 401, headers: { "www-authenticate": 'Basic realm="test"' }, body: "{}" },
   );
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
     ...fast,
     credentials: { username: "bob", password: "pw" },
   });
@@ -242,7 +250,7 @@ test("blob downloads follow a redirect to another origin (a CDN) and do not take
     return { kind: "forward" };
   });
   const s = await stores(t);
-  const rec = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
+  const { image: rec } = await pullImage(`${proxy.addr}/test/img:v1`, s.sink, s.store, {
     ...fast,
     credentials: { username: "bob", password: "pw" },
   });
@@ -250,4 +258,197 @@ test("blob downloads follow a redirect to another origin (a CDN) and do not take
   const fetched = cdn.seen.filter((r) => blobs.some((b) => isBlob(r.url, b)));
   t.is(fetched.length, blobs.length);
   t.true(fetched.every((r) => r.headers.authorization === undefined));
+});
+
+// ---- A hostile registry of our own (hostile-registry.ts): nothing it sends is read without a bound. ----
+
+/** Bytes a client may take of an endless answer before it must have stopped (the cap plus socket buffers). */
+const READ_BOUND = 64 << 20;
+
+test("a good image from the hostile registry pulls (the baseline of the tests below)", async (t) => {
+  const reg = await startHostileRegistry(t);
+  const s = await stores(t);
+  const { image } = await pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, fast);
+  t.is(image.id, reg.image.configDigest);
+});
+
+test("an endless manifest fails with ERR_MANIFEST_TOO_LARGE after at most 4 MiB is read", async (t) => {
+  const reg = await startHostileRegistry(t, (req, res, send) => {
+    if (!(req.url ?? "").includes("/manifests/")) return false;
+    res.writeHead(200, { "content-type": "application/vnd.docker.distribution.manifest.v2+json" });
+    send.endless(res, Buffer.alloc(1 << 16, 0x20), 1 << 30);
+    return true;
+  });
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, fast));
+  t.is(code(err), "ERR_MANIFEST_TOO_LARGE", err?.message);
+  t.true(reg.sent() < READ_BOUND, `the client took ${reg.sent()} bytes`);
+  await assertEmpty(t, s);
+});
+
+test("a manifest whose Content-Length is over 4 MiB is refused before it is read", async (t) => {
+  const reg = await startHostileRegistry(t, (req, res, send) => {
+    if (!(req.url ?? "").includes("/manifests/")) return false;
+    res.writeHead(200, { "content-type": "application/json", "content-length": String(1 << 30) });
+    send.endless(res, Buffer.alloc(1 << 16, 0x20), 1 << 30);
+    return true;
+  });
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, fast));
+  t.is(code(err), "ERR_MANIFEST_TOO_LARGE", err?.message);
+  t.true(reg.sent() < READ_BOUND, `the client took ${reg.sent()} bytes`);
+});
+
+test("an endless config whose descriptor says N bytes fails after N bytes, with ERR_DIGEST_MISMATCH", async (t) => {
+  let configDigest = "";
+  const reg = await startHostileRegistry(t, (req, res, send) => {
+    if (!(req.url ?? "").endsWith(`/blobs/${configDigest}`)) return false;
+    res.writeHead(200, { "content-type": "application/octet-stream" });
+    send.endless(res, Buffer.alloc(1 << 16, 0x7b), 1 << 30);
+    return true;
+  });
+  configDigest = reg.image.configDigest;
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, fast));
+  t.is(code(err), "ERR_DIGEST_MISMATCH", err?.message);
+  t.regex(err!.message, new RegExp(`more than ${reg.image.config.length} bytes`));
+  t.true(reg.sent() < READ_BOUND, `the client took ${reg.sent()} bytes`);
+  await assertEmpty(t, s);
+});
+
+test("a config descriptor over 8 MiB is refused with ERR_BLOB_TOO_LARGE, nothing fetched", async (t) => {
+  const asked: string[] = [];
+  const reg = await startHostileRegistry(t, (req) => {
+    asked.push(req.url ?? "");
+    return false;
+  });
+  reg.image.manifest.config.size = 1 << 30;
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, fast));
+  t.is(code(err), "ERR_BLOB_TOO_LARGE", err?.message);
+  t.false(
+    asked.some((u) => u.includes("/blobs/")),
+    "no blob was asked for",
+  );
+});
+
+for (const [what, size] of [
+  ["without a size", undefined],
+  ["with size -1", -1],
+  ["with a fractional size", 1.5],
+] as const) {
+  test(`a layer descriptor ${what} is refused with ERR_BAD_MANIFEST`, async (t) => {
+    const reg = await startHostileRegistry(t);
+    if (size === undefined) delete reg.image.manifest.layers[0]!.size;
+    else reg.image.manifest.layers[0]!.size = size;
+    const s = await stores(t);
+    const err = await t.throwsAsync(pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, fast));
+    t.is(code(err), "ERR_BAD_MANIFEST", err?.message);
+    await assertEmpty(t, s);
+  });
+}
+
+test("an HTTP 500 with an endless body: each attempt reads at most 64 KiB of it, then ERR_REGISTRY", async (t) => {
+  let answers = 0;
+  const reg = await startHostileRegistry(t, (req, res, send) => {
+    if (!(req.url ?? "").includes("/manifests/")) return false;
+    answers++;
+    res.writeHead(500, { "content-type": "text/plain" });
+    send.endless(res, Buffer.alloc(1 << 16, 0x45), 1 << 30);
+    return true;
+  });
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, fast));
+  t.is(code(err), "ERR_REGISTRY", err?.message);
+  t.is(answers, fast.attempts, "retried as a 5xx");
+  t.true(reg.sent() < fast.attempts * READ_BOUND, `the client took ${reg.sent()} bytes`);
+  t.true(err!.message.length < 1000, "the message shows only the start of the body");
+});
+
+test("a blob trickling one byte every 2 s fails with ERR_REGISTRY_TOO_SLOW in bounded time", async (t) => {
+  let layerDigest = "";
+  const reg = await startHostileRegistry(t, (req, res, send) => {
+    if (!(req.url ?? "").endsWith(`/blobs/${layerDigest}`) || req.method !== "GET") return false;
+    res.writeHead(200, { "content-type": "application/octet-stream" });
+    send.trickle(res, Buffer.alloc(1 << 20, 0), 2000);
+    return true;
+  });
+  layerDigest = reg.image.layerDigest;
+  const s = await stores(t);
+  const t0 = Date.now();
+  // Bytes keep coming (every 2 s < the 3 s stall timeout), but far below 100 bytes/s.
+  const err = await t.throwsAsync(
+    pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, {
+      ...fast,
+      attempts: 2,
+      stallTimeoutMs: 3000,
+      minBytesPerSecond: 100,
+    }),
+  );
+  const took = Date.now() - t0;
+  t.is(code(err), "ERR_REGISTRY_TOO_SLOW", err?.message);
+  t.regex(err!.message, /^Cannot download from the registry: \d+ bytes in 3 s, less than 100 bytes\/s "http:/);
+  t.true(took >= 2 * 3000 && took < 60_000, `took ${took} ms`);
+  await assertEmpty(t, s);
+});
+
+test("a token server sending an endless answer fails with ERR_REGISTRY_AUTH after 64 KiB", async (t) => {
+  let addr = "";
+  const reg = await startHostileRegistry(t, (req, res, send) => {
+    const url = req.url ?? "";
+    if (url.startsWith("/token")) {
+      res.writeHead(200, { "content-type": "application/json" });
+      send.endless(res, Buffer.alloc(1 << 16, 0x20), 1 << 30);
+      return true;
+    }
+    res.writeHead(401, { "www-authenticate": `Bearer realm="http://${addr}/token",service="h"` }).end();
+    return true;
+  });
+  addr = reg.addr;
+  const s = await stores(t);
+  const err = await t.throwsAsync(pullImage(`${reg.addr}/h/img:1`, s.sink, s.store, fast));
+  t.is(code(err), "ERR_REGISTRY_AUTH", err?.message);
+  t.true(reg.sent() < READ_BOUND, `the client took ${reg.sent()} bytes`);
+});
+
+test("a slow layer store is not a slow registry: waiting on the apply counts neither as a stall nor as a trickle", async (t) => {
+  // 32 MiB that does not compress: more than every buffer between the socket and the applier holds.
+  const ranged: string[] = [];
+  const reg = await startHostileRegistry(
+    t,
+    (req) => {
+      if (req.headers.range) ranged.push(`${req.url} ${req.headers.range}`);
+      return false;
+    },
+    32 << 20,
+  );
+  const s = await stores(t);
+  let held = false;
+  const slowSink: LayerSink = {
+    ...s.sink,
+    register: (tar, parent, diffID) => {
+      // The applier stops for 5 s after the first MiB, as a busy disk would; the download backs up meanwhile.
+      let seen = 0;
+      const slow = new Transform({
+        async transform(chunk: Buffer, _e, cb) {
+          seen += chunk.length;
+          if (!held && seen > 1 << 20) {
+            held = true;
+            await sleep(5000);
+          }
+          cb(null, chunk);
+        },
+      });
+      tar.on("error", (e) => slow.destroy(e));
+      return s.sink.register(tar.pipe(slow), parent, diffID);
+    },
+  };
+  const { image } = await pullImage(`${reg.addr}/h/big:1`, slowSink, s.store, {
+    ...fast,
+    stallTimeoutMs: 2000,
+    minBytesPerSecond: 1 << 20,
+  });
+  t.true(held, "the applier did stop");
+  t.is(image.id, reg.image.configDigest);
+  t.deepEqual(ranged, [], "the download was never given up and resumed");
 });

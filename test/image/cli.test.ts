@@ -1,5 +1,5 @@
 /**
- * The image commands end to end through commander, on the vfs test sink:
+ * The image commands end to end through commander, on a LayerStore (vfs):
  * pull from a real registry, images, tag, inspect, save (both formats), load, push, rmi.
  */
 import test from "ava";
@@ -7,7 +7,7 @@ import { Command } from "commander";
 import { join } from "node:path";
 import { registerImageCommands } from "../../src/cli/images.js";
 import { tempDir } from "../helpers/tmp.js";
-import { stores, tree, umociRootfs } from "./common.js";
+import { chainIDsOf, stores, tree, umociRootfs } from "./common.js";
 import { writeFixtureLayout } from "./fixture.js";
 import { skopeo, startRegistry } from "./peers.js";
 
@@ -32,12 +32,9 @@ test("pull, images, tag, inspect, save, load, push and rmi through the commands"
   await strata("tag", `${reg.addr}/cli/img:v1`, "mine:1");
   const listing = await strata("images");
   t.regex(listing, /^mine\t1\t[0-9a-f]{12}\t3$/m);
-  const inspect = JSON.parse(await strata("inspect", "mine:1"));
+  const [inspect] = JSON.parse(await strata("inspect", "mine:1"));
   t.is(inspect.Id, fx.configDigest);
-  t.deepEqual(
-    inspect.Layers.map((l: { diffID: string }) => l.diffID),
-    fx.diffIDs,
-  );
+  t.deepEqual(inspect.RootFS.Layers, fx.diffIDs);
   const dir = await tempDir(t);
   await strata("save", "mine:1", "-o", join(dir, "a.tar"));
   await strata("save", "--format", "oci", "--compress", "gzip", "mine:1", "-o", join(dir, "oci"));
@@ -52,7 +49,7 @@ test("pull, images, tag, inspect, save, load, push and rmi through the commands"
   await strata("rmi", "from-oci:2");
   const last = await strata("rmi", `${reg.addr}/cli/img:v1`);
   t.regex(last, /Deleted: sha256:/);
-  t.deepEqual(await s.sink.chainIDs(), [], "rmi of the last name released the layers");
+  t.deepEqual(await chainIDsOf(s), [], "rmi of the last name released the layers");
   const bad = await t.throwsAsync(strata("save", "--format", "zip", "x", "-o", join(dir, "z")));
   t.is((bad as { code?: string }).code, "ERR_INVALID_ARGUMENT");
 });

@@ -6,7 +6,8 @@
  * a pending reference of a dead process), `check --repair` drops them or,
  * when the image record was written, gives them "image"; an import still
  * running in another process is not reported and finishes cleanly. The
- * pause points are the test hooks of `src/image/test-hooks.ts`.
+ * imports run in `import-child.ts`, which stops them at an exact step of
+ * their transaction with import hooks.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -14,9 +15,10 @@ import { readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import test, { type ExecutionContext } from "ava";
-import { chainIDs } from "../../src/image/digest.js";
+import { fileURLToPath } from "node:url";
 import { builtinDrivers } from "../../src/drivers/index.js";
-import { CLI, strata } from "../helpers/cli.js";
+import { chainIDs } from "../../src/image/index.js";
+import { strata } from "../helpers/cli.js";
 import { makeTar } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
 import { writeFixtureLayout } from "./fixture.js";
@@ -45,15 +47,25 @@ async function driverLayers(driver: string, root: string): Promise<string[]> {
   }
 }
 
+const CHILD = fileURLToPath(new URL("./import-child.js", import.meta.url));
+
 /**
- * Starts `strata ARGS` with the pause hook `point` set and resolves once it
- * is paused there. The child is SIGKILLed at teardown if still running.
+ * Starts an import (`import-child.ts`: `load PATH TAG`, `pull REF` or
+ * `commit CONTAINER TAG`) on the store at `root` that stops at hook
+ * `point`, and resolves once it is stopped there. The child is SIGKILLed
+ * at teardown if still running.
  */
-async function startPaused(t: ExecutionContext, dir: string, point: string, args: string[]) {
+async function startPaused(
+  t: ExecutionContext,
+  dir: string,
+  point: "layersHeld" | "recordWritten",
+  root: string,
+  driver: string,
+  args: string[],
+) {
   const file = join(dir, `pause-${point}`);
-  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
+  const child: ChildProcess = spawn(process.execPath, [CHILD, file, point, root, driver, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, [`STRATA_TEST_PAUSE_${point}`]: file },
   });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -70,8 +82,8 @@ async function startPaused(t: ExecutionContext, dir: string, point: string, args
       )
     )
       break;
-    if (child.exitCode !== null) throw new Error(`strata ${args.join(" ")} exited before pausing: ${out}`);
-    if (waited > 120_000) throw new Error(`strata ${args.join(" ")} did not pause: ${out}`);
+    if (child.exitCode !== null) throw new Error(`${args.join(" ")} exited before pausing: ${out}`);
+    if (waited > 120_000) throw new Error(`${args.join(" ")} did not pause: ${out}`);
     await sleep(20);
   }
   return {
@@ -109,7 +121,7 @@ for (const name of ["vfs", "overlay"]) {
     const { dir, root, g } = await store(t, name);
     const fx = await writeFixtureLayout(join(dir, "fx"), "v1", 41);
     const chains = chainIDs(fx.diffIDs);
-    const p = await startPaused(t, dir, "AFTER_LAYERS", [...g, "load", "-q", "-t", "crash/a:1", fx.dir]);
+    const p = await startPaused(t, dir, "layersHeld", root, name, ["load", fx.dir, "crash/a:1"]);
     for (const c of chains)
       t.regex((await refsOf(root, name, c)).join(), new RegExp(`^image-pending:${p.pid}:\\d+:[0-9a-f]+$`));
     await p.kill();
@@ -134,7 +146,7 @@ for (const name of ["vfs", "overlay"]) {
     const { dir, root, g } = await store(t, name);
     const fx = await writeFixtureLayout(join(dir, "fx"), "v1", 42);
     const chains = chainIDs(fx.diffIDs);
-    const p = await startPaused(t, dir, "AFTER_RECORD", [...g, "load", "-q", "-t", "crash/b:1", fx.dir]);
+    const p = await startPaused(t, dir, "recordWritten", root, name, ["load", fx.dir, "crash/b:1"]);
     await p.kill();
 
     const found = await checkJson(g);
@@ -158,10 +170,10 @@ for (const name of ["vfs", "overlay"]) {
 
   test(`${name}: a pull killed before its image record: check reports the layers, --repair removes them`, async (t) => {
     const reg = await startRegistry(t);
-    const { dir, g } = await store(t, name);
+    const { dir, root, g } = await store(t, name);
     const fx = await writeFixtureLayout(join(dir, "fx"), "v1", 45);
     await skopeo("copy", `oci:${fx.dir}:v1`, `docker://${reg.addr}/crash/pull:v1`, "--dest-tls-verify=false");
-    const p = await startPaused(t, dir, "AFTER_LAYERS", [...g, "pull", "-q", `${reg.addr}/crash/pull:v1`]);
+    const p = await startPaused(t, dir, "layersHeld", root, name, ["pull", `${reg.addr}/crash/pull:v1`]);
     await p.kill();
     const found = await checkJson(g);
     t.is(found.code, 1);
@@ -184,7 +196,7 @@ for (const name of ["vfs", "overlay"]) {
     const { dir, root, g } = await store(t, name);
     const fx = await writeFixtureLayout(join(dir, "fx"), "v1", 43);
     const chains = chainIDs(fx.diffIDs);
-    const p = await startPaused(t, dir, "AFTER_LAYERS", [...g, "load", "-t", "crash/c:1", fx.dir]);
+    const p = await startPaused(t, dir, "layersHeld", root, name, ["load", fx.dir, "crash/c:1"]);
     // Each of these opens the store, so the open-time recovery runs too.
     const chk = await strata([...g, "check"]);
     t.is(chk.code, 0, chk.stdout);
@@ -196,7 +208,7 @@ for (const name of ["vfs", "overlay"]) {
     for (const c of chains) t.regex((await refsOf(root, name, c)).join(), new RegExp(`^image-pending:${p.pid}:`));
 
     t.is(await p.resume(), 0, p.output());
-    t.regex(p.output(), /Loaded image: crash\/c:1/);
+    t.regex(p.output(), new RegExp(`^loaded ${fx.configDigest}$`, "m"));
     for (const c of chains) t.deepEqual(await refsOf(root, name, c), ["image"], "pending ref traded for image");
     t.deepEqual(await checkJson(g), { code: 0, problems: [] });
   });
@@ -211,7 +223,7 @@ for (const name of ["vfs", "overlay"]) {
     await writeFile(join(mp, "added"), "by the container");
     t.is((await strata([...g, "unmount", "c1"])).code, 0);
 
-    const p = await startPaused(t, dir, "AFTER_LAYERS", [...g, "commit", "c1", "crash/commit:1"]);
+    const p = await startPaused(t, dir, "layersHeld", root, name, ["commit", "c1", "crash/commit:1"]);
     const top = (await layerIDs(g)).find((c) => c !== base);
     t.truthy(top, "the commit registered its layer");
     await p.kill();
@@ -229,7 +241,14 @@ for (const name of ["vfs", "overlay"]) {
     // The same commit, not interrupted, records an image on the same chain.
     const again = await strata([...g, "commit", "c1", "crash/commit:1"]);
     t.is(again.code, 0, again.stderr);
-    t.deepEqual(await refsOf(root, name, again.stdout.trim()), ["image"]);
+    const images = JSON.parse((await strata([...g, "--json", "images"])).stdout) as Array<{ id: string }>;
+    t.deepEqual(
+      [again.stdout.trim()],
+      images.map((i) => i.id),
+      "commit prints the image ID that images lists",
+    );
+    const committed = (await layerIDs(g)).find((c) => c !== base)!;
+    t.deepEqual(await refsOf(root, name, committed), ["image"]);
     t.deepEqual(await refsOf(root, name, base), ["image", "user"], "the whole chain of the image is held by image");
     t.deepEqual(await checkJson(g), { code: 0, problems: [] });
   });

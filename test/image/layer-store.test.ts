@@ -11,13 +11,19 @@ import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import { createVfs } from "../../src/drivers/vfs/index.js";
-import { saveDockerArchive } from "../../src/image/docker-archive.js";
-import { ImageStore } from "../../src/image/image-store.js";
-import { IMAGE_REF, layerStoreSink } from "../../src/image/layer-store-sink.js";
-import { loadImages } from "../../src/image/load.js";
-import { importLayers, type LayerSource } from "../../src/image/pipeline.js";
-import { pullImage } from "../../src/image/registry/pull.js";
-import { checkImageRefs } from "../../src/image/ref-check.js";
+import {
+  checkImageRefs,
+  IMAGE_REF,
+  ImageStore,
+  importLayers,
+  type LayerSource,
+  layerStoreSink,
+  loadImages,
+  pullImage,
+  releaseImageLayers,
+  saveDockerArchive,
+  withImport,
+} from "../../src/image/index.js";
 import { check, type Digest, LayerStore } from "../../src/layer/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { makeTar } from "../helpers/tar.js";
@@ -53,7 +59,7 @@ test("load, save and rmi over the LayerStore keep check clean and remove the lay
   const [again] = await loadImages(out, b.sink, b.store);
   t.is(again.id, rec.id);
   const res = await a.store.remove("ls/img:1");
-  for (const c of [...res.unusedChainIDs].reverse()) await a.sink.releaseImage(c);
+  await releaseImageLayers(a.layers, res.unusedChainIDs);
   t.deepEqual(await a.layers.layers(), []);
   t.deepEqual(await check(a.layers, false), []);
 });
@@ -75,7 +81,7 @@ test("a pull with a corrupt blob leaves the LayerStore empty and clean", async (
   t.deepEqual(await a.layers.layers(), []);
   t.deepEqual(await check(a.layers, false), []);
   t.deepEqual(await a.store.ids(), []);
-  const rec = await pullImage(`${reg.addr}/ls/img:v1`, a.sink, a.store);
+  const { image: rec } = await pullImage(`${reg.addr}/ls/img:v1`, a.sink, a.store);
   t.is(rec.id, fx.configDigest);
   t.is((await a.layers.layers()).length, 3);
 });
@@ -89,7 +95,6 @@ test("a reused layer is held like a registered one: by the import, then by image
   const fxB = await writeFixtureLayout(join(dir, "b"), "v1", 23, [tars[0], tars[1], other]);
   // The bottom layer is already there, held by a user ref only (`strata layer apply`).
   const bottom = await a.layers.register(Readable.from([tars[0]]), "", { ref: "user" });
-  await a.layers.release(bottom.chainID);
   const [recA] = await loadImages(fxA.dir, a.sink, a.store, { tag: "reuse/a:1" });
   const [recB] = await loadImages(fxB.dir, a.sink, a.store, { tag: "reuse/b:1" });
   const refs = (c: string) => a.layers.db.refs(c as Digest).then((r) => r.sort());
@@ -100,10 +105,10 @@ test("a reused layer is held like a registered one: by the import, then by image
 
   const res = await a.store.remove("reuse/a:1");
   t.deepEqual(res.unusedChainIDs, [recA.layers[2].chainID], "the shared layers stay in use by b");
-  for (const c of [...res.unusedChainIDs].reverse()) await a.sink.releaseImage(c);
+  await releaseImageLayers(a.layers, res.unusedChainIDs);
   t.deepEqual((await a.layers.layers()).map((l) => l.chainID).sort(), recB.layers.map((l) => l.chainID).sort());
   const resB = await a.store.remove("reuse/b:1");
-  for (const c of [...resB.unusedChainIDs].reverse()) await a.sink.releaseImage(c);
+  await releaseImageLayers(a.layers, resB.unusedChainIDs);
   t.deepEqual(
     (await a.layers.layers()).map((l) => l.chainID),
     [bottom.chainID],
@@ -155,11 +160,14 @@ test("a pull's spool lives in the store's tmp/ while upper layers wait, and is g
         })(),
       ),
   }));
-  await importLayers(a.sink, sources, {
-    concurrency: 3,
-    progress: (e) => {
-      if (e.status === "spooling") void readdir(tmp).then((names) => seen.push(names));
-    },
+  await withImport(a.sink, {}, async (tx) => {
+    await importLayers(tx, sources, {
+      concurrency: 3,
+      progress: (e) => {
+        if (e.status === "spooling") void readdir(tmp).then((names) => seen.push(names));
+      },
+    });
+    await tx.release();
   });
   t.true(seen.length > 0, "some layer was spooled");
   t.true(

@@ -6,13 +6,17 @@ import test from "ava";
 import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { chainIDs } from "../../src/image/digest.js";
-import { parsePlatform } from "../../src/image/platform.js";
-import type { ProgressEvent } from "../../src/image/progress.js";
-import { pullImage } from "../../src/image/registry/pull.js";
-import { pushImage } from "../../src/image/registry/push.js";
+import {
+  chainIDs,
+  inspectImage,
+  loadImages,
+  parsePlatform,
+  type ProgressEvent,
+  pullImage,
+  pushImage,
+} from "../../src/image/index.js";
 import { tempDir } from "../helpers/tmp.js";
-import { stores, tree, umociRootfs } from "./common.js";
+import { layerTree, stores, tree, umociRootfs } from "./common.js";
 import { writeFixtureLayout } from "./fixture.js";
 import { run, skopeo, startRegistry } from "./peers.js";
 
@@ -22,11 +26,22 @@ test("pull of an image skopeo pushed gives umoci's tree, and a second pull fetch
   await skopeo("copy", `oci:${fx.dir}:v1`, `docker://${reg.addr}/test/img:v1`, "--dest-tls-verify=false");
   const s = await stores(t);
   const events: ProgressEvent[] = [];
-  const rec = await pullImage(`${reg.addr}/test/img:v1`, s.sink, s.store, {
+  const { image: rec, digest } = await pullImage(`${reg.addr}/test/img:v1`, s.sink, s.store, {
     progress: (e) => events.push(e),
     concurrency: 3,
   });
   t.is(rec.id, fx.configDigest);
+  const manifestDigest = (
+    await run("skopeo", [
+      "inspect",
+      "--tls-verify=false",
+      "--format",
+      "{{.Digest}}",
+      `docker://${reg.addr}/test/img:v1`,
+    ])
+  ).stdout.trim();
+  t.is(digest, manifestDigest, "the pull reports the manifest digest, as docker pull's Digest: line");
+  t.deepEqual(rec.repoDigests, [`${reg.addr}/test/img@${manifestDigest}`]);
   t.deepEqual(
     rec.layers.map((l) => l.diffID),
     fx.diffIDs,
@@ -38,8 +53,7 @@ test("pull of an image skopeo pushed gives umoci's tree, and a second pull fetch
   t.deepEqual(rec.repoTags, [`${reg.addr}/test/img:v1`]);
   t.is(rec.repoDigests.length, 1);
   t.true(events.some((e) => e.status === "downloading"));
-  const top = await s.sink.path(rec.layers[2].chainID);
-  t.deepEqual(await tree(top), await tree(await umociRootfs(t, fx.dir, "v1")));
+  t.deepEqual(await layerTree(s, rec.layers[2].chainID), await tree(await umociRootfs(t, fx.dir, "v1")));
 
   const again: ProgressEvent[] = [];
   await pullImage(`${reg.addr}/test/img:v1`, s.sink, s.store, { progress: (e) => again.push(e) });
@@ -47,9 +61,15 @@ test("pull of an image skopeo pushed gives umoci's tree, and a second pull fetch
     again.map((e) => e.status),
     ["exists", "exists", "exists"],
   );
-  const inspect = await s.store.inspect(`${reg.addr}/test/img:v1`);
-  t.is(inspect.Layers.length, 3);
+  const inspect = await inspectImage(s.store, `${reg.addr}/test/img:v1`, s.layers);
+  t.deepEqual(inspect.RootFS, { Type: "layers", Layers: fx.diffIDs });
   t.is(inspect.Architecture, "amd64");
+  t.deepEqual(inspect.Config?.Cmd, ["/bin/tool"]);
+  t.is(inspect.GraphDriver.Name, "vfs");
+  t.is(
+    inspect.Size,
+    (await s.layers.layers()).reduce((n, l) => n + l.size, 0),
+  );
 });
 
 test("push by strata (monolithic, chunked, mounted) is read back by skopeo with the same diffIDs", async (t) => {
@@ -64,7 +84,6 @@ test("push by strata (monolithic, chunked, mounted) is read back by skopeo with 
   t.deepEqual(mounted.layers, ["mounted", "mounted", "mounted"]);
   // A record without blob knowledge: layers are gzipped and uploaded, in 64 KiB PATCHes.
   const fresh = await stores(t);
-  const { loadImages } = await import("../../src/image/load.js");
   await loadImages(fx.dir, fresh.sink, fresh.store, { tag: "local/img:v1" });
   const s1 = await pushImage(fresh.store, fresh.sink, "local/img:v1", `${reg.addr}/pushed/chunked:v1`, {
     chunkSize: 64 << 10,
@@ -129,11 +148,13 @@ test("a manifest list pushed by skopeo --all is resolved to the host platform or
   );
   await skopeo("copy", "--all", `oci:${dir}:multi`, `docker://${reg.addr}/multi/img:1`, "--dest-tls-verify=false");
   const s = await stores(t);
-  const host = await pullImage(`${reg.addr}/multi/img:1`, s.sink, s.store, {
+  const { image: host } = await pullImage(`${reg.addr}/multi/img:1`, s.sink, s.store, {
     platform: { os: "linux", architecture: "amd64" },
   });
   t.is(host.id, amd.configDigest);
-  const other = await pullImage(`${reg.addr}/multi/img:1`, s.sink, s.store, { platform: parsePlatform("linux/arm64") });
+  const { image: other } = await pullImage(`${reg.addr}/multi/img:1`, s.sink, s.store, {
+    platform: parsePlatform("linux/arm64"),
+  });
   t.is(other.id, arm.configDigest);
   t.is(other.repoDigests[0], host.repoDigests[0], "the repo digest is the list's");
   const err = await t.throwsAsync(

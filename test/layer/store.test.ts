@@ -4,7 +4,7 @@ import { lstat, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import test from "ava";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { builtinDrivers } from "../../src/drivers/index.js";
 import { chainID, check, type Digest, initPaths, LayerStore, MAX_LAYER_DEPTH } from "../../src/layer/index.js";
 import { mountPoints } from "../../src/util/mountinfo.js";

@@ -52,7 +52,7 @@ maybe("overlay changes equal docker diff, and docker commit and strata diff give
   const root = await tempDir(t, "strata-ovl-docker-");
   const d = (await createOverlay({ root, options: {} })) as OverlayDriver;
   t.teardown(() => d.cleanup());
-  const mounts = countedMounts(d);
+  const mounts = await countedMounts(t, d);
 
   // 1. The base image, as dockerd stores it, into strata layers.
   const baseDir = join(work, "base");
@@ -62,7 +62,7 @@ maybe("overlay changes equal docker diff, and docker commit and strata diff give
   for (const [i, tar] of layers.entries()) {
     const id = `base${i}`;
     await d.create(id, parent);
-    await d.applyDiff(id, parent, createReadStream(tar), mounts);
+    await mounts.applyDiff(id, parent, createReadStream(tar));
     parent = id;
   }
   const top = parent;
@@ -81,7 +81,7 @@ maybe("overlay changes equal docker diff, and docker commit and strata diff give
 
   // 3. docker diff vs driver.changes, as sets.
   const dockerSet = new Set((await docker("diff", name)).split("\n").filter(Boolean));
-  const strataSet = new Set((await d.changes("ctr", top, mounts)).map((c) => `${c.kind} ${c.path}`));
+  const strataSet = new Set((await mounts.changes("ctr", top)).map((c) => `${c.kind} ${c.path}`));
   t.log(`docker diff: ${dockerSet.size} entries, strata changes: ${strataSet.size}`);
   t.deepEqual([...strataSet].sort(), [...dockerSet].sort());
 
@@ -94,9 +94,9 @@ maybe("overlay changes equal docker diff, and docker commit and strata diff give
   const committed = await savedLayers(commitDir, tag);
   t.is(committed.length, layers.length + 1);
   await d.create("from-docker", top);
-  await d.applyDiff("from-docker", top, createReadStream(committed.at(-1)!), mounts);
+  await mounts.applyDiff("from-docker", top, createReadStream(committed.at(-1)!));
   await d.create("from-strata", top);
-  await d.applyDiff("from-strata", top, await d.diff("ctr", top, mounts), mounts);
+  await mounts.applyDiff("from-strata", top, await mounts.diff("ctr", top));
   const a = await mounts.acquire("from-docker");
   const b = await mounts.acquire("from-strata");
   try {
@@ -120,5 +120,5 @@ maybe("overlay changes equal docker diff, and docker commit and strata diff give
     await mounts.release("from-docker");
     await mounts.release("from-strata");
   }
-  t.is(mounts.active(), 0);
+  t.is(await mounts.active(), 0);
 });

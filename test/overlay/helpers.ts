@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { ExecutionContext } from "ava";
 import { createOverlay, type OverlayDriver } from "../../src/drivers/overlay/index.js";
-import { countedMounts } from "../helpers/mounts.js";
+import { type CountedMounts, countedMounts } from "../helpers/mounts.js";
 import { chunks, makeTar, type Spec } from "../helpers/tar.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -12,22 +12,22 @@ export async function openOverlay(
   t: ExecutionContext,
   options: Record<string, string> = {},
   base?: string,
-): Promise<{ d: OverlayDriver; root: string; mounts: ReturnType<typeof countedMounts> }> {
+): Promise<{ d: OverlayDriver; root: string; mounts: CountedMounts }> {
   const root = await tempDir(t, "strata-ovl-", base);
   const d = (await createOverlay({ root, options })) as OverlayDriver;
   t.teardown(() => d.cleanup());
-  return { d, root, mounts: countedMounts(d) };
+  return { d, root, mounts: await countedMounts(t, d) };
 }
 
 /** Applies the given entries as a layer tar. */
 export async function applySpecs(
-  d: OverlayDriver,
-  mounts: ReturnType<typeof countedMounts>,
+  _d: OverlayDriver,
+  mounts: CountedMounts,
   id: string,
   parent: string,
   specs: Spec[],
 ): Promise<number> {
-  return d.applyDiff(id, parent, Readable.from(chunks(await makeTar(specs))), mounts);
+  return mounts.applyDiff(id, parent, Readable.from(chunks(await makeTar(specs))));
 }
 
 /** How many times `path` appears as a mount point in /proc/self/mountinfo. */

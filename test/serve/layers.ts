@@ -9,7 +9,7 @@ import { createReadStream } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { mountsUnder } from "../../src/util/mountinfo.js";
 import { metadataFile, thinLs } from "../devmapper/helpers.js";
 

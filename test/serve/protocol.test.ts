@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import test from "ava";
-import { readTar } from "../../src/archive/tar-reader.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { builtinDrivers } from "../../src/drivers/index.js";
 import { mountsUnder } from "../../src/util/mountinfo.js";
 import { supportedDrivers } from "../helpers/drivers.js";

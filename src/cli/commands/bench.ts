@@ -7,8 +7,9 @@
 import type { Command } from "commander";
 import { builtinDrivers } from "../../drivers/index.js";
 import { InvalidArgumentError } from "../../errors.js";
-import { FAMILIES, PEERS, type RawBenchOptions, resolveOptions } from "../../bench/options.js";
+import { FAMILIES, PEERS, type RawBenchOptions, resolveOptions } from "../../bench/harness/options.js";
 
+/** Registers `strata bench` on `program`. */
 export function benchCommand(program: Command): void {
   program
     .command("bench")
@@ -16,10 +17,11 @@ export function benchCommand(program: Command): void {
     .option("--drivers <list>", `comma-separated drivers (default: all of ${builtinDrivers().names().join(", ")})`)
     .option("--workloads <list>", `comma-separated families (default: ${FAMILIES.join(",")})`)
     .option("--runs <n>", "runs per workload (default: 2 with --quick, 3 otherwise)")
-    .option("--corpus <dir>", "where the generated corpus is cached", "corpus")
+    .option("--corpus <dir>", "where the generated corpus is cached (default <out>/corpus)")
     .option("--peers [list]", `also run the peers that are installed (default all: ${PEERS.join(",")})`)
     .option("--out <dir>", "where the reports go", "bench-out")
-    .option("--work <dir>", "where the stores live while running (default <out>/work, removed after)")
+    .option("--work <dir>", "where the peers' image archives are built (default <out>/work, removed after)")
+    .option("--fs <type>", "filesystem made fresh for every timed unit: ext4 or xfs", "ext4")
     .option("--seed <n>", "corpus seed")
     .option("--quick", "the quick preset (under two minutes)")
     .option("--compare <files...>", "compare two results.json files (OLD NEW) instead of running")
@@ -27,7 +29,7 @@ export function benchCommand(program: Command): void {
       // Loaded here, not at the top: the report's chart libraries (vega) take
       // longer to load than most other commands take to run.
       const { compareResults, formatComparison, markdownReport, readResults, runBench } =
-        await import("../../bench/index.js");
+        await import("../../bench/harness/index.js");
       if (o.compare) {
         if (o.compare.length !== 2)
           throw new InvalidArgumentError(

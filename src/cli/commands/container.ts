@@ -8,7 +8,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import { commitImage } from "../commit-image.js";
+import { commitContainer, withImageStore } from "../../image/index.js";
 import { printTable, resolveLayer, short, withStore } from "../context.js";
 
 export function containerCommands(program: Command): void {
@@ -24,6 +24,8 @@ export function containerCommands(program: Command): void {
           init: o.init,
           storageOpt: o.size ? { size: o.size } : {},
         });
+        // Remember the image (and its config, for a later commit) when one was named.
+        if (image) await withImageStore(g.root, store.driver.name, (images) => images.bindContainer(rec, image));
         console.log(rec.name);
       });
     });
@@ -48,8 +50,10 @@ export function containerCommands(program: Command): void {
     .description("remove a container layer")
     .option("-f, --force", "unmount first if mounted")
     .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
-      await withStore(cmd, async (store) => {
+      await withStore(cmd, async (store, g) => {
+        await store.container(name); // the library call is a no-op for a missing name; the command says so
         await store.releaseRWLayer(name, { force: o.force });
+        await withImageStore(g.root, store.driver.name, (images) => images.containers.forget(name));
         console.log(name);
       });
     });
@@ -108,12 +112,15 @@ export function containerCommands(program: Command): void {
           try {
             await pipeline(await store.diffTar(name), createWriteStream(file));
             if (image) {
-              // Held as the image commands hold layers: pending, then "image" once recorded.
-              console.log(await commitImage(store, g.root, rec.parent, file, image));
+              // An import like pull and load: held pending, then by "image" once recorded. Docker prints the image ID.
+              const tar = createReadStream(file);
+              const res = await withImageStore(g.root, store.driver.name, (images) =>
+                commitContainer(store, images, name, { tag: image, tar }),
+              );
+              console.log(res.image.id);
               return;
             }
             const info = await store.register(createReadStream(file), rec.parent, { ref: "user" });
-            await store.release(info.chainID);
             console.log(info.chainID);
           } finally {
             if (tmp) await rm(tmp, { recursive: true, force: true });

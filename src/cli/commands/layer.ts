@@ -35,7 +35,6 @@ export function layerCommands(program: Command): void {
         try {
           const { stream } = await decompress(progress.stream);
           const info = await store.register(stream, parent, { ref: USER_REF });
-          await store.release(info.chainID);
           progress.done();
           console.log(info.chainID);
         } catch (err) {

@@ -3,25 +3,18 @@
  *
  * `check` and `prune` look at both stores: the layer store's own consistency
  * (`src/layer/recovery.ts`) and its image references against the image
- * records (`src/image/ref-check.ts`), which only this level knows together.
+ * records (`src/image/records/ref-check.ts`), which only this level knows together.
  *
  * @module
  */
 import type { Command } from "commander";
-import { ImageStore } from "../../image/image-store.js";
-import { checkImageRefs, type ImageRefReport } from "../../image/ref-check.js";
-import { check, type LayerStore, prune } from "../../layer/index.js";
+import { checkImageRefs, type ImageRefReport, withImageStore } from "../../image/index.js";
+import type { LayerStore } from "../../layer/index.js";
 import { withStore } from "../context.js";
-import { imageDir } from "../images.js";
 
 /** Runs the image-reference check of the image records stored beside `store`'s driver. */
 async function imageRefs(store: LayerStore, root: string, repair: boolean): Promise<ImageRefReport> {
-  const images = await ImageStore.open(imageDir(root, store.driver.name));
-  try {
-    return await checkImageRefs(store, images, repair);
-  } finally {
-    await images.close();
-  }
+  return withImageStore(root, store.driver.name, (images) => checkImageRefs(store, images, repair));
 }
 
 export function storeCommands(program: Command): void {
@@ -52,13 +45,18 @@ export function storeCommands(program: Command): void {
     .action(async (o: { repair?: boolean }, cmd: Command) => {
       await withStore(cmd, async (store, g) => {
         const repair = o.repair ?? false;
-        const problems = [...(await check(store, repair)), ...(await imageRefs(store, g.root, repair)).problems];
+        const problems = [...(await store.check(repair)), ...(await imageRefs(store, g.root, repair)).problems];
         if (g.json) console.log(JSON.stringify(problems, null, 2));
         else
-          for (const p of problems)
-            console.log(`${repair ? "repaired" : "problem"}: ${p.kind} ${p.subject}: ${p.detail}`);
+          for (const p of problems) {
+            const unrepaired = "unrepaired" in p && p.unrepaired ? ` (${p.unrepaired})` : "";
+            console.log(
+              `${repair && !unrepaired ? "repaired" : "problem"}: ${p.kind} ${p.subject}: ${p.detail}${unrepaired}`,
+            );
+          }
         if (!g.json && problems.length === 0) console.log("store is consistent");
-        if (problems.length > 0 && !repair) process.exitCode = 1;
+        // Exit 1 while anything is left: every problem without --repair, what a repair could not fix with it.
+        if (problems.some((p) => !repair || ("unrepaired" in p && p.unrepaired))) process.exitCode = 1;
       });
     });
 
@@ -69,7 +67,7 @@ export function storeCommands(program: Command): void {
       await withStore(cmd, async (store, g) => {
         // Layers leaked by killed imports are held by references: drop those first, as check --repair does.
         const { deleted } = await imageRefs(store, g.root, true);
-        for (const id of [...deleted, ...(await prune(store))]) console.log(`deleted ${id}`);
+        for (const id of [...deleted, ...(await store.prune())]) console.log(`deleted ${id}`);
       });
     });
 }

@@ -14,8 +14,14 @@
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidArgumentError } from "../../errors.js";
-import type { Capabilities, CreateOpts, Driver, MountSpec, MountSpecOptions } from "../../graphdriver/driver.js";
-import { NaiveDiffDriver } from "../../graphdriver/naive-diff.js";
+import type {
+  Capabilities,
+  CreateOpts,
+  DiffDir,
+  Driver,
+  MountSpec,
+  MountSpecOptions,
+} from "../../graphdriver/driver.js";
 import type { DeviceSet } from "./device-set.js";
 import { mountOptions, probeFs } from "./filesystem.js";
 import { humanSize, parseSize } from "./options.js";
@@ -43,7 +49,7 @@ function sizeOpt(opts?: CreateOpts): number | undefined {
 }
 
 /** The devmapper graphdriver. */
-export class DevmapperDriver extends NaiveDiffDriver implements Driver {
+export class DevmapperDriver implements Driver {
   readonly name = "devmapper";
   readonly home: string;
   readonly capabilities: Capabilities = Object.freeze({ initInImage: true, nativeDiff: false, mountless: false });
@@ -51,7 +57,6 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
   #closed = false;
 
   constructor(home: string, deviceSet: DeviceSet) {
-    super();
     this.home = home;
     this.deviceSet = deviceSet;
   }
@@ -185,6 +190,25 @@ export class DevmapperDriver extends NaiveDiffDriver implements Driver {
     assertValidId(id);
     const d = await this.deviceSet.lookup(id);
     return { DeviceId: String(d.device_id), DeviceSize: String(d.size), DeviceName: this.deviceSet.nameOf(id) };
+  }
+
+  /** Thin devices leave no directories behind: the DeviceSet's own recovery handles interrupted work. */
+  async leftovers(): Promise<string[]> {
+    return [];
+  }
+
+  async removeLeftover(name: string): Promise<void> {
+    throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot remove leftover: not a leftover "${name}"`);
+  }
+
+  /** Layers are full trees: no record of a layer's own changes (the Differ compares trees). */
+  async diffDir(): Promise<DiffDir | null> {
+    return null;
+  }
+
+  /** Tars are applied into the layer's tree, through the store's mounts. */
+  async applyDir(): Promise<DiffDir | null> {
+    return null;
   }
 
   /**

@@ -20,6 +20,7 @@ export const KERNEL_MAX_LOWERS = 500;
  */
 export const PAGE_MAX_LOWERS = 128;
 
+/** The overlay driver's options, parsed. */
 export interface OverlayConfig {
   /** Explicit max lowers, or undefined for the kernel's limit. */
   readonly maxLowers: number | undefined;

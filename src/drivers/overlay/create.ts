@@ -12,15 +12,17 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { tmpName } from "../../graphdriver/tmp-names.js";
-import { mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { StrataError } from "../../errors.js";
+import type { StoreDir } from "../../util/store-dir.js";
+import { tmpName } from "../../util/tmp-names.js";
 import { generateLinkId, Layout } from "./layout.js";
 import { type MountFeatures, mountOverlay, unmountOverlay } from "./mount.js";
 
 const run = promisify(execFile);
+const RENAME_NOREPLACE = 1;
 
 /** What `create` decided for the new layer. */
 export interface NewLayer {
@@ -32,42 +34,48 @@ export interface NewLayer {
   flatten: boolean;
 }
 
-/** Creates the layer directory and its `l/` link; the caller holds the id's lock. */
-export async function buildLayer(layout: Layout, spec: NewLayer, features: MountFeatures): Promise<void> {
-  const dir = layout.dir(spec.id);
-  const tmp = await tmpName(dir);
+/**
+ * Creates the layer directory and its `l/` link in the home `files`; the
+ * caller holds the id's lock.
+ */
+export async function buildLayer(layout: Layout, files: StoreDir, spec: NewLayer, features: MountFeatures) {
+  const tmp = await tmpName(spec.id);
   const link = generateLinkId();
-  const linkPath = join(layout.linkDir, link);
   try {
-    await mkdir(tmp, { mode: 0o700 });
-    await mkdir(join(tmp, "diff"), { mode: 0o755 });
-    await writeFile(join(tmp, "link"), link);
+    await files.mkdir(tmp, 0o700);
+    await files.mkdir(`${tmp}/diff`, 0o755);
+    await files.writeFile(`${tmp}/link`, link, 0o644);
     if (spec.flatten) {
-      await copyMergedView(layout, spec.parent, join(tmp, "diff"), tmp, features);
-      await writeFile(join(tmp, "flattened"), spec.parent);
+      const lowers = await layout.lowers(spec.parent);
+      for (const l of lowers) await layout.lowerLayer(l); // each l/ link is a layer's diff dir
+      await copyMergedView(layout, spec.parent, lowers, files.pathOf(tmp), features);
+      await files.writeFile(`${tmp}/flattened`, spec.parent, 0o644);
     } else if (spec.lowers.length > 0) {
-      await writeFile(join(tmp, "lower"), spec.lowers.join(":"));
-      await mkdir(join(tmp, "work"), { mode: 0o700 });
+      await files.writeFile(`${tmp}/lower`, spec.lowers.join(":"), 0o644);
+      await files.mkdir(`${tmp}/work`, 0o700);
     }
-    await rename(tmp, dir);
-    await symlink(`../${spec.id}/diff`, linkPath);
-    if (spec.parent) await writeFile(join(layout.dir(spec.parent), "committed"), "");
+    await files.rename(tmp, spec.id, RENAME_NOREPLACE);
+    await files.symlink(`../${spec.id}/diff`, `l/${link}`);
+    if (spec.parent) await files.writeFile(`${spec.parent}/committed`, "", 0o644);
   } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
+    await files.removeTree(tmp).catch(() => undefined);
     if (err instanceof StrataError) throw err;
     throw new StrataError("ERR_DRIVER", `Cannot create layer: ${(err as Error).message} "${spec.id}"`, { cause: err });
   }
 }
 
-/** Copies what `parent` shows when mounted into `dest`, through a private read-only mount in `scratch`. */
+/**
+ * Copies what `parent` (with `lowers`, checked) shows when mounted into
+ * `<scratch>/diff`, through a private read-only mount in `scratch`.
+ */
 async function copyMergedView(
   layout: Layout,
   parent: string,
-  dest: string,
+  lowers: string[],
   scratch: string,
   features: MountFeatures,
 ): Promise<void> {
-  const lowers = await layout.lowers(parent);
+  const dest = join(scratch, "diff");
   if (lowers.length === 0) {
     await run("cp", ["-a", "--reflink=auto", "--no-target-directory", layout.diff(parent), dest]);
     return;

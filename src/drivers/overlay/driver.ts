@@ -5,32 +5,34 @@
  * returns the diff dir of a layer without lowers; `put` unmounts. Neither
  * counts: the layer store's Mounts registry does.
  *
+ * The home is made by the first create (a read-only use leaves the store
+ * root as it was) and reached through a {@link StoreDir}: a symlink planted
+ * where a layer, its `merged/` or `work/` belongs is refused, never
+ * followed, and a mount goes on the directory that was checked (through
+ * its fd). Layers are removed by file descriptor, at any depth.
+ *
  * @module
  */
-import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
-import { join } from "node:path";
-import type { Readable } from "node:stream";
-import { applyLayer, changes } from "../../diff/index.js";
-import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
+import { basename, dirname, join } from "node:path";
+import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError } from "../../errors.js";
+import { C, close } from "../../native.js";
+import type { StoreDir } from "../../util/store-dir.js";
+import { DriverHome } from "../../graphdriver/home.js";
 import type {
-  ApplyDiffOptions,
   Capabilities,
-  Change,
   CreateOpts,
+  DiffDir,
   Driver,
-  MountAccess,
   MountSpec,
   MountSpecOptions,
 } from "../../graphdriver/driver.js";
-import { isStaleTmp, isTmpName, tmpName } from "../../graphdriver/tmp-names.js";
-import { naiveApplyDiff, naiveChanges, naiveDiff, naiveDiffSize } from "../../graphdriver/naive-diff.js";
+import { isStaleTmp, isTmpName, tmpName } from "../../util/tmp-names.js";
 import type { OverlaySupport } from "./check.js";
 import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS, parseSize } from "./config.js";
 import { buildLayer } from "./create.js";
 import { KeyedLock } from "../../util/keyed-lock.js";
 import { assertValidId, Layout } from "./layout.js";
 import { isOverlayMounted, type MountMethod, mountOverlay, mountsUnder, unmountOverlay } from "./mount.js";
-import { upperDirSize, upperDirTar } from "./native-diff.js";
 import { ProjectQuota } from "./quota.js";
 
 /** overlay2 on kernel overlayfs. Create it with `createOverlay` (index.ts). */
@@ -48,12 +50,15 @@ export class OverlayDriver implements Driver {
   /** How the last mount of each id was made (for tests and the benchmark). */
   readonly lastMountMethod = new Map<string, MountMethod>();
 
+  readonly #homeDir: DriverHome;
+
   constructor(home: string, cfg: OverlayConfig, support: OverlaySupport) {
     this.home = home;
     this.#cfg = cfg;
     this.support = support;
-    this.#layout = new Layout(home);
-    this.#quota = new ProjectQuota(home);
+    this.#homeDir = new DriverHome(dirname(home), basename(home), 0o710);
+    this.#layout = new Layout(home, () => this.#homeDir.open());
+    this.#quota = new ProjectQuota(() => this.#files(true));
     // A committed layer mounts read-only with its diff as one more lower: keep one slot for it.
     const kernel = support.lowerdirPlus ? KERNEL_MAX_LOWERS - 1 : PAGE_MAX_LOWERS;
     this.maxLowers = Math.min(cfg.maxLowers ?? kernel, kernel);
@@ -64,27 +69,81 @@ export class OverlayDriver implements Driver {
     });
   }
 
-  /** Creates the home, sweeps half-made layers and repairs missing `l/` links. */
+  /** The home, made with its `l/` when `create`; rejects with ENOENT while it does not exist. */
+  async #files(create: boolean): Promise<StoreDir> {
+    const files = await this.#homeDir.open(create);
+    if (create) await files.mkdir("l", 0o700);
+    return files;
+  }
+
+  /** The home when it exists, else null. */
+  #existing(): Promise<StoreDir | null> {
+    return this.#homeDir.existing();
+  }
+
+  /**
+   * Sweeps half-made and half-removed layers of dead processes (what resists
+   * stays for `check`) and repairs missing `l/` links. Creates nothing.
+   */
   async init(): Promise<void> {
-    await mkdir(this.home, { recursive: true, mode: 0o710 });
-    await mkdir(this.#layout.linkDir, { recursive: true, mode: 0o700 });
-    for (const name of await readdir(this.home)) {
-      if (isTmpName(name)) {
-        if (!(await isStaleTmp(name))) continue; // another process is building or deleting it
-        await unmountOverlay(join(this.home, name, "flatten-src")).catch(() => undefined);
-        await rm(join(this.home, name), { recursive: true, force: true });
-        continue;
-      }
-      if (name === "l" || name.startsWith(".") || name === "quota-next-id") continue;
+    const files = await this.#existing();
+    if (!files) return;
+    for (const name of await this.#leftovers(files)) {
+      if (isTmpName(name)) await this.#removeEntry(files, name).catch(() => undefined);
+    }
+    for (const id of await this.list()) {
       try {
-        const link = await this.#layout.link(name);
-        await symlink(`../${name}/diff`, join(this.#layout.linkDir, link)).catch((err: unknown) => {
+        const link = await this.#layout.link(id);
+        await files.symlink(`../${id}/diff`, `l/${link}`).catch((err: unknown) => {
           if (!hasCode(err, "EEXIST")) throw err;
         });
       } catch (err) {
-        if (!hasCode(err, "ENOENT", "ENOTDIR")) throw err;
+        if (!hasCode(err, "ENOENT", "ENOTDIR", "ERR_LAYER_CORRUPT", "ERR_STORE_SYMLINK")) throw err;
       }
     }
+  }
+
+  /** Removes an entry of the home (a doomed or half-made layer), unmounting what a crash left in it. */
+  async #removeEntry(files: StoreDir, name: string): Promise<void> {
+    for (const sub of ["flatten-src", "merged"]) {
+      await unmountOverlay(join(this.home, name, sub)).catch(() => undefined);
+    }
+    await files.removeTree(name);
+  }
+
+  /**
+   * Stale temporary entries, entries that are no layer directory (a symlink
+   * or file where a layer belongs) and `l/` links that do not point at a
+   * layer's diff dir.
+   */
+  async leftovers(): Promise<string[]> {
+    const files = await this.#existing();
+    return files ? this.#leftovers(files) : [];
+  }
+
+  async #leftovers(files: StoreDir): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of await files.readdir()) {
+      if (name.startsWith(".") || name === "quota-next-id") continue;
+      if (isTmpName(name)) {
+        if (await isStaleTmp(name)) out.push(name);
+      } else if (!(await files.lstat(name))?.isDirectory) {
+        out.push(name);
+      }
+    }
+    for (const name of await files.readdirOptional("l")) {
+      await this.#layout.lowerLayer(`l/${name}`).catch(() => out.push(`l/${name}`));
+    }
+    return out;
+  }
+
+  async removeLeftover(name: string): Promise<void> {
+    const files = await this.#existing();
+    if (!files || !(await this.#leftovers(files)).includes(name)) {
+      throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot remove leftover: not a leftover "${name}"`);
+    }
+    if (name.startsWith("l/")) await files.unlink(name);
+    else await this.#removeEntry(files, name);
   }
 
   /** Ids whose `merged/` is mounted now (e.g. left by a process that crashed). */
@@ -131,6 +190,7 @@ export class OverlayDriver implements Driver {
   async #create(id: string, parent: string, size: number): Promise<void> {
     assertValidId(id);
     return this.#locks.run(id, async () => {
+      const files = await this.#files(true);
       if (await this.exists(id))
         throw new AlreadyExistsError("ERR_LAYER_EXISTS", `Cannot create layer: exists "${id}"`);
       let lowers: string[] = [];
@@ -141,7 +201,7 @@ export class OverlayDriver implements Driver {
         lowers = [Layout.linkRel(await this.#layout.link(parent)), ...(await this.#layout.lowers(parent))];
       }
       const flatten = lowers.length > this.maxLowers;
-      await buildLayer(this.#layout, { id, parent, lowers: flatten ? [] : lowers, flatten }, this.support);
+      await buildLayer(this.#layout, files, { id, parent, lowers: flatten ? [] : lowers, flatten }, this.support);
       if (size > 0) {
         try {
           await this.#quota.limit(this.#layout.dir(id), size);
@@ -158,25 +218,32 @@ export class OverlayDriver implements Driver {
     return this.#locks.run(id, () => this.#removeNow(id));
   }
 
+  /**
+   * Unmounts, drops the `l/` link and renames the layer away, then removes
+   * it by file descriptor. Once renamed the layer is gone; a removal that
+   * cannot finish (a mount left inside) stays as a leftover for the next
+   * start or `check --repair`, and is not an error of this call.
+   */
   async #removeNow(id: string): Promise<void> {
-    const dir = this.#layout.dir(id);
+    const files = await this.#existing();
+    if (!files) return;
     let link: string | null = null;
     try {
       link = await this.#layout.link(id);
     } catch (err) {
-      if (!hasCode(err, "ENOENT", "ENOTDIR")) throw err;
+      if (!hasCode(err, "ENOENT", "ENOTDIR", "ERR_LAYER_CORRUPT", "ERR_STORE_SYMLINK")) throw err;
     }
     await unmountOverlay(this.#layout.merged(id));
-    if (link) await rm(join(this.#layout.linkDir, link), { force: true });
-    // Rename first so a crash mid-delete leaves a tmp the next init sweeps, not a half layer.
-    const doomed = await tmpName(`${dir}-rm`);
+    if (link) await files.unlink(`l/${link}`);
+    // Rename first so a crash mid-delete leaves a tmp the next start sweeps, not a half layer.
+    const doomed = await tmpName(`${id}-rm`);
     try {
-      await rename(dir, doomed);
+      await files.rename(id, doomed);
     } catch (err) {
       if (hasCode(err, "ENOENT")) return;
       throw err;
     }
-    await rm(doomed, { recursive: true, force: true });
+    await files.removeTree(doomed).catch(() => undefined);
   }
 
   async get(id: string): Promise<string> {
@@ -184,15 +251,24 @@ export class OverlayDriver implements Driver {
     return this.#locks.run(id, async () => {
       if (!(await this.exists(id)))
         throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot get layer: not found "${id}"`);
+      const files = await this.#files(false);
       const lowers = await this.#layout.lowers(id);
       if (lowers.length === 0) return this.#layout.diff(id);
+      // mkdir refuses a symlink planted as merged/: nothing below ever follows one.
+      await files.mkdir(`${id}/merged`, 0o700);
       const merged = this.#layout.merged(id);
       // Already mounted (a get without put, or a mount left by a crashed process): reuse it.
       if (await isOverlayMounted(merged)) return merged;
-      await mkdir(merged, { mode: 0o700 }).catch((err: unknown) => {
-        if (!hasCode(err, "EEXIST")) throw err;
-      });
       const readOnly = await this.#layout.committed(id);
+      for (const l of lowers) await this.#layout.lowerLayer(l); // each l/ link is a layer's diff dir
+      if (!readOnly && !(await files.lstat(`${id}/work`))?.isDirectory) {
+        throw new InvalidArgumentError(
+          "ERR_LAYER_CORRUPT",
+          `Cannot mount layer: no work dir "${this.#layout.work(id)}"`,
+        );
+      }
+      // The mount goes on the directory just checked, through its fd, not through the path again.
+      const target = await files.openFd(`${id}/merged`, C.O_PATH | C.O_DIRECTORY);
       try {
         const method = await mountOverlay(
           {
@@ -201,6 +277,7 @@ export class OverlayDriver implements Driver {
             upper: readOnly ? undefined : `${id}/diff`,
             work: readOnly ? undefined : `${id}/work`,
             target: `${id}/merged`,
+            at: `/proc/self/fd/${target}`,
             readOnly,
           },
           this.support,
@@ -209,6 +286,8 @@ export class OverlayDriver implements Driver {
       } catch (err) {
         await unmountOverlay(merged).catch(() => undefined);
         throw err;
+      } finally {
+        await close(target);
       }
       return merged;
     });
@@ -234,6 +313,8 @@ export class OverlayDriver implements Driver {
       if (!(await this.exists(id)))
         throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot describe layer mount: not found "${id}"`);
       const lowers = await this.#layout.lowers(id);
+      // The client's kernel follows the l/ links: each must be a layer's diff dir, as for get.
+      for (const l of lowers) await this.#layout.lowerLayer(l);
       if (lowers.length === 0) {
         return [{ type: "bind", source: this.#layout.diff(id), options: ["rbind", opts.readonly ? "ro" : "rw"] }];
       }
@@ -241,8 +322,16 @@ export class OverlayDriver implements Driver {
       const options = this.support.indexParam ? ["index=off"] : [];
       if (opts.readonly) {
         const own = Layout.linkRel(await this.#layout.link(id));
+        await this.#layout.lowerLayer(own);
         options.push(`lowerdir=${[own, ...lowers].map(abs).join(":")}`);
       } else {
+        const files = await this.#files(false);
+        if (!(await files.lstat(`${id}/work`))?.isDirectory) {
+          throw new InvalidArgumentError(
+            "ERR_LAYER_CORRUPT",
+            `Cannot describe layer mount: no work dir "${this.#layout.work(id)}"`,
+          );
+        }
         options.push(
           `workdir=${this.#layout.work(id)}`,
           `upperdir=${this.#layout.diff(id)}`,
@@ -253,21 +342,26 @@ export class OverlayDriver implements Driver {
     });
   }
 
-  /** Every layer id in the home (half-made and half-removed layers excluded). */
+  /** Every layer id in the home (half-made and half-removed layers, and foreign entries, excluded). */
   async list(): Promise<string[]> {
+    const files = await this.#existing();
+    if (!files) return [];
     const out: string[] = [];
-    for (const name of await readdir(this.home)) {
+    for (const name of await files.readdir()) {
       if (name === "l" || name.startsWith(".") || isTmpName(name) || name === "quota-next-id") continue;
       if (await this.exists(name)) out.push(name);
     }
     return out;
   }
 
+  /** Whether `id` is a layer: a real directory with a real `diff/` (a symlink is no layer). */
   async exists(id: string): Promise<boolean> {
+    assertValidId(id);
+    const files = await this.#existing();
     try {
-      return (await stat(this.#layout.diff(id))).isDirectory();
+      return (await files?.lstat(`${id}/diff`))?.isDirectory ?? false;
     } catch (err) {
-      if (hasCode(err, "ENOENT", "ENOTDIR")) return false;
+      if (hasCode(err, "ENOTDIR", "ERR_STORE_SYMLINK")) return false;
       throw err;
     }
   }
@@ -302,12 +396,15 @@ export class OverlayDriver implements Driver {
     return md;
   }
 
-  /** Nothing is held per process: mounts stay for their holders (a `strata mount` outlives the command). */
-  async close(): Promise<void> {}
+  /** Closes the home's fd; mounts stay for their holders (a `strata mount` outlives the command). */
+  async close(): Promise<void> {
+    await this.#homeDir.close();
+  }
 
   /** Shutdown: unmounts every layer this home still has mounted. */
   async cleanup(): Promise<void> {
     for (const id of await this.mountedIds()) await this.#locks.run(id, () => unmountOverlay(this.#layout.merged(id)));
+    await this.close();
   }
 
   /** Whether `parent` is `id`'s direct parent ("" for a layer without lowers). */
@@ -318,84 +415,30 @@ export class OverlayDriver implements Driver {
     return lowers[0] === Layout.linkRel(await this.#layout.link(parent));
   }
 
-  async #useNativeDiff(id: string, parent: string): Promise<boolean> {
-    if (!this.capabilities.nativeDiff) return false;
+  /** The diff dir of `id` when it holds exactly `id`'s changes on `parent` (its direct parent, or "" for none). */
+  async diffDir(id: string, parent: string): Promise<DiffDir | null> {
     if (!(await this.exists(id)))
       throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot diff layer: not found "${id}"`);
-    return this.#isParent(id, parent);
-  }
-
-  async diff(id: string, parent: string, mounts: MountAccess): Promise<Readable> {
-    if (await this.#useNativeDiff(id, parent)) return upperDirTar(this.#layout.diff(id));
-    return naiveDiff(id, parent, mounts);
+    if (this.#cfg.forceNaiveDiff || !(await this.#isParent(id, parent))) return null;
+    return { path: this.#layout.diff(id), whiteouts: "overlay" };
   }
 
   /**
-   * Compares the mounted trees (Docker's rules, exactly), but against the
-   * direct parent walks only into directories present in the upper dir:
-   * a change anywhere below a directory copies that directory up.
+   * The diff dir, when the tar is applied on the parent `id` was created on
+   * (or flattened from): with lowers, deletions must stay visible as kernel
+   * whiteouts; without, there is nothing below to hide.
    */
-  async changes(id: string, parent: string, mounts: MountAccess): Promise<Change[]> {
-    if (!parent || this.#cfg.forceNaiveDiff || !(await this.exists(id)) || !(await this.#isParent(id, parent))) {
-      return naiveChanges(id, parent, mounts);
-    }
-    const upper = this.#layout.diff(id);
-    const descend = async (path: string) => {
-      try {
-        return (await lstat(join(upper, path))).isDirectory();
-      } catch (err) {
-        if (hasCode(err, "ENOENT", "ENOTDIR")) return false;
-        throw err;
-      }
-    };
-    const layer = await mounts.acquire(id);
-    try {
-      const parentPath = await mounts.acquire(parent);
-      try {
-        return await changes(layer, parentPath, { descend });
-      } finally {
-        await mounts.release(parent);
-      }
-    } finally {
-      await mounts.release(id);
-    }
-  }
-
-  async applyDiff(
-    id: string,
-    parent: string,
-    tar: Readable,
-    mounts: MountAccess,
-    opts: ApplyDiffOptions = {},
-  ): Promise<number> {
+  async applyDir(id: string, parent: string): Promise<DiffDir | null> {
     if (!(await this.exists(id)))
       throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot apply layer: not found "${id}"`);
     const flattenedFrom = await this.#layout.flattenedFrom(id);
-    if (!(await this.#isParent(id, parent)) && flattenedFrom !== parent) {
-      return naiveApplyDiff(id, tar, mounts, { recorder: opts.recorder });
-    }
-    // With lowers, deletions must stay visible as kernel whiteouts; without, there is nothing below to hide.
+    if (!(await this.#isParent(id, parent)) && flattenedFrom !== parent) return null;
     const hasLowers = (await this.#layout.lowers(id)).length > 0;
-    try {
-      return (
-        await applyLayer(this.#layout.diff(id), tar, {
-          whiteouts: hasLowers ? "overlay" : "aufs",
-          recorder: opts.recorder,
-        })
-      ).size;
-    } catch (err) {
-      if (err instanceof StrataError) throw err;
-      throw new StrataError("ERR_APPLY", `Cannot apply layer: ${(err as Error).message} "${id}"`, { cause: err });
-    }
-  }
-
-  async diffSize(id: string, parent: string, mounts: MountAccess): Promise<number> {
-    if (await this.#useNativeDiff(id, parent)) return upperDirSize(this.#layout.diff(id));
-    return naiveDiffSize(id, parent, mounts);
+    return { path: this.#layout.diff(id), whiteouts: hasLowers ? "overlay" : "aufs" };
   }
 
   /** The `l/` link target of `id` (for tests that check the layout). */
   async linkTarget(id: string): Promise<string> {
-    return readlink(join(this.#layout.linkDir, await this.#layout.link(id)));
+    return (await this.#files(false)).readlink(`l/${await this.#layout.link(id)}`);
   }
 }

@@ -35,6 +35,12 @@ export interface OverlayMountSpec {
   work?: string;
   /** `<id>/merged`. */
   target: string;
+  /**
+   * Where the mount really goes, when not `<home>/<target>`: the
+   * `/proc/self/fd/<fd>` of the target directory the caller checked, so a
+   * path swapped for a symlink since cannot move the mount elsewhere.
+   */
+  at?: string;
   readOnly: boolean;
 }
 
@@ -67,15 +73,16 @@ export async function mountOverlay(spec: OverlayMountSpec, f: MountFeatures): Pr
   const flags = spec.readOnly ? C.MS_RDONLY : 0;
   const abs = (rel: string) => join(spec.home, rel);
   const target = abs(spec.target);
+  const at = spec.at ?? target;
   try {
     const absolute = mountData(spec, f, abs);
     if (absolute.length < PAGE_SIZE) {
-      await mount("overlay", target, "overlay", flags, absolute);
+      await mount("overlay", at, "overlay", flags, absolute);
       return "mount";
     }
     const relative = mountData(spec, f, (r) => r);
     if (relative.length < PAGE_SIZE) {
-      await mountFrom(spec.home, "overlay", spec.target, "overlay", flags, relative);
+      await mountFrom(spec.home, "overlay", spec.at ?? spec.target, "overlay", flags, relative);
       return "mountfrom";
     }
     if (!f.lowerdirPlus) {
@@ -88,7 +95,7 @@ export async function mountOverlay(spec: OverlayMountSpec, f: MountFeatures): Pr
     if (f.indexParam) params.push(["index", "off"]);
     for (const l of spec.lowers) params.push(["lowerdir+", abs(l)]);
     if (spec.upper) params.push(["upperdir", abs(spec.upper)], ["workdir", abs(spec.work!)]);
-    await fsmountConfig("overlay", params, target, spec.readOnly ? MOUNT_ATTR.RDONLY : 0);
+    await fsmountConfig("overlay", params, at, spec.readOnly ? MOUNT_ATTR.RDONLY : 0);
     return "fsconfig";
   } catch (err) {
     if (err instanceof StrataError && err.code === "ERR_MOUNT_DATA_TOO_LONG") throw err;
@@ -106,10 +113,13 @@ export async function isOverlayMounted(path: string): Promise<boolean> {
   }
 }
 
-/** Lazily unmounts `target` if mounted, then removes the mount point. Idempotent. */
+/**
+ * Lazily unmounts `target` if mounted, then removes the mount point.
+ * Idempotent. A symlink at `target` is neither followed nor removed.
+ */
 export async function unmountOverlay(target: string): Promise<void> {
   try {
-    await umount2(target, C.MNT_DETACH);
+    await umount2(target, C.MNT_DETACH | C.UMOUNT_NOFOLLOW);
   } catch (err) {
     if (!hasCode(err, "EINVAL", "ENOENT")) {
       throw new StrataError("ERR_UNMOUNT", `Cannot unmount layer: ${(err as Error).message} "${target}"`, {
@@ -120,7 +130,7 @@ export async function unmountOverlay(target: string): Promise<void> {
   try {
     await rmdir(target);
   } catch (err) {
-    if (!hasCode(err, "ENOENT")) throw err;
+    if (!hasCode(err, "ENOENT", "ENOTDIR")) throw err;
   }
 }
 

@@ -10,11 +10,10 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { readFile, rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { promisify } from "node:util";
-import { hasCode, StrataError } from "../../errors.js";
+import { StrataError } from "../../errors.js";
 import { mountOf } from "../../util/mountinfo.js";
+import type { StoreDir } from "../../util/store-dir.js";
 
 const run = promisify(execFile);
 /** First project id strata hands out (well above ids admins usually pick by hand). */
@@ -22,23 +21,18 @@ const FIRST_PROJECT_ID = 100_000;
 
 /** Allocates project ids and applies limits for one driver home. */
 export class ProjectQuota {
-  #home: string;
+  readonly #home: () => Promise<StoreDir>;
   #next: Promise<void> = Promise.resolve();
 
-  constructor(home: string) {
+  /** @param home the driver home, opened by fd (the counter is read and written there, never through a symlink) */
+  constructor(home: () => Promise<StoreDir>) {
     this.#home = home;
   }
 
   async #allocate(): Promise<number> {
-    const file = join(this.#home, "quota-next-id");
-    let id = FIRST_PROJECT_ID;
-    try {
-      id = Number((await readFile(file, "utf8")).trim()) || FIRST_PROJECT_ID;
-    } catch (err) {
-      if (!hasCode(err, "ENOENT")) throw err;
-    }
-    await writeFile(`${file}.tmp`, String(id + 1));
-    await rename(`${file}.tmp`, file);
+    const home = await this.#home();
+    const id = Number((await home.readOptional("quota-next-id"))?.trim()) || FIRST_PROJECT_ID;
+    await home.writeAtomic("quota-next-id", String(id + 1), { mode: 0o644 });
     return id;
   }
 

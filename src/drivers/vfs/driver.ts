@@ -5,50 +5,96 @@
  * and others get a plain copy preserving modes, owners, times, xattrs,
  * device nodes and hardlinks.
  *
+ * The home `<root>/vfs/dir/` is made by the first create: a read-only use
+ * of the driver leaves the store root as it was. Everything in it is
+ * reached through a {@link StoreDir} (never through a symlink), and a layer
+ * is removed by file descriptor, at any depth.
+ *
  * @module
  */
 import { execFile } from "node:child_process";
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { AlreadyExistsError, hasCode, InvalidArgumentError, NotFoundError, StrataError } from "../../errors.js";
-import type { Capabilities, CreateOpts, Driver, MountSpec, MountSpecOptions } from "../../graphdriver/driver.js";
+import type {
+  Capabilities,
+  CreateOpts,
+  DiffDir,
+  Driver,
+  MountSpec,
+  MountSpecOptions,
+} from "../../graphdriver/driver.js";
 import { backingFs } from "../../graphdriver/fsmagic.js";
-import { isStaleTmp, isTmpName, tmpName } from "../../graphdriver/tmp-names.js";
-import { NaiveDiffDriver } from "../../graphdriver/naive-diff.js";
+import { DriverHome } from "../../graphdriver/home.js";
+import type { StoreDir } from "../../util/store-dir.js";
+import { isStaleTmp, isTmpName, tmpName } from "../../util/tmp-names.js";
 
 const run = promisify(execFile);
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const RENAME_NOREPLACE = 1;
+
+/**
+ * Refuses ids that are not one safe path component (or that look like a temporary name).
+ * @throws ERR_INVALID_ID
+ */
 export function assertValidId(id: string): void {
-  if (!ID_RE.test(id) || id.includes("..")) {
+  if (!ID_RE.test(id) || id.includes("..") || id.includes(".tmp-")) {
     throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
   }
 }
 
-export class VfsDriver extends NaiveDiffDriver implements Driver {
+/** The vfs driver (see the module doc); made by `createVfs`. */
+export class VfsDriver implements Driver {
   readonly name = "vfs";
   readonly home: string;
   readonly capabilities: Capabilities = Object.freeze({ initInImage: false, nativeDiff: false, mountless: true });
-  #dirs: string;
+  readonly #root: string;
+  readonly #dirs: DriverHome;
 
-  constructor(home: string) {
-    super();
-    this.home = home;
-    this.#dirs = join(home, "dir");
+  /** The vfs driver of the store at `root` (its home is `<root>/vfs`). */
+  constructor(root: string) {
+    this.#root = root;
+    this.home = join(root, "vfs");
+    this.#dirs = new DriverHome(root, "vfs/dir", 0o700);
   }
 
-  /** Creates the home and removes copies a crash left half done. */
+  /** `<home>/dir`; made when `create`, else null while missing. */
+  async #layers(create: boolean): Promise<StoreDir | null> {
+    return create ? this.#dirs.open(true) : this.#dirs.existing();
+  }
+
+  async #writable(): Promise<StoreDir> {
+    return this.#dirs.open(true);
+  }
+
+  /**
+   * Removes copies and removals a crash left half done. What resists stays,
+   * as do entries that are no layer directory (never followed): `check`
+   * reports both.
+   */
   async init(): Promise<void> {
-    await mkdir(this.#dirs, { recursive: true, mode: 0o700 });
-    for (const name of await readdir(this.#dirs)) {
-      if (await isStaleTmp(name)) await rm(join(this.#dirs, name), { recursive: true, force: true });
+    const dirs = await this.#layers(false);
+    if (!dirs) return;
+    for (const name of await this.#leftovers(dirs)) {
+      if (isTmpName(name)) await dirs.removeTree(name).catch(() => undefined);
     }
   }
 
   #path(id: string): string {
     assertValidId(id);
-    return join(this.#dirs, id);
+    return join(this.home, "dir", id);
+  }
+
+  /** Whether `id` is a layer directory; a symlink there is refused, not followed. */
+  async #isLayer(dirs: StoreDir | null, id: string): Promise<boolean> {
+    assertValidId(id);
+    const st = dirs ? await dirs.lstat(id) : null;
+    if (!st) return false;
+    if (!st.isDirectory) {
+      throw new StrataError("ERR_STORE_SYMLINK", `Cannot use layer: not a directory of the store "${this.#path(id)}"`);
+    }
+    return true;
   }
 
   async create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
@@ -58,22 +104,24 @@ export class VfsDriver extends NaiveDiffDriver implements Driver {
         `Cannot create layer: vfs accepts no storage options "${Object.keys(opts.storageOpt).join(",")}"`,
       );
     }
-    const dir = this.#path(id);
-    if (await this.exists(id)) throw new AlreadyExistsError("ERR_LAYER_EXISTS", `Cannot create layer: exists "${id}"`);
-    const tmp = await tmpName(dir);
+    assertValidId(id);
+    const dirs = await this.#writable();
+    if (await this.#isLayer(dirs, id)) {
+      throw new AlreadyExistsError("ERR_LAYER_EXISTS", `Cannot create layer: exists "${id}"`);
+    }
+    const tmp = await tmpName(id);
     try {
       if (parent) {
-        const src = this.#path(parent);
-        if (!(await this.exists(parent))) {
+        if (!(await this.#isLayer(dirs, parent))) {
           throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot create layer: parent not found "${parent}"`);
         }
-        await run("cp", ["-a", "--reflink=auto", "--no-target-directory", src, tmp]);
+        await run("cp", ["-a", "--reflink=auto", "--no-target-directory", dirs.pathOf(parent), dirs.pathOf(tmp)]);
       } else {
-        await mkdir(tmp, { mode: 0o755 });
+        await dirs.mkdir(tmp, 0o755);
       }
-      await rename(tmp, dir);
+      await dirs.rename(tmp, id, RENAME_NOREPLACE);
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
+      await dirs.removeTree(tmp).catch(() => undefined);
       if (err instanceof StrataError) throw err;
       throw new StrataError("ERR_DRIVER", `Cannot create layer "${id}": ${(err as Error).message}`, { cause: err });
     }
@@ -83,60 +131,108 @@ export class VfsDriver extends NaiveDiffDriver implements Driver {
     return this.create(id, parent, opts);
   }
 
+  /**
+   * Renames the layer away, then removes it by file descriptor. Once renamed
+   * the layer is gone; a removal that cannot finish (a mount left inside)
+   * stays as a leftover for the next start or `check --repair`, and is not
+   * an error of this call.
+   */
   async remove(id: string): Promise<void> {
-    const dir = this.#path(id);
-    // Rename first so a crash mid-delete leaves a tmp the next init sweeps, not a half layer.
-    const doomed = await tmpName(`${dir}-rm`);
+    assertValidId(id);
+    const dirs = await this.#layers(false);
+    if (!dirs) return;
+    // Rename first so a crash mid-delete leaves a tmp the next start sweeps, not a half layer.
+    const doomed = await tmpName(`${id}-rm`);
     try {
-      await rename(dir, doomed);
+      await dirs.rename(id, doomed);
     } catch (err) {
       if (hasCode(err, "ENOENT")) return;
       throw err;
     }
-    await rm(doomed, { recursive: true, force: true });
+    await dirs.removeTree(doomed).catch(() => undefined);
   }
 
   async get(id: string): Promise<string> {
-    const dir = this.#path(id);
-    if (!(await this.exists(id))) throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot get layer: not found "${id}"`);
-    return dir;
+    if (!(await this.#isLayer(await this.#layers(false), id))) {
+      throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot get layer: not found "${id}"`);
+    }
+    return this.#path(id);
   }
 
   async put(id: string): Promise<void> {
     assertValidId(id);
   }
 
-  /** A bind of the layer's full copy; nothing to make ready. */
+  /** A bind of the layer's full copy; nothing to make ready. A symlink there is refused, as by `get`. */
   async mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]> {
-    const dir = this.#path(id);
-    if (!(await this.exists(id)))
+    if (!(await this.#isLayer(await this.#layers(false), id)))
       throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot describe layer mount: not found "${id}"`);
-    return [{ type: "bind", source: dir, options: ["rbind", opts.readonly ? "ro" : "rw"] }];
+    return [{ type: "bind", source: this.#path(id), options: ["rbind", opts.readonly ? "ro" : "rw"] }];
   }
 
   async exists(id: string): Promise<boolean> {
     try {
-      return (await stat(this.#path(id))).isDirectory();
+      return await this.#isLayer(await this.#layers(false), id);
     } catch (err) {
-      if (hasCode(err, "ENOENT")) return false;
+      if (hasCode(err, "ERR_STORE_SYMLINK")) return false;
       throw err;
     }
   }
 
   async list(): Promise<string[]> {
-    return (await readdir(this.#dirs)).filter((n) => !isTmpName(n));
+    const dirs = await this.#layers(false);
+    if (!dirs) return [];
+    const out: string[] = [];
+    for (const n of await dirs.readdir()) if (!isTmpName(n) && (await dirs.lstat(n))?.isDirectory) out.push(n);
+    return out;
+  }
+
+  /** Stale temporary entries (of processes that are gone), and entries that are no layer directory. */
+  async leftovers(): Promise<string[]> {
+    const dirs = await this.#layers(false);
+    return dirs ? this.#leftovers(dirs) : [];
+  }
+
+  async #leftovers(dirs: StoreDir): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of await dirs.readdir()) {
+      if (isTmpName(name) ? await isStaleTmp(name) : !(await dirs.lstat(name))?.isDirectory) out.push(name);
+    }
+    return out;
+  }
+
+  async removeLeftover(name: string): Promise<void> {
+    const dirs = await this.#layers(false);
+    if (!dirs || !(await this.#leftovers(dirs)).includes(name)) {
+      throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot remove leftover: not a leftover "${name}"`);
+    }
+    await dirs.removeTree(name);
   }
 
   async status(): Promise<Array<[string, string]>> {
-    return [["Backing Filesystem", (await backingFs(this.home)).name]];
+    return [["Backing Filesystem", (await backingFs(this.#root)).name]];
   }
 
   async metadata(id: string): Promise<Record<string, string>> {
     return { Dir: await this.get(id) };
   }
 
-  /** Nothing is held per process: mounts stay for their holders. */
-  async close(): Promise<void> {}
+  /** Layers are full trees: no record of a layer's own changes (the Differ compares trees). */
+  async diffDir(): Promise<DiffDir | null> {
+    return null;
+  }
 
-  async cleanup(): Promise<void> {}
+  /** Tars are applied into the layer's tree, through the store's mounts. */
+  async applyDir(): Promise<DiffDir | null> {
+    return null;
+  }
+
+  /** Closes the home's fd. */
+  async close(): Promise<void> {
+    await this.#dirs.close();
+  }
+
+  async cleanup(): Promise<void> {
+    await this.close();
+  }
 }

@@ -14,9 +14,10 @@
  * survives a restart of `strata serve`: a `Put` after a restart releases a
  * `Get` made before it, and a running container's mount is never touched by
  * a restart. A `Put` with no hold left is answered with success: dockerd
- * puts again what it put before it restarted. Diff, Changes and DiffSize
- * mount through the same `Mounts` with holds of this process, which die
- * with it.
+ * puts again what it put before it restarted. Diff, Changes, DiffSize and
+ * ApplyDiff go through the store's `Differ`, which mounts (when it must)
+ * through the same `Mounts` with holds of this process: they die with it,
+ * and `Remove` tells them from dockerd's.
  *
  * @module
  */
@@ -194,22 +195,19 @@ export class DockerPlugin {
   async diff(id: string, parent: string): Promise<Readable> {
     assertDockerID(id);
     assertParent(parent);
-    const { driver, store } = this.#ctx;
-    return driver.diff(id, parent, store.mounts.access());
+    return this.#ctx.store.differ.diff(id, parent);
   }
 
   async changes(id: string, parent: string): Promise<Change[]> {
     assertDockerID(id);
     assertParent(parent);
-    const { driver, store } = this.#ctx;
-    return driver.changes(id, parent, store.mounts.access());
+    return this.#ctx.store.differ.changes(id, parent);
   }
 
   async diffSize(id: string, parent: string): Promise<number> {
     assertDockerID(id);
     assertParent(parent);
-    const { driver, store } = this.#ctx;
-    return driver.diffSize(id, parent, store.mounts.access());
+    return this.#ctx.store.differ.diffSize(id, parent);
   }
 
   /**
@@ -232,7 +230,7 @@ export class DockerPlugin {
       }
       this.#applying.add(id);
       try {
-        const size = await driver.applyDiff(id, parent, tar, store.mounts.access());
+        const { size } = await store.differ.applyDiff(id, parent, tar);
         await this.#pending.remove(id);
         return size;
       } catch (err) {
