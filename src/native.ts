@@ -42,6 +42,19 @@ export interface StatfsResult {
 }
 
 /** A loop device bound to a file. `directIO` says whether LO_FLAGS_DIRECT_IO took. */
+/** A bound loop device's status (LOOP_GET_STATUS64). */
+export interface LoopStatus {
+  /** The backing file's path as given at attach time (at most 63 bytes kept by the kernel). */
+  backingFile: string;
+  offset: number;
+  sizelimit: number;
+  flags: number;
+  /** `st_dev` of the filesystem holding the backing file (as `stat().dev` reports it). */
+  backingDevice: number;
+  /** Inode number of the backing file. */
+  backingInode: number;
+}
+
 export interface LoopDevice {
   device: string;
   index: number;
@@ -81,7 +94,7 @@ interface Addon {
   lsetxattrat(dirfd: number, name: string, attr: string, value: Buffer): Promise<void>;
   attachLoop(file: string, opts: { readOnly?: boolean; directIO?: boolean; autoclear?: boolean }): Promise<LoopDevice>;
   detachLoop(device: string): Promise<void>;
-  loopStatus(device: string): Promise<{ backingFile: string; offset: number; sizelimit: number; flags: number }>;
+  loopStatus(device: string): Promise<LoopStatus>;
   scanPair(newDir: string | null, oldDir: string | null): Promise<ScanPairResult>;
   exportScan(
     root: number,
@@ -408,7 +421,7 @@ export function attachLoop(file: string, opts: { readOnly?: boolean; directIO?: 
 export function detachLoop(device: string) {
   return call(() => addon.detachLoop(device));
 }
-/** LOOP_GET_STATUS64: the backing file name (ENXIO when the device is unbound). */
+/** LOOP_GET_STATUS64: the backing file's name, device and inode (ENXIO when the device is unbound). */
 export function loopStatus(device: string) {
   return call(() => addon.loopStatus(device));
 }

@@ -124,7 +124,9 @@ Napi::Value DetachLoop(const Napi::CallbackInfo& info) {
       [](Napi::Env env) { return env.Undefined(); });
 }
 
-// loopStatus(device) -> {backingFile, offset, sizelimit, flags} ; ENXIO if unbound
+// loopStatus(device) -> {backingFile, offset, sizelimit, flags, backingDevice, backingInode} ; ENXIO if unbound.
+// backingDevice is the st_dev of the backing file's filesystem, so a caller can
+// tell a file of a live mount from one of a dead mount at the same path.
 Napi::Value LoopStatus(const Napi::CallbackInfo& info) {
   std::string dev = ArgString(info, 0, "device");
   auto st = std::make_shared<loop_info64>();
@@ -149,6 +151,8 @@ Napi::Value LoopStatus(const Napi::CallbackInfo& info) {
         o.Set("offset", Napi::Number::New(env, static_cast<double>(st->lo_offset)));
         o.Set("sizelimit", Napi::Number::New(env, static_cast<double>(st->lo_sizelimit)));
         o.Set("flags", Napi::Number::New(env, st->lo_flags));
+        o.Set("backingDevice", Napi::Number::New(env, static_cast<double>(st->lo_device)));
+        o.Set("backingInode", Napi::Number::New(env, static_cast<double>(st->lo_inode)));
         return o;
       });
 }

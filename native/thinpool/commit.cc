@@ -99,6 +99,7 @@ struct Pool::CommitImage {
   std::unique_ptr<CommitSink> sink;
   MetaBlock superblock{};
   uint64_t usedMeta = 0, dataGen = 0;
+  uint64_t journalSeq = 0;  // journal records up to here are in this image
   std::vector<Device> devices;
   std::vector<uint64_t> freed;  // data blocks the image no longer references
 };
@@ -132,8 +133,10 @@ void Pool::commit() {
     dirty_ = true;
     throw;
   }
-  // Durable: punch the blocks it stopped referencing (still unallocatable,
-  // so no lock is needed), then adopt it.
+  // Durable: the journal's records it holds are no longer needed; punch the
+  // blocks it stopped referencing (still unallocatable, so no lock is
+  // needed), then adopt it.
+  if (journal_ && img.journalSeq > journal_->commitSeq.load()) journal_->commitSeq.store(img.journalSeq);
   punchFreed(img.freed);
   std::lock_guard l(mu_);
   adoptCommit(img);
@@ -188,6 +191,7 @@ void Pool::buildCommit(CommitImage& img) {
       if (b != d.committedRoot) used[b] = 1;
     used[d.committedRoot]++;
   }
+  img.journalSeq = journalHead_.load() - 1;
   img.sink = std::make_unique<CommitSink>(metaCommitted_, used);
   CommitSink& sink = *img.sink;
   // Blocks allocated for writes still in flight are not mapped yet: the

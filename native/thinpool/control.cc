@@ -69,6 +69,10 @@ std::string handle(Daemon& d, const std::string& line, bool& close) {
     d.pool->grow(number(w, 1));
     return "";
   }
+  if (cmd == "grow-metadata") {
+    d.pool->growMetadata(number(w, 1));
+    return "";
+  }
   if (cmd == "activate") {
     uint64_t id = number(w, 1), size = number(w, 2);
     if (!d.pool->hasDevice(id)) throw PoolError(ENODEV, "no thin device " + std::to_string(id));
@@ -78,6 +82,7 @@ std::string handle(Daemon& d, const std::string& line, bool& close) {
     if (it != d.active.end() && it->second != size)
       throw PoolError(EBUSY, "thin device " + std::to_string(id) + " is active with another size");
     d.active[id] = size;
+    publishActive(d);
     return d.mountPoint + "/" + std::to_string(id);
   }
   if (cmd == "deactivate") {
@@ -86,6 +91,7 @@ std::string handle(Daemon& d, const std::string& line, bool& close) {
       std::lock_guard l(d.mu);
       if (d.opens.count(id)) throw PoolError(EBUSY, "thin device " + std::to_string(id) + " is open");
       d.active.erase(id);
+      publishActive(d);
     }
     d.readAhead->forget(id);
     std::string name = std::to_string(id);

@@ -9,6 +9,7 @@
 
 #include "pool.h"
 #include "readahead.h"
+#include "shared.h"
 
 struct fuse_session;
 
@@ -25,7 +26,36 @@ struct Daemon {
   std::map<uint64_t, int> opens;        // device id -> open file handles
   std::atomic<bool> closing{false};
   std::atomic<bool> unmounted{false};  // see unmountOnce
+  /** State that outlives this process (see shared.h); `active` and `opens` are mirrored into it. */
+  SharedState* shared = nullptr;
+  /** The /dev/fuse descriptor of a daemon that died, to serve on; -1 for a new mount. */
+  int resumeFuseFd = -1;
 };
+
+/** What `strata-poold serve` was asked for, and what the keeper hands its worker. */
+struct ServeOptions {
+  std::string metadata, data, mount, socket;
+  std::string pidFile;        // the serving process's pid (the one a caller would kill)
+  std::string keeperPidFile;  // the keeper's pid
+  int stateFd = -1;           // the shared state memfd (shared.h)
+  int keeperSock = -1;        // where a new worker sends its /dev/fuse descriptor
+  int resumeFuseFd = -1;      // a dead worker's /dev/fuse descriptor, to serve on
+};
+
+/**
+ * The process `serve` runs as: makes the shared state, runs the worker in a
+ * child, keeps a duplicate of its /dev/fuse descriptor and, when the worker
+ * dies while serving, starts a new one on the same connection. Returns the
+ * exit status.
+ */
+int runKeeper(const ServeOptions& o);
+/** The pool daemon proper (a child of the keeper). Returns the exit status. */
+int serveWorker(const ServeOptions& o);
+
+/** Mirrors `active` and `opens` into the shared state (with `d.mu` held). */
+void publishActive(Daemon& d);
+/** Loads `active` and `opens` from the shared state (a daemon taking over). */
+void restoreActive(Daemon& d);
 
 /** Creates the FUSE session and mounts it; throws on failure. */
 void fuseMount(Daemon& d);

@@ -82,6 +82,7 @@ void Pool::read(uint64_t id, uint64_t off, uint8_t* buf, size_t len) {
 
 void Pool::write(uint64_t id, uint64_t off, const uint8_t* buf, size_t len) {
   if (len == 0) return;
+  makeJournalRoom();
   Mutation m(*this);
   std::shared_lock g(gate_);
   writeBlocks(id, off, buf, len);
@@ -122,6 +123,7 @@ void Pool::writeBlocks(uint64_t id, uint64_t off, const uint8_t* buf, size_t len
     inflight_.erase(s.target);
     Mapping old;
     if (d.map.set(vb, Mapping{s.target, time_ & kTimeMask}, &old)) decRef(old.block);
+    journal(id, vb, (s.target << 24) | (time_ & kTimeMask));
     changed = true;
   }
   if (changed) mappingChanged(d);
@@ -253,6 +255,7 @@ void Pool::unmapBlock(uint64_t id, uint64_t vb) {
   Mapping old;
   if (!d.map.erase(vb, &old)) return;
   decRef(old.block);
+  journal(id, vb, kUnmapRecord);
   mappingChanged(d);
 }
 
@@ -267,6 +270,7 @@ void Pool::zeroRange(uint64_t id, uint64_t off, size_t len) {
 }
 
 void Pool::discard(uint64_t id, uint64_t off, uint64_t len) {
+  makeJournalRoom();
   Mutation m(*this);
   std::shared_lock g(gate_);
   uint64_t end = off + len;
@@ -279,6 +283,66 @@ void Pool::discard(uint64_t id, uint64_t off, uint64_t len) {
       zeroRange(id, off, size_t(n));
     off += n;
   }
+}
+
+// The journal (see shared.h): one record per mapping change, published by
+// its seq, which is stored last; a record is valid at its slot only with the
+// seq expected there, so a torn or stale slot ends the replay.
+void Pool::journal(uint64_t dev, uint64_t vb, uint64_t blockTime) {
+  if (!journal_) return;
+  uint64_t seq = journalHead_.load();
+  JournalRecord& r = journal_->journal[seq % kJournalRecords];
+  r.dev = dev;
+  r.vblock = vb;
+  r.blockTime = blockTime;
+  r.seq.store(seq, std::memory_order_release);
+  journalHead_.store(seq + 1);
+}
+
+void Pool::makeJournalRoom() {
+  if (journal_ && journalHead_.load() - journal_->commitSeq.load() > kJournalRecords / 2) commit();
+}
+
+bool Pool::attachJournal(SharedState* state) {
+  std::lock_guard l(mu_);
+  uint64_t seq = state->commitSeq.load() + 1;
+  for (;; seq++) {
+    const JournalRecord& r = state->journal[seq % kJournalRecords];
+    if (r.seq.load(std::memory_order_acquire) != seq) break;
+    replay(r);
+  }
+  journal_ = state;
+  journalHead_.store(seq);
+  return seq != state->commitSeq.load() + 1;
+}
+
+// Applies one record to the pool as loaded from its last commit: the blocks
+// it maps were free there (allocated after that commit), the blocks it drops
+// become free once the next commit is durable.
+void Pool::replay(const JournalRecord& r) {
+  auto it = devices_.find(r.dev);
+  if (it == devices_.end()) return;  // deleted since (that delete was committed)
+  ThinDevice& d = it->second;
+  Mapping old;
+  if (r.blockTime == kUnmapRecord) {
+    if (!d.map.erase(r.vblock, &old)) return;
+    decRef(old.block);
+  } else {
+    uint64_t block = r.blockTime >> 24;
+    if (block >= nrData_) return;
+    bool was = d.map.set(r.vblock, Mapping{block, uint32_t(r.blockTime & kTimeMask)}, &old);
+    if (was && old.block == block) return;
+    if (ref_[block]++ == 0) usedData_++;
+    if (pendingFree_[block]) {
+      // Records the loaded commit already holds, replayed again (the daemon died
+      // between writing that commit and noting it): a block an earlier record
+      // dropped is mapped again by a later one, so it must not be freed.
+      pendingFree_[block] = 0;
+      freedList_.erase(std::remove(freedList_.begin(), freedList_.end(), block), freedList_.end());
+    }
+    if (was) decRef(old.block);
+  }
+  mappingChanged(d);
 }
 
 }  // namespace tp

@@ -4,9 +4,12 @@
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
 #include <linux/falloc.h>
+#include <linux/fuse.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -19,6 +22,7 @@ namespace tp {
 namespace {
 
 constexpr fuse_ino_t kRoot = 1;
+constexpr int32_t kNotifyResend = 7;  // FUSE_NOTIFY_RESEND (Linux 6.9), newer than this libc's headers
 constexpr size_t kMaxRequest = 1 << 20;
 
 Daemon& daemonOf(fuse_req_t req) { return *static_cast<Daemon*>(fuse_req_userdata(req)); }
@@ -112,6 +116,7 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   {
     std::lock_guard l(d.mu);
     d.opens[ino - 2]++;
+    publishActive(d);
   }
   fi->direct_io = 1;
   fi->keep_cache = 0;
@@ -119,6 +124,7 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (fuse_reply_open(req, fi) != 0) {
     std::lock_guard l(d.mu);
     d.opens[ino - 2]--;
+    publishActive(d);
   }
 }
 
@@ -127,6 +133,7 @@ void opRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   {
     std::lock_guard l(d.mu);
     if (--d.opens[ino - 2] <= 0) d.opens.erase(ino - 2);
+    publishActive(d);
   }
   fuse_reply_err(req, 0);
 }
@@ -137,12 +144,16 @@ void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   if (!deviceSize(d, ino, devSize)) return (void)fuse_reply_err(req, ENOENT);
   if (uint64_t(off) >= devSize) return (void)fuse_reply_buf(req, nullptr, 0);
   size = size_t(std::min<uint64_t>(size, devSize - uint64_t(off)));
-  thread_local AlignedBuffer buf;  // aligned: the pool reads into it with O_DIRECT
+  // Aligned (the pool reads into it with O_DIRECT) and of huge pages (the kernel pins it to copy the reply out).
+  thread_local AlignedBuffer buf;
   ReadAhead::DeviceRef ra = d.readAhead->device(ino - 2);
+  auto reply = [&](const uint8_t* p) { fuse_reply_buf(req, reinterpret_cast<const char*>(p), size); };
   try {
-    uint8_t* mem = buf.get(size);
-    if (!d.readAhead->serve(*ra, uint64_t(off), size, mem)) d.pool->read(ino - 2, uint64_t(off), mem, size);
-    fuse_reply_buf(req, reinterpret_cast<const char*>(mem), size);
+    if (!d.readAhead->serve(*ra, uint64_t(off), size, reply)) {
+      uint8_t* mem = buf.get(std::max(size, kMaxRequest));
+      d.pool->read(ino - 2, uint64_t(off), mem, size);
+      reply(mem);
+    }
   } catch (const std::exception& e) {
     return (void)fuse_reply_err(req, errnoOf(e));
   }
@@ -209,13 +220,64 @@ const fuse_lowlevel_ops kOps = [] {
 
 }  // namespace
 
+void resumeSession(Daemon& d);
+
 void fuseMount(Daemon& d) {
   const char* argv[] = {"strata-poold", "-o", "fsname=strata-pool,subtype=strata-pool,max_read=1048576"};
   fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
   d.session = fuse_session_new(&args, &kOps, sizeof kOps, &d);
   if (!d.session) throw PoolError(EIO, "cannot create the FUSE session");
+  if (d.resumeFuseFd >= 0) return resumeSession(d);
   if (fuse_session_mount(d.session, d.mountPoint.c_str()) != 0)
     throw PoolError(EIO, "cannot mount FUSE at \"" + d.mountPoint + "\"");
+}
+
+// Serves the connection of a daemon that died (see shared.h). libfuse takes
+// an open /dev/fuse descriptor as the mount point "/dev/fd/N"; it answers no
+// request before it has seen INIT, so the INIT the kernel sent at mount is
+// processed again (its answer goes nowhere: the kernel has no such request
+// any more); then the kernel is asked to send again every request the dead
+// daemon had read and not answered (FUSE_NOTIFY_RESEND, Linux 6.9).
+void resumeSession(Daemon& d) {
+  std::string fdPath = "/dev/fd/" + std::to_string(d.resumeFuseFd);
+  if (fuse_session_mount(d.session, fdPath.c_str()) != 0)
+    throw PoolError(EIO, "cannot take over the FUSE connection " + fdPath);
+  uint32_t len = d.shared->initLen;
+  if (len < sizeof(fuse_in_header) || len > kInitBytes) throw PoolError(EIO, "no FUSE INIT request kept to resume with");
+  std::vector<uint8_t> init(d.shared->init, d.shared->init + len);
+  fuse_buf buf{};
+  buf.mem = init.data();
+  buf.size = len;
+  fuse_session_process_buf(d.session, &buf);
+  fuse_out_header resend{};
+  resend.len = sizeof resend;
+  resend.error = kNotifyResend;
+  if (write(fuse_session_fd(d.session), &resend, sizeof resend) != ssize_t(sizeof resend))
+    fprintf(stderr, "strata-poold: FUSE_NOTIFY_RESEND failed: %s\n", strerror(errno));
+}
+
+void publishActive(Daemon& d) {
+  if (!d.shared) return;
+  uint32_t next = 1 - d.shared->currentTable.load();
+  ActiveTable& t = d.shared->tables[next];
+  uint32_t n = 0;
+  for (auto& [id, size] : d.active) {
+    if (n == kMaxActive) break;
+    auto o = d.opens.find(id);
+    t.slots[n++] = ActiveSlot{id, size, o == d.opens.end() ? 0 : o->second};
+  }
+  t.n = n;
+  d.shared->currentTable.store(next, std::memory_order_release);  // a table is current only once whole
+}
+
+void restoreActive(Daemon& d) {
+  std::lock_guard l(d.mu);
+  const ActiveTable& t = d.shared->tables[d.shared->currentTable.load(std::memory_order_acquire) & 1];
+  for (uint32_t i = 0; i < t.n && i < kMaxActive; i++) {
+    d.active[t.slots[i].id] = t.slots[i].size;
+    if (t.slots[i].opens > 0) d.opens[t.slots[i].id] = int(t.slots[i].opens);
+  }
+  publishActive(d);
 }
 
 }  // namespace tp

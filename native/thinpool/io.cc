@@ -1,5 +1,6 @@
 #include "io.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,9 +40,12 @@ uint8_t* AlignedBuffer::get(size_t size) {
     free(mem_);
     mem_ = nullptr;
     size_ = 0;
-    if (posix_memalign(reinterpret_cast<void**>(&mem_), kDirectAlign, size) != 0)
+    bool huge = size >= (1 << 20);
+    size_t bytes = huge ? (size + kHugePage - 1) / kHugePage * kHugePage : size;
+    if (posix_memalign(reinterpret_cast<void**>(&mem_), huge ? kHugePage : kDirectAlign, bytes) != 0)
       throw PoolError(ENOMEM, "out of memory");
-    size_ = size;
+    if (huge) madvise(mem_, bytes, MADV_HUGEPAGE);  // best effort
+    size_ = bytes;
   }
   return mem_;
 }

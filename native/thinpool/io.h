@@ -10,6 +10,8 @@ namespace tp {
 
 /** Alignment of offsets, lengths and memory for O_DIRECT transfers on the data file. */
 constexpr size_t kDirectAlign = 4096;
+/** A transparent huge page: buffers of 1 MiB and more are made of them (see AlignedBuffer). */
+constexpr size_t kHugePage = 2 << 20;
 
 /** Reads exactly `len` bytes at `off`; bytes past end of file read as zeros. Throws PoolError(EIO...). */
 void preadAll(int fd, uint8_t* buf, size_t len, uint64_t off);
@@ -21,7 +23,11 @@ inline bool directAligned(uint64_t off, size_t len, const void* mem) {
   return off % kDirectAlign == 0 && len % kDirectAlign == 0 && reinterpret_cast<uintptr_t>(mem) % kDirectAlign == 0;
 }
 
-/** A growable buffer aligned for O_DIRECT (one per thread where used; not copyable). */
+/**
+ * A growable buffer aligned for O_DIRECT (one per thread where used; not
+ * copyable). From 1 MiB up it is made of transparent huge pages: the kernel
+ * pins it for each FUSE reply it copies out, one entry per huge page.
+ */
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;

@@ -272,6 +272,22 @@ void Pool::grow(uint64_t nrBlocks) {
   commit();
 }
 
+void Pool::growMetadata(uint64_t nrBlocks) {
+  {
+    // commitMu_ first: a commit in progress sized its image by the old count.
+    std::lock_guard c(commitMu_);
+    std::lock_guard l(mu_);
+    nrBlocks = std::min<uint64_t>(nrBlocks, kMaxMetadataBlocks);
+    if (nrBlocks <= nrMeta_) return;  // never shrinks; at the format's limit already
+    if (fileSize(metaFd_) < nrBlocks * kMetaBlock && ftruncate(metaFd_, off_t(nrBlocks * kMetaBlock)) != 0)
+      throw PoolError(errno, std::string("cannot extend the metadata file: ") + strerror(errno));
+    nrMeta_ = nrBlocks;
+    metaCommitted_.resize(nrMeta_, 0);
+    dirty_ = true;
+  }
+  commit();
+}
+
 PoolStatus Pool::status() {
   std::lock_guard l(mu_);
   return PoolStatus{transaction_, usedMeta_, nrMeta_, usedData_, nrData_, time_, blockBytes_ / 512,

@@ -14,6 +14,7 @@
 
 #include "blockmap.h"
 #include "btree.h"
+#include "shared.h"
 
 namespace tp {
 
@@ -63,6 +64,8 @@ class Pool {
   void setTransactionId(uint64_t oldId, uint64_t newId);
   /** Grows the data file to `nrBlocks` data blocks. */
   void grow(uint64_t nrBlocks);
+  /** Grows the metadata file to `nrBlocks` 4 KiB blocks (capped at the format's limit; never shrinks). */
+  void growMetadata(uint64_t nrBlocks);
 
   // The data path. Offsets and lengths in bytes within device `id`.
   void read(uint64_t id, uint64_t off, uint8_t* buf, size_t len);
@@ -71,6 +74,13 @@ class Pool {
   void discard(uint64_t id, uint64_t off, uint64_t len);
   /** Makes everything written so far durable (data, then metadata). No-op when nothing changed. */
   void commit();
+  /**
+   * Journals every mapping change into `state` from now on (see shared.h),
+   * after replaying what it holds beyond its last commit onto the pool as
+   * loaded (a daemon taking over from one that died). Call before serving;
+   * commit afterwards when it returns true (something was replayed).
+   */
+  bool attachJournal(SharedState* state);
   bool dirty() const { return dirty_.load(); }
 
   /**
@@ -107,6 +117,9 @@ class Pool {
                                    std::vector<std::pair<uint64_t, uint64_t>>& prealloc);
   void preallocate(const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
   void writeData(const std::vector<WriteStep>& plan, uint64_t off, const uint8_t* buf, size_t len);
+  void journal(uint64_t dev, uint64_t vb, uint64_t blockTime);  // with mu_ held
+  void replay(const JournalRecord& r);                           // with mu_ held
+  void makeJournalRoom();                                        // without locks: commits when half full
   void mappingChanged(ThinDevice& d) {  // with mu_ held
     d.mappingDirty = true;
     d.changeGen = ++changeCounter_;
@@ -147,6 +160,8 @@ class Pool {
   uint64_t syncedGen_ = 0;            // dataGen_ as of the last data sync
   uint64_t changeCounter_ = 0;        // see ThinDevice::changeGen
   std::atomic<uint64_t> mutationsBegun_{0}, mutationsDone_{0};  // see mutationsBegun()
+  SharedState* journal_ = nullptr;           // see attachJournal()
+  std::atomic<uint64_t> journalHead_{1};     // seq of the next record
   /** Counts one mutation for its scope (see mutationsBegun()). */
   struct Mutation {
     Pool& p;

@@ -43,7 +43,7 @@ void ReadAhead::forget(uint64_t id) {
   devices_.erase(id);
 }
 
-bool ReadAhead::serve(Device& d, uint64_t off, size_t len, uint8_t* out) {
+bool ReadAhead::serve(Device& d, uint64_t off, size_t len, const std::function<void(const uint8_t*)>& reply) {
   std::unique_lock l(d.mu);
   for (;;) {
     Device::Slot* s = nullptr;
@@ -58,7 +58,8 @@ bool ReadAhead::serve(Device& d, uint64_t off, size_t len, uint8_t* out) {
       s->valid = false;
       return false;
     }
-    memcpy(out, s->data + (off - s->start), len);
+    // Under the lock: no fill can start on this slot until the reply is copied out.
+    reply(s->data + (off - s->start));
     return true;
   }
 }

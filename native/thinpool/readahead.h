@@ -9,6 +9,7 @@
 // Pool::mutationsBegun).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,10 +28,12 @@ class ReadAhead {
   /** The state of device `id`, made on first use; shared, so a fill outlives forget(). */
   DeviceRef device(uint64_t id);
   /**
-   * Copies [off, off + len) of the device into `out` when one of its windows
-   * holds it (waiting for a fill in progress that will). False: read it from the pool.
+   * When one of the device's windows holds [off, off + len) (waiting for a
+   * fill in progress that will), calls `reply` with those bytes, in place:
+   * the window stays as it is until `reply` returns (it copies them into the
+   * kernel). False: read them from the pool.
    */
-  bool serve(Device& d, uint64_t off, size_t len, uint8_t* out);
+  bool serve(Device& d, uint64_t off, size_t len, const std::function<void(const uint8_t*)>& reply);
   /**
    * After a read of [off, off + len) of device `id` was answered: when its
    * reads form a stream and the window after the one it is in is not there

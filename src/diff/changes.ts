@@ -15,8 +15,15 @@
  * @module
  */
 import { posix } from "node:path";
-import type { Change } from "../graphdriver/driver.js";
 import { SCAN, scanPair } from "../native.js";
+
+/** One entry of a change list, as `docker diff` prints it. */
+export interface Change {
+  /** Absolute path inside the layer, e.g. `/etc/hosts`. */
+  path: string;
+  /** A = added, C = changed, D = deleted. */
+  kind: "A" | "C" | "D";
+}
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;

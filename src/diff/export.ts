@@ -17,7 +17,7 @@ import type { TarHeader } from "../archive/tar-header.js";
 import { type TarOutputEntry, tarStream } from "../archive/tar-writer.js";
 import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX, type WhiteoutFormat } from "../archive/whiteouts.js";
 import { hasCode } from "../errors.js";
-import type { Change } from "../graphdriver/driver.js";
+import type { Change } from "./changes.js";
 import * as n from "../native.js";
 import { C, EXPORT, type ExportScanResult } from "../native.js";
 import { readFdAndClose } from "../util/read-fd.js";

@@ -6,6 +6,6 @@
  * @module
  */
 export { type ApplyOptions, type ApplyResult, applyLayer, type IdMapping } from "./apply.js";
-export { type ChangesOptions, changes, sameFsTime } from "./changes.js";
+export { type Change, type ChangesOptions, changes, sameFsTime } from "./changes.js";
 export { type ExportOptions, exportChanges, exportTree } from "./export.js";
 export { changesSize } from "./size.js";

@@ -7,7 +7,7 @@
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { hasCode } from "../errors.js";
-import type { Change } from "../graphdriver/driver.js";
+import type { Change } from "./changes.js";
 
 /**
  * The bytes a change list adds: the sizes of the added and changed

@@ -3,7 +3,8 @@
  *
  * Vocabulary:
  * - **id**: the driver's name for one layer (the layer store's cache id, or a
- *   container's mount id). Any string of `[A-Za-z0-9_.-]`, not empty.
+ *   container's mount id). One path component of `[A-Za-z0-9_.-]` starting
+ *   with a letter or digit, without `..` or `.tmp-` (`layer-id.ts`).
  * - **parent**: the id of the layer this one starts from; `""` means none
  *   (the layer starts empty).
  * - **image layer** (`create`) is filled once with a layer tar and then
@@ -32,14 +33,6 @@
  *
  * @module
  */
-
-/** One entry of a change list, as `docker diff` prints it. */
-export interface Change {
-  /** Absolute path inside the layer, e.g. `/etc/hosts`. */
-  path: string;
-  /** A = added, C = changed, D = deleted. */
-  kind: "A" | "C" | "D";
-}
 
 /** Options for create and createReadWrite. */
 export interface CreateOpts {
@@ -70,8 +63,13 @@ export interface MountSpecOptions {
 
 /** What a driver can do beyond the contract; checked by flag, never by sniffing methods. */
 export interface Capabilities {
-  /** The init layer goes inside each image layer (devmapper), not in a `<id>-init` layer. */
-  readonly initInImage: boolean;
+  /**
+   * The layer store makes one init layer per image layer, shared by the
+   * image's containers (devmapper: a container is then one snapshot), instead
+   * of a `<mountID>-init` layer per container. Either way an image layer holds
+   * exactly its tar's tree.
+   */
+  readonly sharedInit: boolean;
   /** A diff and its size can be read from {@link Driver.diffDir} alone (overlay's upper dir, no redirects or metacopy). */
   readonly nativeDiff: boolean;
   /** `get` returns a path without mounting anything (vfs). */
@@ -163,6 +161,14 @@ export interface Driver {
    * @throws ERR_INVALID_ID for a name that is not a leftover
    */
   removeLeftover(name: string): Promise<void>;
+  /**
+   * Layers that are mounted but whose mount no longer works although the
+   * mount table still lists it (devmapper on the userspace pool: the pool
+   * daemon died under the loop device, so every I/O fails). For `strata
+   * check`; `put` then `get` repairs one. No I/O on layer data. Drivers whose
+   * mounts cannot break this way return [].
+   */
+  brokenMounts(): Promise<Array<{ id: string; reason: string }>>;
   /** Low-level facts about one layer (paths, device ids). */
   metadata(id: string): Promise<Record<string, string>>;
   /**

@@ -12,6 +12,7 @@
  */
 import { hasCode } from "../errors.js";
 import type { Digest } from "./ids.js";
+import { sharedInitID } from "./init-layer.js";
 import type { StoreParts } from "./recovery.js";
 
 /** One problem `check` found (and, with `repair`, fixed unless `unrepaired` says why not). */
@@ -22,6 +23,7 @@ export interface CheckProblem {
     | "orphan-driver-layer"
     | "dangling-hold"
     | "hold-without-mount"
+    | "broken-mount"
     | "container-missing-layer"
     | "leftover"
     | "foreign-entry";
@@ -38,7 +40,8 @@ export type Checker = (parts: StoreParts, repair: boolean) => Promise<CheckProbl
 async function dropContainer({ db, driver, mounts, collector }: StoreParts, name: string): Promise<void> {
   const c = await db.readContainer(name);
   if (!c) return;
-  for (const id of [c.mountID, c.initID].filter(Boolean)) {
+  // A shared init layer belongs to the image layer: it stays.
+  for (const id of [c.mountID, c.initShared ? "" : c.initID].filter(Boolean)) {
     await mounts.releaseAll(id).catch(() => undefined);
     if (await driver.exists(id)) await collector.removeDriverLayer(id, { unmount: true });
   }
@@ -83,7 +86,10 @@ const layersAndContainers: Checker = async (parts, repair) => {
 const orphans: Checker = async ({ db, driver, mounts, collector }, repair) => {
   const problems: CheckProblem[] = [];
   const known = new Set<string>();
-  for (const l of await db.listLayers()) known.add(l.cacheID);
+  for (const l of await db.listLayers()) {
+    known.add(l.cacheID);
+    if (driver.capabilities.sharedInit) known.add(sharedInitID(l.cacheID));
+  }
   for (const c of await db.listContainers()) for (const id of [c.mountID, c.initID]) if (id) known.add(id);
   for (const { intent } of await db.listIntents()) for (const id of intent.driverIDs) known.add(id);
   const driverIDs = new Set(await driver.list());
@@ -119,6 +125,29 @@ const kernelMounts: Checker = async ({ mounts }, repair) => {
       }
     }
     problems.push({ kind: "hold-without-mount", subject: h.id, detail });
+  }
+  return problems;
+};
+
+/**
+ * Mounts the kernel still lists but that no longer work (`Driver.brokenMounts`:
+ * the thin pool's daemon died under the loop device): mounted afresh for their
+ * holds, or unmounted when nothing holds them.
+ */
+const brokenMounts: Checker = async ({ driver, mounts }, repair) => {
+  const problems: CheckProblem[] = [];
+  const holds = new Map((await mounts.list()).map((h) => [h.id, h.count]));
+  for (const { id, reason } of await driver.brokenMounts()) {
+    const count = holds.get(id) ?? 0;
+    const problem: CheckProblem = {
+      kind: "broken-mount",
+      subject: id,
+      detail: count > 0 ? `${count} holds: ${reason}` : `held by nothing: ${reason}`,
+    };
+    await found(problems, problem, repair, async () => {
+      if (count > 0) await mounts.remount(id);
+      else await driver.put(id);
+    });
   }
   return problems;
 };
@@ -161,7 +190,7 @@ const leftovers: Checker = async ({ db, driver, collector }, repair) => {
 };
 
 /** The checks `check` runs, in order. */
-export const CHECKERS: readonly Checker[] = [layersAndContainers, orphans, kernelMounts, leftovers];
+export const CHECKERS: readonly Checker[] = [layersAndContainers, orphans, kernelMounts, brokenMounts, leftovers];
 
 /**
  * Verifies the store (under the store lock): every layer's parent and driver

@@ -13,6 +13,7 @@
 import { FailedPreconditionError, hasCode } from "../errors.js";
 import type { Driver } from "../graphdriver/driver.js";
 import type { Digest } from "./ids.js";
+import { sharedInitID } from "./init-layer.js";
 import type { LayerDB } from "./layerdb.js";
 import type { Mounts } from "./mounts.js";
 
@@ -83,6 +84,13 @@ export class Collector {
    * mount). A driver layer that is already gone is fine.
    */
   async removeDriverLayer(id: string, opts: { unmount?: boolean } = {}): Promise<void> {
+    // An image layer's shared init layer is its child: it goes first.
+    if (this.#driver.capabilities.sharedInit) await this.#removeOne(sharedInitID(id), opts);
+    await this.#removeOne(id, opts);
+    await this.#db.removeInitOriginals(id);
+  }
+
+  async #removeOne(id: string, opts: { unmount?: boolean }): Promise<void> {
     if (opts.unmount) {
       try {
         await this.#driver.put(id);
@@ -91,6 +99,5 @@ export class Collector {
       }
     }
     await this.#driver.remove(id);
-    await this.#db.removeInitOriginals(id);
   }
 }

@@ -11,11 +11,12 @@
  */
 import type { Readable } from "node:stream";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
-import type { Change, CreateOpts } from "../graphdriver/driver.js";
+import type { Change } from "../diff/index.js";
+import type { CreateOpts } from "../graphdriver/driver.js";
 import { currentProcess } from "../util/process.js";
 import type { Differ } from "./differ.js";
 import { type Digest, randomID } from "./ids.js";
-import { setupInitLayer } from "./init-layer.js";
+import { setupInitLayer, sharedInitID } from "./init-layer.js";
 import type { ContainerRecord } from "./layerdb.js";
 import type { StoreLock } from "./lock.js";
 import type { StoreParts } from "./recovery.js";
@@ -62,8 +63,9 @@ export class Containers {
     const { db, driver, mounts } = this.#parts;
     const me = await currentProcess();
     const mountID = randomID();
-    const withInit = (opts.init ?? true) && !driver.capabilities.initInImage;
-    const initID = withInit ? `${mountID}-init` : "";
+    const withInit = opts.init ?? true;
+    let initID = withInit ? `${mountID}-init` : "";
+    let initShared = false;
     let parentCache = "";
     const rec: ContainerRecord = {
       name,
@@ -83,9 +85,17 @@ export class Containers {
         if (!p) throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot find layer: no layer "${parent}"`);
         parentCache = p.cacheID;
       }
+      // The image layer's shared init layer (sharedInit drivers); a layer registered
+      // before shared init layers existed has none: the container gets one of its own.
+      if (withInit && parentCache && driver.capabilities.sharedInit) {
+        initShared = await driver.exists(sharedInitID(parentCache));
+        if (initShared) initID = sharedInitID(parentCache);
+      }
+      rec.initID = initID;
+      if (initShared) rec.initShared = true;
       await db.writeIntent(mountID, {
         kind: "create",
-        driverIDs: [mountID, initID].filter(Boolean),
+        driverIDs: [mountID, initShared ? "" : initID].filter(Boolean),
         owner: me,
         container: name,
       });
@@ -93,8 +103,8 @@ export class Containers {
     });
     try {
       const createOpts: CreateOpts = { storageOpt: rec.storageOpt };
-      let below = parentCache;
-      if (initID) {
+      let below = initShared ? initID : parentCache;
+      if (initID && !initShared) {
         await driver.createReadWrite(initID, parentCache, createOpts);
         const path = await mounts.acquire(initID);
         try {
@@ -113,7 +123,7 @@ export class Containers {
       return rec;
     } catch (err) {
       await driver.remove(mountID).catch(() => {});
-      if (initID) await driver.remove(initID).catch(() => {});
+      if (initID && !initShared) await driver.remove(initID).catch(() => {});
       await this.#lock.with(async () => {
         await db.deleteContainer(name);
         await db.deleteIntent(mountID);
@@ -132,7 +142,8 @@ export class Containers {
     const { db, mounts, collector } = this.#parts;
     const rec = await db.readContainer(name);
     if (!rec || rec.state === "creating") return [];
-    for (const id of [rec.mountID, rec.initID].filter(Boolean)) {
+    // A shared init layer belongs to the image layer: its holds are not this container's.
+    for (const id of [rec.mountID, rec.initShared ? "" : rec.initID].filter(Boolean)) {
       const held = await mounts.count(id);
       if (held === 0) continue;
       if (!opts.force) {
@@ -148,7 +159,7 @@ export class Containers {
       rec.state = "removing";
       await db.writeContainer(rec);
       await collector.removeDriverLayer(rec.mountID);
-      if (rec.initID) await collector.removeDriverLayer(rec.initID);
+      if (rec.initID && !rec.initShared) await collector.removeDriverLayer(rec.initID);
       await db.deleteContainer(name);
       return rec.parent ? collector.deleteUnreferenced(rec.parent) : [];
     });

@@ -23,9 +23,9 @@ import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { TarRecorder } from "../archive/tar-split.js";
-import { applyLayer, changes, changesSize, exportChanges, exportTree } from "../diff/index.js";
+import { applyLayer, type Change, changes, changesSize, exportChanges, exportTree } from "../diff/index.js";
 import { hasCode, StrataError } from "../errors.js";
-import type { Change, Driver } from "../graphdriver/driver.js";
+import type { Driver } from "../graphdriver/driver.js";
 import type { Digest } from "./ids.js";
 import type { Mounts } from "./mounts.js";
 

@@ -15,4 +15,4 @@ export { type Checker, CHECKERS, type CheckProblem } from "./check.js";
 export type { RecoveryReport, StoreParts } from "./recovery.js";
 export type { LayerRefs, RefEditor } from "./refs.js";
 export { check, LayerStore, MAX_LAYER_DEPTH, prune, type CreateRWOptions, type LayerInfo, withRefs } from "./store.js";
-export { INIT_ENTRIES, initPaths, setupInitLayer } from "./init-layer.js";
+export { INIT_ENTRIES, initPaths, setupInitLayer, sharedInitID } from "./init-layer.js";

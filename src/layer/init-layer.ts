@@ -7,14 +7,13 @@
  *
  * @module
  */
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { lchown, lstat, mkdir, open, symlink, unlink } from "node:fs/promises";
-import { dirname, join, posix } from "node:path";
+import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { hasCode } from "../errors.js";
-import { C, close } from "../native.js";
-import { StoreDir } from "../util/store-dir.js";
+import { C } from "../native.js";
+import type { StoreDir } from "../util/store-dir.js";
 
 /** The init entries, as Docker creates them. */
 export const INIT_ENTRIES: ReadonlyArray<readonly [string, "dir" | "file" | "symlink", string?]> = [
@@ -29,6 +28,15 @@ export const INIT_ENTRIES: ReadonlyArray<readonly [string, "dir" | "file" | "sym
   ["/dev/console", "file"],
   ["/etc/mtab", "symlink", "/proc/mounts"],
 ];
+
+/**
+ * The id of image layer `cacheID`'s shared init layer, on drivers with
+ * `sharedInit`: a child of the image layer holding the init entries, which
+ * every container of that image snapshots.
+ */
+export function sharedInitID(cacheID: string): string {
+  return `${cacheID}-init`;
+}
 
 /** Paths (absolute in the layer) that the init layer creates, parents included. */
 export function initPaths(): Set<string> {
@@ -73,52 +81,7 @@ export async function setupInitLayer(root: string): Promise<void> {
   }
 }
 
-/**
- * Copies every regular file that {@link setupInitLayer} would replace (a file
- * at an init path or at one of its parents) from the tree at `root` to the
- * same relative path under `rel` in `into`, and returns their relative
- * paths. For drivers that put the init content inside image layers:
- * pristine export reads these instead. A path reached through a symlink of
- * the layer is not a file init replaces (the link itself is), so it is never
- * followed, nor is anything in the store.
- */
-export async function saveInitOriginals(root: string, into: StoreDir, rel: string): Promise<string[]> {
-  const saved: string[] = [];
-  const layer = await StoreDir.open(root);
-  try {
-    for (const p of [...initPaths()].sort()) {
-      const name = p.slice(1);
-      try {
-        // Only regular files (never opened when they are fifos or devices), reached without a symlink.
-        if (!(await layer.lstat(name))?.isFile) continue;
-      } catch (err) {
-        if (hasCode(err, "ENOTDIR", "ERR_STORE_SYMLINK")) continue;
-        throw err;
-      }
-      let src = await layer.openFd(name, C.O_RDONLY);
-      let dst: number | undefined;
-      try {
-        const target = `${rel}/${name}`;
-        await into.mkdirs(posix.dirname(target));
-        dst = await into.openFd(target, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
-        const [from, to] = [src, dst];
-        src = -1;
-        dst = undefined;
-        // The streams own and close the fds from here.
-        await pipeline(createReadStream("", { fd: from }), createWriteStream("", { fd: to }));
-        saved.push(name);
-      } finally {
-        if (src >= 0) await close(src);
-        if (dst !== undefined) await close(dst);
-      }
-    }
-  } finally {
-    await layer.close();
-  }
-  return saved;
-}
-
-/** The relative paths of the files {@link saveInitOriginals} saved under `rel` ([] when none). */
+/** The relative paths of the files saved under `rel` (by strata before shared init layers: see layerdb.ts) ([] when none). */
 export async function listInitOriginals(dir: StoreDir, rel: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (at: string, prefix: string): Promise<void> => {
@@ -132,7 +95,7 @@ export async function listInitOriginals(dir: StoreDir, rel: string): Promise<str
   return out;
 }
 
-/** A saved original (see {@link saveInitOriginals}) as a stream. */
+/** A saved original (see {@link listInitOriginals}) as a stream. */
 export async function readInitOriginal(dir: StoreDir, rel: string, name: string): Promise<Readable> {
   return createReadStream("", { fd: await dir.openFd(`${rel}/${name}`, C.O_RDONLY) });
 }

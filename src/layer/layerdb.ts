@@ -6,7 +6,7 @@
  * <store>/mounts/<name>/record.json    a container: mount id, init id, parent chainID, state
  * <store>/intents/<id>.json            an operation in flight (register, create) and its owner
  * <store>/holds/                       mount holds (see Mounts)
- * <store>/init-originals/<cache id>/   files the init content replaced (initInImage drivers)
+ * <store>/init-originals/<cache id>/   files the init content replaced (devmapper layers made before shared init layers)
  * <store>/tmp/                         staging for atomic directory writes, scratch space
  * <store>/lock                         the store lock
  * ```
@@ -44,8 +44,13 @@ export interface LayerRecord {
 export interface ContainerRecord {
   name: string;
   mountID: string;
-  /** "" when the driver keeps init content inside the image layer. */
+  /** The driver layer holding the init content below the container; "" without one. */
   initID: string;
+  /**
+   * `initID` is the image layer's shared init layer (`sharedInit` drivers):
+   * it belongs to the image layer and is never removed with the container.
+   */
+  initShared?: boolean;
   parent: Digest | "";
   state: "creating" | "ready" | "removing";
   created: string;
@@ -272,7 +277,7 @@ export class LayerDB {
     return out;
   }
 
-  // ---- init originals (initInImage drivers) ----
+  // ---- init originals (devmapper layers made before shared init layers; only read) ----
 
   /** Where the originals of init-replaced files of layer `cacheID` are kept (relative). */
   initOriginalsRel(cacheID: string): string {

@@ -20,7 +20,7 @@ import type { StoreParts } from "./recovery.js";
  * its end or destroyed.
  * @throws ERR_NO_PRISTINE when the layer was stored without an index
  */
-export async function pristineTar({ db, driver, mounts }: StoreParts, rec: LayerRecord): Promise<Readable> {
+export async function pristineTar({ db, mounts }: StoreParts, rec: LayerRecord): Promise<Readable> {
   const index = await db.readTarSplit(rec.chainID);
   if (!index) {
     throw new FailedPreconditionError(
@@ -37,7 +37,7 @@ export async function pristineTar({ db, driver, mounts }: StoreParts, rec: Layer
     throw err;
   }
   const originals = db.initOriginalsRel(rec.cacheID);
-  const saved = new Set(driver.capabilities.initInImage ? await listInitOriginals(db.files, originals) : []);
+  const saved = new Set(await listInitOriginals(db.files, originals));
   const open: typeof files.open = (name, size) =>
     saved.has(cleanEntryPath(name))
       ? readInitOriginal(db.files, originals, cleanEntryPath(name))

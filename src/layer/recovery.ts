@@ -20,6 +20,7 @@
 import type { Driver } from "../graphdriver/driver.js";
 import { isAlive } from "../util/process.js";
 import type { Collector } from "./collector.js";
+import { sharedInitID } from "./init-layer.js";
 import type { LayerDB } from "./layerdb.js";
 import type { Mounts } from "./mounts.js";
 
@@ -71,7 +72,7 @@ export async function recover({ db, mounts, collector }: StoreParts): Promise<Re
     if (await isAlive(intent.owner)) continue; // still running in another process
     // A process killed after committing but before dropping its intent: the driver
     // layers now belong to a stored layer or a ready container and must stay.
-    const committed = new Set((await db.listLayers()).map((l) => l.cacheID));
+    const committed = new Set((await db.listLayers()).flatMap((l) => [l.cacheID, sharedInitID(l.cacheID)]));
     const rec = intent.kind === "create" && intent.container ? await db.readContainer(intent.container) : null;
     if (rec?.state === "ready") for (const d of [rec.mountID, rec.initID]) if (d) committed.add(d);
     const done = await attempt(report.deferred, `intent ${id}`, async () => {
@@ -92,7 +93,7 @@ export async function recover({ db, mounts, collector }: StoreParts): Promise<Re
     if (c.state !== "removing") continue;
     const done = await attempt(report.deferred, `container ${c.name}`, async () => {
       await collector.removeDriverLayer(c.mountID, { unmount: true });
-      if (c.initID) await collector.removeDriverLayer(c.initID, { unmount: true });
+      if (c.initID && !c.initShared) await collector.removeDriverLayer(c.initID, { unmount: true });
       await db.deleteContainer(c.name);
       if (c.parent) await collector.deleteUnreferenced(c.parent);
     });

@@ -31,7 +31,8 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { TarSplitRecorder } from "../archive/tar-split.js";
 import { DigestMismatchError, FailedPreconditionError, NotFoundError } from "../errors.js";
-import type { Change, Driver } from "../graphdriver/driver.js";
+import type { Change } from "../diff/index.js";
+import type { Driver } from "../graphdriver/driver.js";
 import { currentProcess } from "../util/process.js";
 import type { StoreDir } from "../util/store-dir.js";
 import { openStoreRoot } from "../util/store-root.js";
@@ -40,7 +41,7 @@ import { Collector } from "./collector.js";
 import { Containers, type CreateRWOptions } from "./containers.js";
 import { type Applied, Differ } from "./differ.js";
 import { chainID as makeChainID, type Digest, randomID } from "./ids.js";
-import { saveInitOriginals, setupInitLayer } from "./init-layer.js";
+import { setupInitLayer, sharedInitID } from "./init-layer.js";
 import { type ContainerRecord, LayerDB, type LayerRecord } from "./layerdb.js";
 import { StoreLock } from "./lock.js";
 import { Mounts } from "./mounts.js";
@@ -256,7 +257,8 @@ export class LayerStore {
         }
         parentCache = p.cacheID;
       }
-      await this.db.writeIntent(cacheID, { kind: "register", driverIDs: [cacheID], owner: me });
+      const driverIDs = this.driver.capabilities.sharedInit ? [cacheID, sharedInitID(cacheID)] : [cacheID];
+      await this.db.writeIntent(cacheID, { kind: "register", driverIDs, owner: me });
     });
     let committed = false;
     let scratch: string | undefined;
@@ -274,7 +276,7 @@ export class LayerStore {
         recorder.abort();
         throw err;
       }
-      if (this.driver.capabilities.initInImage) await this.#initInImage(cacheID);
+      if (this.driver.capabilities.sharedInit) await this.#makeSharedInit(cacheID);
       if (opts.diffID && applied.diffID !== opts.diffID) {
         throw new DigestMismatchError(
           `Cannot register layer: digest mismatch, want "${opts.diffID}" got "${applied.diffID}"`,
@@ -311,18 +313,17 @@ export class LayerStore {
   }
 
   /**
-   * devmapper: the init content goes into each image device, so a container
-   * is one snapshot of it and the container's changes are measured against
-   * image + init. Pristine export needs the bytes the tar gave the files init
-   * replaces: they are saved first.
+   * devmapper: one init layer per image layer, shared by its containers, so a
+   * container is one snapshot, and the image layer stays exactly the tar's tree.
    */
-  async #initInImage(cacheID: string): Promise<void> {
-    const path = await this.mounts.acquire(cacheID);
+  async #makeSharedInit(cacheID: string): Promise<void> {
+    const initID = sharedInitID(cacheID);
+    await this.driver.create(initID, cacheID);
+    const path = await this.mounts.acquire(initID);
     try {
-      await saveInitOriginals(path, this.db.files, this.db.initOriginalsRel(cacheID));
       await setupInitLayer(path);
     } finally {
-      await this.mounts.release(cacheID);
+      await this.mounts.release(initID);
     }
   }
 

@@ -1,16 +1,20 @@
 /**
  * Starting, finding and recovering the pool daemon (`strata-poold serve`).
  * The daemon runs detached, so it outlives the command that started it;
- * the next command finds it through the control socket. When the socket does
- * not answer, the daemon crashed: its loop devices are detached, its dead
- * FUSE mount is lazily unmounted and a fresh daemon reopens the metadata as
- * of its last commit.
+ * the next command finds it through the control socket. It is two
+ * processes: a keeper, and the daemon proper (its child, the pid in
+ * `daemon.pid`), which the keeper restarts on the same FUSE connection if it
+ * dies, so that mounted thin devices keep working (native/thinpool/README.md).
+ * While the keeper lives, a silent socket means a restart in progress: wait
+ * for it. When both are gone, the daemon crashed for good: its loop devices
+ * are detached, its dead FUSE mount is lazily unmounted and a fresh daemon
+ * reopens the metadata as of its last commit.
  *
  * @module
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, open, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { C, detachLoop, umount2 } from "../native.js";
@@ -25,7 +29,10 @@ export interface PoolLayout {
   socket: string;
   mountPoint: string;
   log: string;
+  /** The daemon proper: the process that serves (written by it). */
   pidFile: string;
+  /** The keeper that restarts it (written by the keeper). */
+  keeperPidFile: string;
 }
 
 /** The layout of the pool in `dir`; data and metadata default to files inside it. */
@@ -39,6 +46,7 @@ export function poolLayout(dir: string, dataFile?: string, metadataFile?: string
     mountPoint: join(d, "mnt"),
     log: join(d, "daemon.log"),
     pidFile: join(d, "daemon.pid"),
+    keeperPidFile: join(d, "keeper.pid"),
   };
 }
 
@@ -114,25 +122,38 @@ export async function recoverCrashed(layout: PoolLayout): Promise<void> {
   await rm(`${layout.socket}.tmp`, { force: true });
 }
 
+/** The pid in `file`, or 0. */
+export async function readPidFile(file: string): Promise<number> {
+  return Number((await readFile(file, "utf8").catch(() => "0")).trim()) || 0;
+}
+
+/** Waits up to `ms` for the socket to answer. */
+async function answers(layout: PoolLayout, ms: number): Promise<boolean> {
+  for (let waited = 0; waited < ms; waited += 50) {
+    if (await alive(layout)) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
 /**
  * Makes sure a daemon serves the pool: returns the pid of the running one or
  * starts a new one (after recovering from a crashed one). Rejects with the
  * daemon's own error line when it cannot open the pool.
  */
 export async function ensureDaemon(layout: PoolLayout): Promise<number> {
-  const readPid = async () => Number((await readFile(layout.pidFile, "utf8").catch(() => "0")).trim()) || 0;
-  if (await alive(layout)) return readPid();
-  const oldPid = await readPid();
-  if (oldPid && pidRunning(oldPid) && (await cmdlineIsDaemon(oldPid))) {
-    // Starting up, or wedged: give it a moment, then treat it as crashed.
-    for (let i = 0; i < 100; i++) {
-      if (await alive(layout)) return oldPid;
-      await sleep(50);
-    }
-    throw new PoolError("ERR_POOL_DAEMON", `Cannot reach the pool daemon ${oldPid} on "${layout.socket}"`);
+  if (await alive(layout)) return readPidFile(layout.pidFile);
+  for (const pidFile of [layout.keeperPidFile, layout.pidFile]) {
+    // A keeper restarting its daemon, or a daemon starting up (or wedged):
+    // give it a moment, then treat it as crashed.
+    const pid = await readPidFile(pidFile);
+    if (!pid || !pidRunning(pid) || !(await cmdlineIsDaemon(pid))) continue;
+    if (await answers(layout, 10_000)) return readPidFile(layout.pidFile);
+    throw new PoolError("ERR_POOL_DAEMON", `Cannot reach the pool daemon ${pid} on "${layout.socket}"`);
   }
   await recoverCrashed(layout);
   await mkdir(layout.mountPoint, { recursive: true });
+  await rm(layout.pidFile, { force: true });
   const log = await open(layout.log, "a");
   const child = spawn(
     daemonBinary(),
@@ -146,6 +167,10 @@ export async function ensureDaemon(layout: PoolLayout): Promise<number> {
       layout.mountPoint,
       "--socket",
       layout.socket,
+      "--pid-file",
+      layout.pidFile,
+      "--keeper-pid-file",
+      layout.keeperPidFile,
     ],
     { detached: true, stdio: ["ignore", log.fd, log.fd] },
   );
@@ -153,11 +178,10 @@ export async function ensureDaemon(layout: PoolLayout): Promise<number> {
   let exited: number | null = null;
   child.on("exit", (code) => (exited = code ?? -1));
   child.unref();
-  const pid = child.pid ?? 0;
-  await writeFile(layout.pidFile, `${pid}\n`);
+  const keeper = child.pid ?? 0;
   for (let i = 0; i < 400; i++) {
-    if (existsSync(layout.socket) && (await alive(layout))) return pid;
-    if (exited !== null || !(await stillRunning(pid))) {
+    if (existsSync(layout.socket) && (await alive(layout))) return readPidFile(layout.pidFile);
+    if (exited !== null || !(await stillRunning(keeper))) {
       const lines = (await readFile(layout.log, "utf8")).trim().split("\n");
       const last = lines[lines.length - 1] ?? "";
       const m = /^strata-poold: (E[A-Z0-9]+): (.*)$/.exec(last);

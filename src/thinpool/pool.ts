@@ -21,9 +21,10 @@
 import { existsSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { attachLoop, detachLoop } from "../native.js";
+import { hasCode } from "../errors.js";
+import { attachLoop, detachLoop, type LoopStatus, loopStatus } from "../native.js";
 import { request } from "./client.js";
-import { ensureDaemon, loopsBackedUnder, poolLayout, runDaemonTool, type PoolLayout } from "./daemon.js";
+import { ensureDaemon, loopsBackedUnder, poolLayout, readPidFile, runDaemonTool, type PoolLayout } from "./daemon.js";
 import { PoolError } from "./errors.js";
 import { parseStatus, type PoolStatus } from "./status.js";
 
@@ -80,7 +81,11 @@ export class ThinPool {
     this.layout = layout;
   }
 
-  /** Pid of the daemon serving the pool (as of the last start or check). */
+  /**
+   * Pid of the daemon serving the pool (as of the last start or check): the
+   * process that serves, which its keeper restarts if it dies (see
+   * `daemon.ts`); its keeper's pid is in `layout.keeperPidFile`.
+   */
   get pid(): number {
     return this.#pid;
   }
@@ -173,13 +178,9 @@ export class ThinPool {
     return this.message(`set_transaction_id ${oldId} ${newId}`);
   }
 
-  /** The pool's status, parsed from the kernel-style status line. */
+  /** The pool's status, parsed from the kernel-style status line the daemon prints. */
   async status(): Promise<PoolStatus> {
-    return parseStatus(await this.statusLine());
-  }
-  /** The raw status line, as `dmsetup status` prints it after the target name. */
-  statusLine(): Promise<string> {
-    return this.#call("status");
+    return parseStatus(await this.#call("status"));
   }
   /** The engine's view of the pool and its devices. */
   async info(): Promise<PoolInfo> {
@@ -193,6 +194,14 @@ export class ThinPool {
   async grow(dataSize: number): Promise<void> {
     const info = await this.info();
     await this.#call(`grow ${Math.floor(dataSize / info.dataBlockSize)}`);
+  }
+  /**
+   * Grows the metadata file to `metadataSize` bytes (whole 4 KiB blocks, up
+   * to the format's limit of about 16 GiB): the next commit's space map
+   * describes the new blocks. Never shrinks.
+   */
+  async growMetadata(metadataSize: number): Promise<void> {
+    await this.#call(`grow-metadata ${Math.floor(metadataSize / 4096)}`);
   }
 
   /**
@@ -220,11 +229,52 @@ export class ThinPool {
     return (await loopsBackedUnder(this.layout.mountPoint)).find((l) => l.backingFile === file)?.device ?? null;
   }
 
-  /** Detaches the device's loop and deactivates it. ERR_POOL_BUSY if it stays open (mounted). */
+  /**
+   * Why loop device `device` no longer reaches the pool, or null when it
+   * does (or is no loop device): it reads a device file of a FUSE mount that
+   * is not the live one, because the daemon that served it died (recovery
+   * unmounts the dead FUSE mount lazily, so the file's path no longer says
+   * where it was; its filesystem's device does). Every I/O on such a loop
+   * fails; it goes away when its last user (a mounted filesystem) lets go,
+   * and a new activation of the thin device gets a new loop.
+   */
+  async lostLoop(device: string): Promise<string | null> {
+    let st: LoopStatus;
+    try {
+      st = await loopStatus(device);
+    } catch (err) {
+      if (hasCode(err, "ENXIO", "ENOENT")) return null; // not bound, or no such device
+      // The loop driver stats its backing file: a dead FUSE connection answers ENOTCONN.
+      return `${device} reads a device file of a pool daemon that is gone (${(err as { code?: string }).code})`;
+    }
+    if (st.backingDevice === (await this.#liveDevice())) return null;
+    return `${device} reads "${st.backingFile}" of a pool daemon that is gone`;
+  }
+
+  /** st_dev of the live FUSE mount, -1 when the daemon serving it is gone. */
+  async #liveDevice(): Promise<number> {
+    return stat(this.layout.mountPoint).then(
+      (s) => s.dev,
+      () => -1,
+    );
+  }
+
+  /**
+   * Detaches the device's loop and deactivates it. ERR_POOL_BUSY after a
+   * second when the loop stays open (a mounted filesystem): the loop then
+   * goes away by itself once its last user closes it (autoclear), and a later
+   * deactivate completes.
+   */
   async deactivate(id: number): Promise<void> {
     const file = join(this.layout.mountPoint, String(id));
-    for (const l of await loopsBackedUnder(this.layout.mountPoint))
-      if (l.backingFile === file) await detachLoop(l.device);
+    for (const l of await loopsBackedUnder(this.layout.mountPoint)) {
+      if (l.backingFile !== file) continue;
+      await detachLoop(l.device);
+      // A user that is letting go (an unmount just returned) closes it within moments.
+      for (let i = 0; (await autoclearPending(l.device)) && i < 20; i++) await new Promise((r) => setTimeout(r, 50));
+      if (await autoclearPending(l.device))
+        throw new PoolError("ERR_POOL_BUSY", `Cannot deactivate thin device ${id}: ${l.device} is still open`);
+    }
     for (let i = 0; ; i++) {
       try {
         await this.#call(`deactivate ${id}`);
@@ -244,15 +294,12 @@ export class ThinPool {
     for (const d of info.devices) {
       if (existsSync(join(this.layout.mountPoint, String(d.id)))) await this.deactivate(d.id);
     }
-    const pid = this.#pid;
+    const pids = [this.#pid, await readPidFile(this.layout.keeperPidFile)];
     await request(this.layout.socket, "close");
-    for (let i = 0; i < 200 && pid && (await running(pid)); i++) await new Promise((r) => setTimeout(r, 25));
+    for (const pid of pids)
+      for (let i = 0; i < 200 && pid && (await running(pid)); i++) await new Promise((r) => setTimeout(r, 25));
     await rm(this.layout.pidFile, { force: true });
-  }
-
-  /** Size of the data file in bytes. */
-  async dataFileSize(): Promise<number> {
-    return (await stat(this.layout.dataFile)).size;
+    await rm(this.layout.keeperPidFile, { force: true });
   }
 }
 
@@ -269,6 +316,12 @@ const FUSE_MAX_REQUEST_KIB = 1024;
 async function alignRequestsToFuse(device: string): Promise<void> {
   const name = device.replace(/^\/dev\//, "");
   await writeFile(`/sys/block/${name}/queue/max_sectors_kb`, String(FUSE_MAX_REQUEST_KIB)).catch(() => {});
+}
+
+/** True when a detached loop device is still bound, waiting for its last user to close it. */
+async function autoclearPending(device: string): Promise<boolean> {
+  const name = device.replace(/^\/dev\//, "");
+  return (await readFile(`/sys/block/${name}/loop/autoclear`, "utf8").catch(() => "0")).trim() === "1";
 }
 
 async function running(pid: number): Promise<boolean> {

@@ -10,9 +10,11 @@ function unescape(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }
 
-/** One line of mountinfo: where, and the filesystem's super-block options. */
+/** One line of mountinfo: where, the filesystem's device and its super-block options. */
 export interface MountEntry {
   mountPoint: string;
+  /** `major:minor` of the mounted filesystem's device (st_dev), e.g. "7:1" for /dev/loop1. */
+  device: string;
   superOptions: string[];
 }
 
@@ -24,7 +26,11 @@ export async function readMountinfo(): Promise<MountEntry[]> {
     const f = line.split(" ");
     if (f.length <= 4) continue;
     const sep = f.indexOf("-", 5);
-    out.push({ mountPoint: unescape(f[4]!), superOptions: sep > 0 ? (f[sep + 3] ?? "").split(",") : [] });
+    out.push({
+      mountPoint: unescape(f[4]!),
+      device: f[2]!,
+      superOptions: sep > 0 ? (f[sep + 3] ?? "").split(",") : [],
+    });
   }
   return out;
 }
@@ -36,7 +42,7 @@ export async function mountPoints(): Promise<Set<string>> {
 
 /** The mount holding `path`: the longest mount point that is `path` or a parent of it (the last when stacked). */
 export async function mountOf(path: string): Promise<MountEntry> {
-  let best: MountEntry = { mountPoint: "/", superOptions: [] };
+  let best: MountEntry = { mountPoint: "/", device: "", superOptions: [] };
   for (const m of await readMountinfo()) {
     const mp = m.mountPoint;
     const inside = path === mp || path.startsWith(mp.endsWith("/") ? mp : `${mp}/`);

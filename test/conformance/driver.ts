@@ -105,6 +105,19 @@ export function driverConformance(name: string, factory: DriverFactory, o: Confo
     t.false(await d.exists("b"));
   });
 
+  test(title("every method refuses ids that are not one safe path component with ERR_INVALID_ID"), async (t) => {
+    const d = await openDriver(t, factory, o);
+    // `.tmp-` names are the drivers' own temporary entries, swept at start.
+    for (const bad of ["", "..", "a..b", "a/b", ".hidden", "-x", "x.tmp-1.2-ab"]) {
+      await t.throwsAsync(d.create(bad, ""), { code: "ERR_INVALID_ID" }, `create("${bad}")`);
+      await t.throwsAsync(d.get(bad), { code: "ERR_INVALID_ID" }, `get("${bad}")`);
+      await t.throwsAsync(d.exists(bad), { code: "ERR_INVALID_ID" }, `exists("${bad}")`);
+    }
+    await d.create("ok.id_1-x", "");
+    t.true(await d.exists("ok.id_1-x"));
+    t.deepEqual(await d.list(), ["ok.id_1-x"]);
+  });
+
   test(title("base layer applied from a tar holds every entry type with metadata"), async (t) => {
     const d = await openDriver(t, factory, o);
     const mounts = await countedMounts(t, d);

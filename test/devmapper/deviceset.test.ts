@@ -4,11 +4,14 @@
  * dm.min_free_space, per-container size, deferred deletion of a busy device.
  */
 import { execFile } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import test from "ava";
+import { Transactions } from "../../src/drivers/devmapper/transactions.js";
 import { C, mount, statfs, umount2 } from "../../src/native.js";
+import { PoolError, ThinPool } from "../../src/thinpool/index.js";
+import { thinCheck } from "../thinpool/helpers.js";
 import { strata } from "../helpers/cli.js";
 import { tempDir } from "../helpers/tmp.js";
 import { metadataFile, openDevmapper, thinLs } from "./helpers.js";
@@ -47,6 +50,37 @@ test.serial("dm.basesize grows an existing base (resize2fs) and refuses to shrin
   t.regex(err!.message, /Base device size cannot be smaller/);
 });
 
+test.serial(
+  "raising dm.loopmetadatasize grows the metadata file on restart, as dm.loopdatasize grows data",
+  async (t) => {
+    const { root, driver } = await openDevmapper(t); // 64M metadata, 2G data
+    await driver.create("a", "");
+    await driver.cleanup();
+    const total = async (d: typeof driver, key: string) => new Map(await d.status()).get(key);
+
+    const grown = (await openDevmapper(t, { "dm.loopmetadatasize": "128M", "dm.loopdatasize": "3G" }, root)).driver;
+    t.is(await total(grown, "Metadata Space Total"), "134.2MB");
+    t.is(await total(grown, "Data Space Total"), "3.221GB");
+    t.true(await grown.exists("a"));
+    await grown.create("b", "a");
+    const p = await grown.get("b");
+    await writeFile(join(p, "f"), "after the growth");
+    await grown.put("b");
+    await grown.cleanup();
+    t.is((await stat(metadataFile(root))).size, 128 * MiB);
+    await thinCheck(metadataFile(root));
+    t.is((await thinLs(metadataFile(root))).length, 3, "base, a and b");
+
+    // Asked for less: nothing shrinks.
+    const same = (await openDevmapper(t, { "dm.loopmetadatasize": "32M" }, root)).driver;
+    t.is(await total(same, "Metadata Space Total"), "134.2MB");
+    t.is(await readFile(join(await same.get("b"), "f"), "utf8"), "after the growth");
+    await same.put("b");
+    await same.cleanup();
+    t.is((await stat(metadataFile(root))).size, 128 * MiB);
+  },
+);
+
 test.serial("a base device whose UUID changed is refused (a different pool)", async (t) => {
   const { root, driver } = await openDevmapper(t);
   await driver.cleanup();
@@ -64,14 +98,15 @@ test.serial("a base device whose UUID changed is refused (a different pool)", as
 
 test.serial("an open transaction left by a crash is rolled back on start", async (t) => {
   const { root, driver } = await openDevmapper(t);
-  const ds = driver.deviceSet;
+  const md = driver.deviceSet.md;
   await driver.create("kept", "");
   // What a crash between create_snap and close leaves: the transaction file, the pool's device, its metadata.
-  const base = await ds.md.device("");
-  const id = await ds.allocateId();
-  const tx = await ds.tx.open("half", id);
-  await ds.target.message(`create_snap ${id} ${base!.device_id}`);
-  await ds.md.saveDevice({
+  const pool = await ThinPool.open(join(root, "devmapper", "devicemapper"));
+  const base = await md.device("");
+  const id = Math.max(...(await md.devices()).map((d) => d.device_id)) + 1;
+  const tx = await new Transactions(md, pool).open("half", id);
+  await pool.message(`create_snap ${id} ${base!.device_id}`);
+  await md.saveDevice({
     hash: "half",
     device_id: id,
     size: base!.size,
@@ -153,6 +188,29 @@ test.serial(
   },
 );
 
+test.serial(
+  "without deferred deletion, removing a device kept busy fails with the pool family's ERR_POOL_BUSY",
+  async (t) => {
+    const { driver } = await openDevmapper(t, {
+      "dm.use_deferred_removal": "false",
+      "dm.use_deferred_deletion": "false",
+    });
+    const leak = await tempDir(t, "strata-leak-");
+    await driver.create("c", "");
+    const p = await driver.get("c");
+    await mount(p, leak, null, C.MS_BIND);
+    t.teardown(() => umount2(leak, C.MNT_DETACH).catch(() => {}));
+    await driver.put("c").catch(() => {}); // the device stays open: deactivation may say busy
+    const err = await t.throwsAsync(driver.remove("c"));
+    t.true(err instanceof PoolError, String(err));
+    t.is((err as PoolError).code, "ERR_POOL_BUSY");
+    t.true(await driver.exists("c"), "nothing half done: the device is still there");
+    await umount2(leak, C.MNT_DETACH);
+    await driver.remove("c");
+    t.false(await driver.exists("c"));
+  },
+);
+
 test.serial("unknown and LVM options fail through the CLI with one line and a stable code", async (t) => {
   const dir = await tempDir(t, "strata-dmopt-");
   const bad = await strata(["--root", dir, "--driver", "devmapper", "--storage-opt", "dm.nosuch=1", "info"]);
@@ -172,7 +230,6 @@ test.serial("unknown and LVM options fail through the CLI with one line and a st
 });
 
 test.serial("dm.thinpooldev uses a user's (userspace) pool: empty required, never closed by strata", async (t) => {
-  const { ThinPool } = await import("../../src/thinpool/index.js");
   const { stopPool } = await import("../thinpool/helpers.js");
   const poolDir = await tempDir(t, "strata-userpool-");
   const pool = await ThinPool.create({ dir: poolDir, dataSize: 1 << 30, metadataSize: 32 << 20 });
@@ -186,6 +243,6 @@ test.serial("dm.thinpooldev uses a user's (userspace) pool: empty required, neve
   await driver.cleanup();
   t.is((await pool.info()).devices.length, 2, "base and layer stay in the user's pool, which still answers");
 
-  const err = await t.throwsAsync(openDevmapper(t, opts), { code: "ERR_DM_POOL_NOT_EMPTY" });
+  const err = await t.throwsAsync(openDevmapper(t, opts), { code: "ERR_POOL_NOT_EMPTY" });
   t.regex(err!.message, /not empty/);
 });

@@ -8,7 +8,8 @@ import { lstat, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import test from "ava";
-import { initPaths } from "../../src/layer/index.js";
+import { Differ, initPaths, Mounts, sharedInitID } from "../../src/layer/index.js";
+import { readTar } from "../helpers/tar-reader.js";
 import { strata } from "../helpers/cli.js";
 import { driverTestArgs } from "../helpers/drivers.js";
 import { chunks, makeTar, type Spec } from "../helpers/tar.js";
@@ -34,8 +35,9 @@ test.serial("a container costs one snapshot: one new thin device per create", as
   const rec = await store.container("c1");
   const added = after.find((d) => !before.some((b) => b.hash === d.hash))!;
   t.is(added.hash, rec.mountID);
-  t.is(rec.initID, "", "no separate init layer");
-  // The init content lives in the image device, so the container sees it without a layer of its own.
+  t.is(rec.initID, sharedInitID(img.cacheID), "the image layer's init layer, shared");
+  t.true(rec.initShared);
+  // The init content lives in the image layer's init device, which the container snapshots.
   const p = await store.mount("c1");
   try {
     for (const ip of initPaths()) t.truthy(await lstat(join(p, ip)), ip);
@@ -51,6 +53,46 @@ test.serial("a container costs one snapshot: one new thin device per create", as
   );
   t.is(Number((await driver.metadata(rec.mountID)).DeviceId), added.device_id);
 });
+
+test.serial(
+  "the driver's view of a registered image layer is exactly its tar: no init entries in changes, diff, diffSize",
+  async (t) => {
+    const { store, driver } = await openDmStore(t);
+    const img = await store.register(await tarOf(base), "", { ref: "image:base" });
+    const child = await store.register(
+      await tarOf([{ name: "etc/" }, { name: "etc/hosts", content: "from the child\n" }, { name: "srv/" }]),
+      img.chainID,
+      { ref: "image:child" },
+    );
+    // What strata serve gives dockerd: the driver's layers compared by a Differ with holds of its own.
+    const holds = new Mounts(driver, await tempDir(t, "strata-holds-"));
+    await holds.init();
+    t.teardown(() => holds.close());
+    const direct = new Differ(driver, holds);
+    const changes = async (id: string, parent: string) =>
+      (await direct.changes(id, parent)).map((c) => `${c.kind} ${c.path}`);
+    t.deepEqual(await changes(img.cacheID, ""), ["A /bin", "A /bin/sh", "A /etc", "A /etc/hosts", "A /etc/os-release"]);
+    t.deepEqual(await changes(child.cacheID, img.cacheID), ["C /etc", "C /etc/hosts", "A /srv"]);
+    t.is(await direct.diffSize(img.cacheID, ""), "from image\n".length + "ID=strata\n".length + 2);
+    const names: string[] = [];
+    for await (const e of readTar(await direct.diff(img.cacheID, ""))) {
+      names.push(e.header.name);
+      await e.skip();
+    }
+    names.sort();
+    t.deepEqual(names, ["bin/", "bin/sh", "etc/", "etc/hosts", "etc/os-release"]);
+    const p = await driver.get(img.cacheID);
+    t.is(await readFile(join(p, "etc/hosts"), "utf8"), "from image\n", "the image layer keeps the tar's file");
+    await driver.put(img.cacheID);
+    // The store's containers still see the init content, and their changes never show it.
+    await store.createRWLayer("c", child.chainID);
+    const cp = await store.mount("c");
+    t.is(await readFile(join(cp, "etc/hosts"), "utf8"), "", "init's empty hosts file, for the runtime to bind");
+    await store.unmount("c");
+    t.deepEqual(await store.changes("c"), []);
+    await store.releaseRWLayer("c");
+  },
+);
 
 test.serial("strata info shows every status field; used space grows with a layer and shrinks after rm", async (t) => {
   const dir = await tempDir(t, "strata-dminfo-");
@@ -160,7 +202,11 @@ test.serial(
     const strataIds = (await driver.deviceSet.md.devices()).map((d) => d.device_id).sort((a, b) => a - b);
     const layerIds = await driver.list();
     t.is(layerIds.length, strataIds.length - 1, "every device but the base is a layer");
-    t.is(layerIds.length, (await store.layers()).length + (await store.containers()).length);
+    t.is(
+      layerIds.length,
+      2 * (await store.layers()).length + (await store.containers()).length,
+      "each image layer has its shared init layer",
+    );
     await store.close();
     await driver.cleanup();
     const meta = metadataFile(root);

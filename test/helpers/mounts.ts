@@ -6,7 +6,8 @@
 import { mkdir } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import type { ExecutionContext } from "ava";
-import type { Change, Driver, MountSpec } from "../../src/graphdriver/driver.js";
+import type { Change } from "../../src/diff/index.js";
+import type { Driver, MountSpec } from "../../src/graphdriver/driver.js";
 import { Differ, Mounts } from "../../src/layer/index.js";
 import { C, mount, umount2 } from "../../src/native.js";
 import { tempDir } from "./tmp.js";

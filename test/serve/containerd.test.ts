@@ -78,11 +78,15 @@ async function leftovers(root: string, driver: string): Promise<string[]> {
 function stopPoolDaemon(t: ExecutionContext, root: string): void {
   t.teardown(async () => {
     const layout = poolLayout(join(root, "devmapper/devicemapper"));
-    const pid = Number((await readFile(layout.pidFile, "utf8").catch(() => "0")).trim());
-    const alive = async () =>
-      pid > 0 && (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).includes(root);
+    const pidOf = async (file: string) => Number((await readFile(file, "utf8").catch(() => "0")).trim());
+    const [pid, keeper] = [await pidOf(layout.pidFile), await pidOf(layout.keeperPidFile)];
+    const ours = async (p: number) =>
+      p > 0 && (await readFile(`/proc/${p}/cmdline`, "utf8").catch(() => "")).includes(root);
+    const alive = () => ours(pid);
     if (!(await alive())) return;
     for (const l of await loopsBackedUnder(layout.mountPoint)) await detachLoop(l.device).catch(() => {});
+    // The keeper first: it would start the daemon again on the same FUSE connection.
+    if (await ours(keeper)) process.kill(keeper, "SIGKILL");
     process.kill(pid, "SIGTERM");
     for (let i = 0; i < 100 && (await alive()); i++) await new Promise((r) => setTimeout(r, 50));
     await recoverCrashed(layout);

@@ -1,5 +1,6 @@
 /**
- * Crash tests: SIGKILL the pool daemon during heavy writes and during
+ * Crash tests: SIGKILL the pool daemon (keeper and daemon, so that nothing
+ * takes over: see resume.test.ts for that) during heavy writes and during
  * snapshot creation (STRATA_POOL_CRASH_RUNS runs, default 30, alternating).
  * After each crash: thin_check passes on the metadata as the crash left it,
  * the next command recovers (stale loop detached, dead FUSE mount cleaned),
@@ -14,22 +15,11 @@ import { C, mount, umount2 } from "../../src/native.js";
 import { ThinPool, loopsBackedUnder } from "../../src/thinpool/index.js";
 import { request } from "../../src/thinpool/client.js";
 import { tempDir } from "../helpers/tmp.js";
-import { makePool, run, stopPool, thinCheck } from "./helpers.js";
+import { killDaemon, makePool, run, stopPool, thinCheck } from "./helpers.js";
 
 const RUNS = Number(process.env.STRATA_POOL_CRASH_RUNS ?? 30);
 const SIZE = 256 << 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitGone(pid: number) {
-  for (let i = 0; i < 400; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await sleep(10);
-  }
-}
 
 test("SIGKILL of the daemon during writes and snapshots loses nothing fsync'd and leaves thin_check and fsck clean", async (t) => {
   const { dir } = await makePool(t, { dataSize: 1 << 30 });
@@ -86,13 +76,12 @@ test("SIGKILL of the daemon during writes and snapshots loses nothing fsync'd an
         }
       })();
       while (Date.now() < until) await sleep(5);
-      process.kill(pool.pid, "SIGKILL");
+      await killDaemon(pool);
       await pending;
     } else {
       await sleep(150 + Math.random() * 400);
-      process.kill(pool.pid, "SIGKILL");
+      await killDaemon(pool);
     }
-    await waitGone(pool.pid);
     try {
       process.kill(-child.pid!, "SIGKILL");
     } catch {

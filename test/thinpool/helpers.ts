@@ -1,6 +1,7 @@
 /** Shared helpers for the thin-pool tests: pools that clean up after themselves, and the real thin tools. */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { ExecutionContext } from "ava";
@@ -10,18 +11,35 @@ import { tempDir } from "../helpers/tmp.js";
 /** execFile as a promise with stdout/stderr as strings. */
 export const run = promisify(execFile);
 
+/**
+ * SIGKILLs the whole pool daemon, its keeper first (which would restart the
+ * daemon on the same FUSE connection), then the daemon: what a crash of both
+ * leaves. Resolves once both are gone.
+ */
+export async function killDaemon(pool: ThinPool): Promise<void> {
+  const keeper = Number((await readFile(pool.layout.keeperPidFile, "utf8").catch(() => "0")).trim());
+  for (const pid of [keeper, pool.pid]) {
+    if (!pid) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      continue; // already gone
+    }
+    for (let i = 0; i < 400 && (await running(pid)); i++) await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function running(pid: number): Promise<boolean> {
+  const st = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  return st !== "" && !/\) Z /.test(st);
+}
+
 /** Stops the pool's daemon: a clean close, or SIGKILL plus crash recovery when that fails. */
 export async function stopPool(pool: ThinPool): Promise<void> {
   try {
     await pool.close();
   } catch {
-    if (pool.pid) {
-      try {
-        process.kill(pool.pid, "SIGKILL");
-      } catch {
-        /* already gone */
-      }
-    }
+    await killDaemon(pool);
     await recoverCrashed(pool.layout);
   }
 }

@@ -22,18 +22,10 @@ import type {
   MountSpec,
   MountSpecOptions,
 } from "../../graphdriver/driver.js";
-import type { DeviceSet } from "./device-set.js";
-import { mountOptions, probeFs } from "./filesystem.js";
-import { humanSize, parseSize } from "./options.js";
+import { assertValidLayerId } from "../../graphdriver/layer-id.js";
 import { mountPoints } from "../../util/mountinfo.js";
-
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-
-function assertValidId(id: string): void {
-  if (!ID_RE.test(id) || id.includes("..")) {
-    throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
-  }
-}
+import type { DeviceSet, DeviceSetStatus } from "./device-set.js";
+import { humanSize, parseSize } from "./options.js";
 
 /** The per-layer storage options devmapper accepts: `size` only (≥ the base device size). */
 function sizeOpt(opts?: CreateOpts): number | undefined {
@@ -48,21 +40,58 @@ function sizeOpt(opts?: CreateOpts): number | undefined {
   return size;
 }
 
+/** Docker's status pairs from a DeviceSet status, in Docker's order, with go-units human sizes. */
+export function statusPairs(s: DeviceSetStatus): Array<[string, string]> {
+  const p = s.pool;
+  const dataUsed = p.usedDataBlocks * s.dataBlockSize;
+  const dataTotal = p.totalDataBlocks * s.dataBlockSize;
+  const metaUsed = p.usedMetadataBlocks * 4096;
+  const metaTotal = p.totalMetadataBlocks * 4096;
+  let dataAvail = dataTotal - dataUsed;
+  let metaAvail = metaTotal - metaUsed;
+  if (s.backingFree !== null && s.files.dataLoopFile) {
+    dataAvail = Math.min(dataAvail, s.backingFree);
+    metaAvail = Math.min(metaAvail, s.backingFree);
+  }
+  const minFree = Math.floor((p.totalDataBlocks * s.minFreeSpacePercent) / 100) * s.dataBlockSize;
+  const out: Array<[string, string]> = [
+    ["Pool Name", s.poolName],
+    ["Pool Blocksize", humanSize(s.dataBlockSize)],
+    ["Base Device Size", humanSize(s.baseDeviceSize)],
+    ["Backing Filesystem", s.backingFilesystem],
+    ["Udev Sync Supported", String(s.udevSyncSupported)],
+  ];
+  if (s.files.dataDevice) out.push(["Data file", s.files.dataDevice]);
+  if (s.files.metadataDevice) out.push(["Metadata file", s.files.metadataDevice]);
+  if (s.files.dataLoopFile) out.push(["Data loop file", s.files.dataLoopFile]);
+  if (s.files.metadataLoopFile) out.push(["Metadata loop file", s.files.metadataLoopFile]);
+  out.push(
+    ["Data Space Used", humanSize(dataUsed)],
+    ["Data Space Total", humanSize(dataTotal)],
+    ["Data Space Available", humanSize(dataAvail)],
+    ["Metadata Space Used", humanSize(metaUsed)],
+    ["Metadata Space Total", humanSize(metaTotal)],
+    ["Metadata Space Available", humanSize(metaAvail)],
+    ["Thin Pool Minimum Free Space", humanSize(minFree)],
+    ["Deferred Removal Enabled", String(s.deferredRemoval)],
+    ["Deferred Deletion Enabled", String(s.deferredDeletion)],
+    ["Deferred Deleted Device Count", String(s.deferredDeletedDevices)],
+    ["Library Version", s.libraryVersion],
+  );
+  return out;
+}
+
 /** The devmapper graphdriver. */
 export class DevmapperDriver implements Driver {
   readonly name = "devmapper";
   readonly home: string;
-  readonly capabilities: Capabilities = Object.freeze({ initInImage: true, nativeDiff: false, mountless: false });
+  readonly capabilities: Capabilities = Object.freeze({ sharedInit: true, nativeDiff: false, mountless: false });
   readonly deviceSet: DeviceSet;
   #closed = false;
 
   constructor(home: string, deviceSet: DeviceSet) {
     this.home = home;
     this.deviceSet = deviceSet;
-  }
-
-  #mp(id: string): string {
-    return join(this.deviceSet.paths.mntDir, id);
   }
 
   get #exportDir(): string {
@@ -75,8 +104,8 @@ export class DevmapperDriver implements Driver {
   }
 
   async create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
-    assertValidId(id);
-    if (parent) assertValidId(parent);
+    assertValidLayerId(id);
+    if (parent) assertValidLayerId(parent);
     await this.deviceSet.addDevice(id, parent, sizeOpt(opts));
   }
 
@@ -85,20 +114,19 @@ export class DevmapperDriver implements Driver {
   }
 
   async remove(id: string): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
     await this.deviceSet.deleteDevice(id);
     await rm(join(this.#exportDir, id), { force: true });
   }
 
   async get(id: string): Promise<string> {
-    assertValidId(id);
-    const mp = this.#mp(id);
-    return this.deviceSet.mounts.mount(id, mp);
+    assertValidLayerId(id);
+    return this.deviceSet.mount(id);
   }
 
   async put(id: string): Promise<void> {
-    assertValidId(id);
-    await this.deviceSet.mounts.unmount(id, this.#mp(id));
+    assertValidLayerId(id);
+    await this.deviceSet.unmount(id);
     await rm(join(this.#exportDir, id), { force: true });
   }
 
@@ -110,23 +138,20 @@ export class DevmapperDriver implements Driver {
    * take away from a client).
    */
   async mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]> {
-    assertValidId(id);
-    const ds = this.deviceSet;
-    return ds.deviceLocks.with([id], () =>
-      ds.global.with(async () => {
-        const info = await ds.lookup(id);
-        await mkdir(this.#exportDir, { recursive: true, mode: 0o700 });
-        await writeFile(join(this.#exportDir, id), "");
-        const dev = await ds.target.activate(ds.nameOf(id), info.device_id, info.size);
-        const fs = (await probeFs(dev)) || (await ds.md.deviceSet()).BaseDeviceFilesystem;
-        const options = mountOptions(fs, ds.config.mountOpts).split(",").filter(Boolean);
-        return [{ type: fs, source: dev, options: [...options, opts.readonly ? "ro" : "rw"] }];
-      }),
-    );
+    assertValidLayerId(id);
+    await mkdir(this.#exportDir, { recursive: true, mode: 0o700 });
+    await writeFile(join(this.#exportDir, id), "");
+    try {
+      const { device, fs, options } = await this.deviceSet.activateForClient(id);
+      return [{ type: fs, source: device, options: [...options, opts.readonly ? "ro" : "rw"] }];
+    } catch (err) {
+      await rm(join(this.#exportDir, id), { force: true });
+      throw err;
+    }
   }
 
   async exists(id: string): Promise<boolean> {
-    assertValidId(id);
+    assertValidLayerId(id);
     const d = await this.deviceSet.md.device(id);
     return d !== null && !d.deleted;
   }
@@ -135,60 +160,20 @@ export class DevmapperDriver implements Driver {
     return (await this.deviceSet.md.devices()).filter((d) => d.hash !== "" && !d.deleted).map((d) => d.hash);
   }
 
+  /** Mounted devices whose loop device lost the pool (its daemon died): see DeviceSet.staleMounts. */
+  async brokenMounts(): Promise<Array<{ id: string; reason: string }>> {
+    return (await this.deviceSet.staleMounts()).map((m) => ({ id: m.hash, reason: m.reason }));
+  }
+
   /** Docker's status pairs, in Docker's order, with go-units human sizes. */
   async status(): Promise<Array<[string, string]>> {
-    const ds = this.deviceSet;
-    const [s, files, meta, deleted, lib, freeBacking] = await Promise.all([
-      ds.target.status(),
-      ds.target.files(),
-      ds.md.deviceSet(),
-      ds.deletedCount(),
-      ds.target.libraryVersion(),
-      ds.target.backingFree(),
-    ]);
-    const base = await ds.md.device("");
-    const dataUsed = s.usedDataBlocks * s.dataBlockSize;
-    const dataTotal = s.totalDataBlocks * s.dataBlockSize;
-    const metaUsed = s.usedMetadataBlocks * 4096;
-    const metaTotal = s.totalMetadataBlocks * 4096;
-    let dataAvail = dataTotal - dataUsed;
-    let metaAvail = metaTotal - metaUsed;
-    if (freeBacking !== null && files.dataLoopFile) {
-      dataAvail = Math.min(dataAvail, freeBacking);
-      metaAvail = Math.min(metaAvail, freeBacking);
-    }
-    const minFree = Math.floor((s.totalDataBlocks * ds.config.minFreeSpacePercent) / 100) * s.dataBlockSize;
-    const out: Array<[string, string]> = [
-      ["Pool Name", ds.poolName],
-      ["Pool Blocksize", humanSize(s.dataBlockSize)],
-      ["Base Device Size", humanSize(base?.size ?? 0)],
-      ["Backing Filesystem", meta.BaseDeviceFilesystem],
-      ["Udev Sync Supported", String(ds.udevSync)],
-    ];
-    if (files.dataDevice) out.push(["Data file", files.dataDevice]);
-    if (files.metadataDevice) out.push(["Metadata file", files.metadataDevice]);
-    if (files.dataLoopFile) out.push(["Data loop file", files.dataLoopFile]);
-    if (files.metadataLoopFile) out.push(["Metadata loop file", files.metadataLoopFile]);
-    out.push(
-      ["Data Space Used", humanSize(dataUsed)],
-      ["Data Space Total", humanSize(dataTotal)],
-      ["Data Space Available", humanSize(dataAvail)],
-      ["Metadata Space Used", humanSize(metaUsed)],
-      ["Metadata Space Total", humanSize(metaTotal)],
-      ["Metadata Space Available", humanSize(metaAvail)],
-      ["Thin Pool Minimum Free Space", humanSize(minFree)],
-      ["Deferred Removal Enabled", String(ds.deferredRemoval)],
-      ["Deferred Deletion Enabled", String(ds.deferredDeletion)],
-      ["Deferred Deleted Device Count", String(deleted)],
-      ["Library Version", lib],
-    );
-    return out;
+    return statusPairs(await this.deviceSet.status());
   }
 
   /** Docker's GetMetadata: DeviceId, DeviceSize, DeviceName. @throws ERR_LAYER_NOT_FOUND */
   async metadata(id: string): Promise<Record<string, string>> {
-    assertValidId(id);
-    const d = await this.deviceSet.lookup(id);
+    assertValidLayerId(id);
+    const d = await this.deviceSet.md.live(id);
     return { DeviceId: String(d.device_id), DeviceSize: String(d.size), DeviceName: this.deviceSet.nameOf(id) };
   }
 
@@ -234,8 +219,7 @@ export class DevmapperDriver implements Driver {
   async cleanup(): Promise<void> {
     const table = await mountPoints();
     for (const id of await readdir(this.deviceSet.paths.mntDir).catch(() => [] as string[])) {
-      const mp = this.#mp(id);
-      if (table.has(mp)) await this.deviceSet.mounts.unmount(id, mp);
+      if (table.has(this.deviceSet.mountPoint(id))) await this.deviceSet.unmount(id);
     }
     await this.close();
   }

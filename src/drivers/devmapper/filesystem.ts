@@ -7,9 +7,10 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { open, readFile } from "node:fs/promises";
+import { mkdir, open, readFile } from "node:fs/promises";
 import { promisify } from "node:util";
-import { StrataError } from "../../errors.js";
+import { C, mount, umount2 } from "../../native.js";
+import { DmError } from "./errors.js";
 
 const execFileP = promisify(execFile);
 
@@ -18,7 +19,7 @@ async function run(cmd: string, args: string[]): Promise<string> {
     return (await execFileP(cmd, args, { maxBuffer: 16 << 20 })).stdout;
   } catch (err) {
     const stderr = String((err as { stderr?: string }).stderr ?? "").trim();
-    throw new StrataError("ERR_DM_FS", `Cannot run ${cmd} ${args.join(" ")}: ${stderr || (err as Error).message}`, {
+    throw new DmError("ERR_DM_FS", `Cannot run ${cmd} ${args.join(" ")}: ${stderr || (err as Error).message}`, {
       cause: err,
     });
   }
@@ -78,23 +79,24 @@ export function mountOptions(fs: string, extra: string): string {
 }
 
 /**
- * Grows the filesystem to fill its (larger) device. xfs grows online at
- * `mountPoint`; ext4 grows offline (e2fsck -f, then resize2fs) before
- * mounting, because online resize needs CAP_SYS_RESOURCE, which containers
- * often lack.
+ * Grows the filesystem on `dev` to fill its (larger) device. xfs grows
+ * online, mounted at `mountPoint` for the while (made when missing); ext4
+ * grows offline (e2fsck -f, then resize2fs), because online resize needs
+ * CAP_SYS_RESOURCE, which containers often lack.
  */
-export async function growFs(fs: string, dev: string, mountPoint: string): Promise<void> {
-  if (fs === "xfs") {
-    await run("xfs_growfs", [mountPoint]);
+export async function growFilesystem(fs: string, dev: string, mountPoint: string, mountOpts: string): Promise<void> {
+  if (fs !== "xfs") {
+    await run("e2fsck", ["-f", "-y", dev]);
+    await run("resize2fs", [dev]);
     return;
   }
-  await run("e2fsck", ["-f", "-y", dev]);
-  await run("resize2fs", [dev]);
-}
-
-/** Whether {@link growFs} needs the filesystem mounted (xfs) or unmounted (ext4). */
-export function growsOnline(fs: string): boolean {
-  return fs === "xfs";
+  await mkdir(mountPoint, { recursive: true });
+  await mount(dev, mountPoint, fs, 0, mountOptions(fs, mountOpts) || null);
+  try {
+    await run("xfs_growfs", [mountPoint]);
+  } finally {
+    await umount2(mountPoint, C.MNT_DETACH);
+  }
 }
 
 /** BLKDISCARD over the whole device (returns its blocks to the pool). */

@@ -26,9 +26,10 @@ import type { PoolTarget } from "./pool.js";
 import { UserspaceTarget } from "./userspace-target.js";
 
 export { DevmapperDriver };
-export { DeviceSet } from "./device-set.js";
+export { DeviceSet, type DeviceSetStatus } from "./device-set.js";
 export { humanSize, parseOptions, parseSize, type DmConfig } from "./options.js";
-export type { PoolTarget, TargetStatus } from "./pool.js";
+export type { PoolTarget } from "./pool.js";
+export { DmError, type DmErrorCode } from "./errors.js";
 
 /** Whether the userspace pool can run here: its daemon is built and FUSE is available. */
 function userspaceAvailable(): { ok: boolean; reason: string } {

@@ -3,112 +3,42 @@
  * containerd's devmapper snapshotter does. The pool is created over two loop
  * devices (sparse files) or dm.datadev/dm.metadatadev with the thin-pool
  * table Docker uses; thin devices are `thin` targets on it. dmsetup waits on
- * udev cookies itself when it was built with udev sync.
+ * udev cookies itself when it was built with udev sync. After a restart,
+ * loop files smaller than the options ask are grown: the file, the loop
+ * device's capacity, then the pool's table is reloaded (the kernel extends
+ * its metadata space map when it resumes on a larger metadata device).
  *
- * Command lines are built by the exported pure functions below, so they are
- * unit-tested where the kernel target cannot run.
+ * Command lines come from `dmsetup.ts`; dmsetup and losetup are passed in,
+ * so the call sequences are unit-tested where the kernel target cannot run.
  *
  * @module
  */
 import { execFile } from "node:child_process";
 import { open, stat } from "node:fs/promises";
-import { promisify } from "node:util";
-import { loopsBackedUnder } from "../../thinpool/index.js";
+import { loopsBackedUnder, parseStatus, PoolError, type PoolStatus } from "../../thinpool/index.js";
 import { attachLoop, detachLoop, loopStatus, statfs } from "../../native.js";
-import { type PoolSpec, type PoolTarget, TargetError, type TargetFiles, type TargetStatus } from "./pool.js";
+import {
+  createArgs,
+  type Dmsetup,
+  dmsetup,
+  driverSupportsDeferred,
+  losetupCapacity,
+  messageArgs,
+  parsePoolTable,
+  parseVersion,
+  poolTable,
+  reloadArgs,
+  removeArgs,
+  type SetLoopCapacity,
+  thinTable,
+} from "./dmsetup.js";
+import type { PoolSpec, PoolTarget, TargetFiles } from "./pool.js";
 
-const execFileP = promisify(execFile);
-
-/** Runs dmsetup with `args`; resolves with stdout, rejects with a {@link TargetError}. */
-export type Dmsetup = (args: string[]) => Promise<string>;
-
-/** The real dmsetup; errors become TargetErrors with ERR_DM_BUSY / ERR_DM_EXISTS / ERR_DM_NOT_FOUND. */
-export const dmsetup: Dmsetup = async (args) => {
-  try {
-    return (await execFileP("dmsetup", args, { maxBuffer: 16 << 20 })).stdout;
-  } catch (err) {
-    const stderr = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
-    throw dmError(args, stderr, err);
-  }
-};
-
-/** Maps dmsetup's stderr to a stable code. */
-export function dmError(args: string[], stderr: string, cause?: unknown): TargetError {
-  const code = /busy/i.test(stderr)
-    ? "ERR_DM_BUSY"
-    : /File exists/i.test(stderr)
-      ? "ERR_DM_EXISTS"
-      : /No data available|No such device|does not exist/i.test(stderr)
-        ? "ERR_DM_NOT_FOUND"
-        : /No space left/i.test(stderr)
-          ? "ERR_POOL_NO_SPACE"
-          : "ERR_DM_TARGET";
-  return new TargetError(code, `Cannot dmsetup ${args.join(" ")}: ${stderr.split("\n").pop()}`, undefined, { cause });
-}
-
-/** Docker's pool table: `0 <sectors> thin-pool <meta> <data> <blockSectors> 32768 1 skip_block_zeroing`. */
-export function poolTable(dataBytes: number, metadataDev: string, dataDev: string, blockSize: number): string {
-  return `0 ${Math.floor(dataBytes / 512)} thin-pool ${metadataDev} ${dataDev} ${blockSize / 512} 32768 1 skip_block_zeroing`;
-}
-
-/** A thin device's table: `0 <sectors> thin /dev/mapper/<pool> <id>`. */
-export function thinTable(pool: string, deviceId: number, size: number): string {
-  return `0 ${Math.floor(size / 512)} thin /dev/mapper/${pool} ${deviceId}`;
-}
-
-/** `dmsetup create` with a table (dmsetup handles the udev cookie). */
-export function createArgs(name: string, table: string): string[] {
-  return ["create", name, "--table", table];
-}
-
-/** `dmsetup remove`, `--deferred` when asked, `--retry` otherwise (EBUSY from udev probes). */
-export function removeArgs(name: string, deferred: boolean): string[] {
-  return deferred ? ["remove", "--deferred", name] : ["remove", "--retry", name];
-}
-
-/** `dmsetup message <pool> 0 <msg>`. */
-export function messageArgs(pool: string, msg: string): string[] {
-  return ["message", pool, "0", msg];
-}
-
-/**
- * Parses `dmsetup status <pool>`: `0 <sectors> thin-pool <txid> <um>/<tm> <ud>/<td> …`.
- * @param blockSectors the pool's data block size in sectors (from its table)
- */
-export function parsePoolStatus(line: string, blockSectors: number): TargetStatus {
-  const m = /^\d+ \d+ thin-pool (\d+) (\d+)\/(\d+) (\d+)\/(\d+) \S+ (\S+)/.exec(line.trim());
-  if (!m) {
-    if (/thin-pool Fail/.test(line)) throw new TargetError("ERR_DM_TARGET", "Cannot read the thin pool: it failed");
-    throw new TargetError("ERR_DM_TARGET", `Cannot parse the thin-pool status "${line.trim()}"`);
-  }
-  return {
-    transactionId: Number(m[1]),
-    usedMetadataBlocks: Number(m[2]),
-    totalMetadataBlocks: Number(m[3]),
-    usedDataBlocks: Number(m[4]),
-    totalDataBlocks: Number(m[5]),
-    dataBlockSize: blockSectors * 512,
-    mode: m[6]!,
-  };
-}
-
-/** Parses `dmsetup table <pool>` for the data block size (sectors), and the devices as maj:min. */
-export function parsePoolTable(line: string): { metadataDev: string; dataDev: string; blockSectors: number } {
-  const m = /^\d+ \d+ thin-pool (\S+) (\S+) (\d+)/.exec(line.trim());
-  if (!m) throw new TargetError("ERR_DM_TARGET", `Cannot use the pool: not a thin pool "${line.trim()}"`);
-  return { metadataDev: m[1]!, dataDev: m[2]!, blockSectors: Number(m[3]) };
-}
-
-/** Parses `dmsetup version`: library and kernel driver versions. */
-export function parseVersion(out: string): { library: string; driver: [number, number, number] } {
-  const lib = /Library version:\s*(.+)/.exec(out)?.[1]?.trim() ?? "unknown";
-  const d = /Driver version:\s*(\d+)\.(\d+)\.(\d+)/.exec(out);
-  return { library: lib, driver: d ? [Number(d[1]), Number(d[2]), Number(d[3])] : [0, 0, 0] };
-}
-
-/** Deferred removal needs dm driver ≥ 4.27.0 (Docker's check). */
-export function driverSupportsDeferred(v: [number, number, number]): boolean {
-  return v[0] > 4 || (v[0] === 4 && v[1] >= 27);
+interface PoolLoops {
+  data: string;
+  metadata: string;
+  dataFile: string;
+  metadataFile: string;
 }
 
 /** Whether /dev/mapper/control exists and answers the version query. */
@@ -131,22 +61,25 @@ export async function kernelTargetAvailable(run: Dmsetup = dmsetup): Promise<{ o
 export class KernelTarget implements PoolTarget {
   readonly kind = "kernel";
   readonly #run: Dmsetup;
+  readonly #setCapacity: SetLoopCapacity;
   #spec: PoolSpec | undefined;
   #blockSectors = 128;
-  #loops: { data: string; metadata: string; dataFile: string; metadataFile: string } | undefined;
+  #loops: PoolLoops | undefined;
 
   /**
    * @param run how dmsetup is run
    * @param logLevel dm.libdm_log_level (2 fatal … 7 debug): levels above 4 (notice) add
    *   one `-v` each to every dmsetup call, so libdm logs that much more to stderr
+   * @param setCapacity how a loop device learns that its file grew
    */
-  constructor(run: Dmsetup = dmsetup, logLevel = 2) {
+  constructor(run: Dmsetup = dmsetup, logLevel = 2, setCapacity: SetLoopCapacity = losetupCapacity) {
     const verbose = Array.from({ length: Math.max(0, logLevel - 4) }, () => "-v");
     this.#run = verbose.length ? (args) => run([...verbose, ...args]) : run;
+    this.#setCapacity = setCapacity;
   }
 
   get #pool(): string {
-    if (!this.#spec) throw new TargetError("ERR_DM_TARGET", "Cannot use the thin pool: not open");
+    if (!this.#spec) throw new PoolError("ERR_POOL_TARGET", "Cannot use the thin pool: not open");
     return this.#spec.name;
   }
 
@@ -156,7 +89,7 @@ export class KernelTarget implements PoolTarget {
     try {
       table = await this.#run(["table", spec.name]);
     } catch (err) {
-      if (!(err instanceof TargetError) || err.code !== "ERR_DM_NOT_FOUND") throw err;
+      if (!(err instanceof PoolError) || err.code !== "ERR_POOL_DEVICE_NOT_FOUND") throw err;
     }
     if (table !== null) {
       this.#blockSectors = parsePoolTable(table).blockSectors;
@@ -172,12 +105,13 @@ export class KernelTarget implements PoolTarget {
             dataFile: data.backingFile,
             metadataFile: meta.backingFile,
           };
+          await this.#growLoopFiles(spec, table, this.#loops);
         }
       }
       return;
     }
     if (spec.external)
-      throw new TargetError("ERR_DM_NOT_FOUND", `Cannot open the thin pool "${spec.name}" (dm.thinpooldev)`);
+      throw new PoolError("ERR_POOL_NOT_FOUND", `Cannot open the thin pool "${spec.name}" (dm.thinpooldev)`);
     let dataDev = spec.dataDev;
     let metaDev = spec.metadataDev;
     let dataBytes = spec.dataSize;
@@ -204,12 +138,37 @@ export class KernelTarget implements PoolTarget {
     await this.#run(createArgs(spec.name, poolTable(dataBytes, metaDev, dataDev, spec.blockSize)));
   }
 
+  /**
+   * Grows the data and metadata loop files to the spec's sizes (never
+   * shrinks them), tells their loop devices, and reloads the pool with its
+   * table at the new data length: the kernel picks up both on resume.
+   */
+  async #growLoopFiles(spec: PoolSpec, table: string, loops: PoolLoops): Promise<void> {
+    const grewData = await sparse(loops.dataFile, spec.dataSize);
+    const grewMeta = await sparse(loops.metadataFile, spec.metadataSize);
+    if (!grewData && !grewMeta) return;
+    if (grewData) await this.#setCapacity(loops.data);
+    if (grewMeta) await this.#setCapacity(loops.metadata);
+    const t = parsePoolTable(table);
+    const dataBytes = (await stat(loops.dataFile)).size;
+    await this.#run(["suspend", spec.name]);
+    try {
+      await this.#run(reloadArgs(spec.name, poolTable(dataBytes, t.metadataDev, t.dataDev, t.blockSectors * 512)));
+    } finally {
+      await this.#run(["resume", spec.name]);
+    }
+  }
+
   async message(msg: string): Promise<void> {
     await this.#run(messageArgs(this.#pool, msg));
   }
 
-  async status(): Promise<TargetStatus> {
-    return parsePoolStatus(await this.#run(["status", this.#pool]), this.#blockSectors);
+  async status(): Promise<PoolStatus> {
+    return parseStatus(await this.#run(["status", this.#pool]));
+  }
+
+  dataBlockSize(): number {
+    return this.#blockSectors * 512;
   }
 
   async files(): Promise<TargetFiles> {
@@ -239,7 +198,7 @@ export class KernelTarget implements PoolTarget {
     try {
       await this.#run(removeArgs(name, opts.deferred));
     } catch (err) {
-      if (err instanceof TargetError && err.code === "ERR_DM_NOT_FOUND") return; // ENXIO: already gone
+      if (err instanceof PoolError && err.code === "ERR_POOL_DEVICE_NOT_FOUND") return; // ENXIO: already gone
       throw err;
     }
   }
@@ -249,7 +208,7 @@ export class KernelTarget implements PoolTarget {
       await this.#run(["info", name]);
       return `/dev/mapper/${name}`;
     } catch (err) {
-      if (err instanceof TargetError && err.code === "ERR_DM_NOT_FOUND") return null;
+      if (err instanceof PoolError && err.code === "ERR_POOL_DEVICE_NOT_FOUND") return null;
       throw err;
     }
   }
@@ -261,6 +220,11 @@ export class KernelTarget implements PoolTarget {
       .split("\n")
       .map((l) => l.split(/\s+/)[0] ?? "")
       .filter((n) => n.startsWith(prefix));
+  }
+
+  /** The kernel serves its thin devices itself: none is ever lost. */
+  async lostDevice(): Promise<string | null> {
+    return null;
   }
 
   async suspend(name: string): Promise<void> {
@@ -308,10 +272,13 @@ export class KernelTarget implements PoolTarget {
   }
 }
 
-async function sparse(path: string, size: number): Promise<void> {
+/** Makes `path` a sparse file of at least `size` bytes (grows, never shrinks); true when it grew. */
+async function sparse(path: string, size: number): Promise<boolean> {
   const fh = await open(path, "a", 0o600);
   try {
-    if ((await fh.stat()).size < size) await fh.truncate(size); // grow, never shrink
+    if ((await fh.stat()).size >= size) return false;
+    await fh.truncate(size);
+    return true;
   } finally {
     await fh.close();
   }
@@ -323,8 +290,10 @@ async function blockDeviceSize(dev: string): Promise<number> {
     // lseek to the end gives a block device's size.
     const { size } = await fh.stat();
     if (size > 0) return size;
-    const st = await execFileP("blockdev", ["--getsize64", dev]);
-    return Number(st.stdout.trim());
+    const out = await new Promise<string>((res, rej) =>
+      execFile("blockdev", ["--getsize64", dev], (err, stdout) => (err ? rej(err) : res(stdout))),
+    );
+    return Number(out.trim());
   } finally {
     await fh.close();
   }

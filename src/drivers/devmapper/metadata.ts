@@ -11,7 +11,8 @@
  */
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { hasCode, StrataError } from "../../errors.js";
+import { hasCode, NotFoundError } from "../../errors.js";
+import { DmError } from "./errors.js";
 import { syncDir, writeJsonAtomic } from "../../util/atomic.js";
 
 /** The highest thin device id: dm-thin ids are 24-bit. */
@@ -76,7 +77,7 @@ export class MetadataStore {
     try {
       return JSON.parse(text) as T;
     } catch (err) {
-      throw new StrataError("ERR_DM_METADATA", `Cannot decode devmapper metadata "${join(this.dir, name)}"`, {
+      throw new DmError("ERR_DM_METADATA", `Cannot decode devmapper metadata "${join(this.dir, name)}"`, {
         cause: err,
       });
     }
@@ -86,6 +87,18 @@ export class MetadataStore {
   async device(hash: string): Promise<DeviceInfo | null> {
     const raw = await this.#read<Omit<DeviceInfo, "hash">>(fileOf(hash));
     return raw ? { ...raw, hash } : null;
+  }
+
+  /**
+   * A device that exists and is not marked deleted.
+   * @throws ERR_LAYER_NOT_FOUND
+   */
+  async live(hash: string): Promise<DeviceInfo> {
+    const d = await this.device(hash);
+    if (!d) throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot find device: unknown layer "${hash || "base"}"`);
+    if (d.deleted)
+      throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot use device: marked for deferred deletion "${hash}"`);
+    return d;
   }
 
   async saveDevice(info: DeviceInfo): Promise<void> {

@@ -16,12 +16,15 @@
 import type { MetadataStore, TransactionMeta } from "./metadata.js";
 import { isExists, isMissing, type PoolTarget } from "./pool.js";
 
+/** What transactions need of a pool: its status (for the transaction id) and messages. */
+export type TransactionPool = Pick<PoolTarget, "status" | "message">;
+
 /** Runs pool changes inside transactions. Callers hold the DeviceSet's global lock. */
 export class Transactions {
   readonly #md: MetadataStore;
-  readonly #pool: PoolTarget;
+  readonly #pool: TransactionPool;
 
-  constructor(md: MetadataStore, pool: PoolTarget) {
+  constructor(md: MetadataStore, pool: TransactionPool) {
     this.#md = md;
     this.#pool = pool;
   }

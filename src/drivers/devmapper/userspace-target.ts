@@ -3,33 +3,17 @@
  * served by `strata-poold`. Thin devices become loop devices over the
  * daemon's FUSE files. The daemon outlives the process; {@link close} stops
  * it only when no thin device of the pool is active (another strata process
- * may be using one).
+ * may be using one). After a restart, data and metadata files smaller than
+ * the options ask are grown (never shrunk), as Docker grows its loop files.
  *
  * @module
  */
 import { existsSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import { PoolError, ThinPool, loopsBackedUnder } from "../../thinpool/index.js";
+import { PoolError, type PoolStatus, ThinPool, loopsBackedUnder } from "../../thinpool/index.js";
 import { statfs } from "../../native.js";
-import { type PoolSpec, type PoolTarget, TargetError, type TargetFiles, type TargetStatus } from "./pool.js";
-
-function wrap(err: unknown): never {
-  if (err instanceof PoolError) {
-    const code =
-      err.code === "ERR_POOL_BUSY"
-        ? "ERR_DM_BUSY"
-        : err.code === "ERR_POOL_DEVICE_EXISTS"
-          ? "ERR_DM_EXISTS"
-          : err.code === "ERR_POOL_DEVICE_NOT_FOUND"
-            ? "ERR_DM_NOT_FOUND"
-            : err.code === "ERR_POOL_NO_SPACE"
-              ? "ERR_POOL_NO_SPACE"
-              : "ERR_DM_TARGET";
-    throw new TargetError(code, err.message, err.errno, { cause: err });
-  }
-  throw err;
-}
+import type { PoolSpec, PoolTarget, TargetFiles } from "./pool.js";
 
 /** The userspace thin-pool target. */
 export class UserspaceTarget implements PoolTarget {
@@ -39,7 +23,7 @@ export class UserspaceTarget implements PoolTarget {
   #blockSize = 0;
 
   get #p(): ThinPool {
-    if (!this.#pool) throw new TargetError("ERR_DM_TARGET", "Cannot use the thin pool: not open");
+    if (!this.#pool) throw new PoolError("ERR_POOL_TARGET", "Cannot use the thin pool: not open");
     return this.#pool;
   }
 
@@ -51,49 +35,43 @@ export class UserspaceTarget implements PoolTarget {
   async open(spec: PoolSpec): Promise<void> {
     this.#spec = spec;
     const dir = UserspaceTarget.dirOf(spec);
-    try {
-      if (existsSync(join(dir, "pool.json"))) {
-        this.#pool = await ThinPool.open(dir);
-        const info = await this.#pool.info();
-        // Docker grows an existing loop data file when asked for more; it never shrinks it.
-        if (!spec.external && !spec.dataDev && spec.dataSize > info.nrDataBlocks * info.dataBlockSize) {
-          await this.#pool.grow(spec.dataSize);
-        }
-      } else if (spec.external) {
-        throw new TargetError(
-          "ERR_DM_NOT_FOUND",
-          `Cannot open the thin pool: no userspace pool in "${dir}" (dm.thinpooldev)`,
-        );
-      } else {
-        this.#pool = await ThinPool.create({
-          dir,
-          dataSize: spec.dataSize,
-          metadataSize: spec.metadataSize,
-          blockSize: spec.blockSize,
-          ...(spec.dataDev ? { dataFile: spec.dataDev, metadataFile: spec.metadataDev } : {}),
-        });
-      }
-      this.#blockSize = (await this.#pool.info()).dataBlockSize;
-    } catch (err) {
-      wrap(err);
+    if (existsSync(join(dir, "pool.json"))) {
+      this.#pool = await ThinPool.open(dir);
+      if (!spec.external && !spec.dataDev) await this.#grow(this.#pool, spec);
+    } else if (spec.external) {
+      throw new PoolError(
+        "ERR_POOL_NOT_FOUND",
+        `Cannot open the thin pool: no userspace pool in "${dir}" (dm.thinpooldev)`,
+      );
+    } else {
+      this.#pool = await ThinPool.create({
+        dir,
+        dataSize: spec.dataSize,
+        metadataSize: spec.metadataSize,
+        blockSize: spec.blockSize,
+        ...(spec.dataDev ? { dataFile: spec.dataDev, metadataFile: spec.metadataDev } : {}),
+      });
     }
+    this.#blockSize = (await this.#pool.info()).dataBlockSize;
+  }
+
+  /** Docker grows existing loop files when asked for more, data and metadata alike; it never shrinks them. */
+  async #grow(pool: ThinPool, spec: PoolSpec): Promise<void> {
+    const info = await pool.info();
+    if (spec.dataSize > info.nrDataBlocks * info.dataBlockSize) await pool.grow(spec.dataSize);
+    if (spec.metadataSize > info.nrMetadataBlocks * 4096) await pool.growMetadata(spec.metadataSize);
   }
 
   async message(msg: string): Promise<void> {
-    await this.#p.message(msg).catch(wrap);
+    await this.#p.message(msg);
   }
 
-  async status(): Promise<TargetStatus> {
-    const s = await this.#p.status().catch(wrap);
-    return {
-      transactionId: s.transactionId,
-      usedMetadataBlocks: s.usedMetadataBlocks,
-      totalMetadataBlocks: s.totalMetadataBlocks,
-      usedDataBlocks: s.usedDataBlocks,
-      totalDataBlocks: s.totalDataBlocks,
-      dataBlockSize: this.#blockSize,
-      mode: s.mode,
-    };
+  status(): Promise<PoolStatus> {
+    return this.#p.status();
+  }
+
+  dataBlockSize(): number {
+    return this.#blockSize;
   }
 
   async files(): Promise<TargetFiles> {
@@ -107,8 +85,8 @@ export class UserspaceTarget implements PoolTarget {
     };
   }
 
-  async activate(_name: string, deviceId: number, size: number): Promise<string> {
-    return this.#p.activate(deviceId, size).catch(wrap);
+  activate(_name: string, deviceId: number, size: number): Promise<string> {
+    return this.#p.activate(deviceId, size);
   }
 
   async deactivate(_name: string, deviceId: number, opts: { deferred: boolean }): Promise<void> {
@@ -118,17 +96,21 @@ export class UserspaceTarget implements PoolTarget {
       // The loop device was detached with autoclear semantics (LOOP_CLR_FD on a busy
       // loop): it goes away when its last user closes it. That is deferred removal.
       if (opts.deferred && err instanceof PoolError && err.code === "ERR_POOL_BUSY") return;
-      wrap(err);
+      throw err;
     }
   }
 
   activeDevice(_name: string, deviceId: number): Promise<string | null> {
-    return this.#p.deviceOf(deviceId).catch(wrap);
+    return this.#p.deviceOf(deviceId);
   }
 
   async activeDevices(): Promise<string[]> {
     const mnt = this.#p.layout.mountPoint;
     return (await loopsBackedUnder(mnt)).map((l) => l.backingFile.slice(mnt.length + 1));
+  }
+
+  lostDevice(blockDevice: string): Promise<string | null> {
+    return this.#p.lostLoop(blockDevice);
   }
 
   /** Flushes the device and commits the pool, so the snapshot sees everything written so far. */
@@ -141,7 +123,7 @@ export class UserspaceTarget implements PoolTarget {
     } finally {
       await fh.close();
     }
-    await this.#p.commit().catch(wrap);
+    await this.#p.commit();
   }
 
   async resume(): Promise<void> {}
@@ -161,9 +143,7 @@ export class UserspaceTarget implements PoolTarget {
 
   async close(opts: { removePool: boolean }): Promise<void> {
     if (!this.#pool) return;
-    if (opts.removePool && (await this.activeDevices()).length === 0) {
-      await this.#pool.close().catch(wrap);
-    }
+    if (opts.removePool && (await this.activeDevices()).length === 0) await this.#pool.close();
     this.#pool = undefined;
   }
 

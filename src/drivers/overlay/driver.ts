@@ -31,7 +31,8 @@ import type { OverlaySupport } from "./check.js";
 import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS, parseSize } from "./config.js";
 import { buildLayer } from "./create.js";
 import { KeyedLock } from "../../util/keyed-lock.js";
-import { assertValidId, Layout } from "./layout.js";
+import { assertValidLayerId } from "../../graphdriver/layer-id.js";
+import { Layout } from "./layout.js";
 import { isOverlayMounted, type MountMethod, mountOverlay, mountsUnder, unmountOverlay } from "./mount.js";
 import { ProjectQuota } from "./quota.js";
 
@@ -63,7 +64,7 @@ export class OverlayDriver implements Driver {
     const kernel = support.lowerdirPlus ? KERNEL_MAX_LOWERS - 1 : PAGE_MAX_LOWERS;
     this.maxLowers = Math.min(cfg.maxLowers ?? kernel, kernel);
     this.capabilities = Object.freeze({
-      initInImage: false,
+      sharedInit: false,
       nativeDiff: support.nativeDiff && !cfg.forceNaiveDiff,
       mountless: false,
     });
@@ -188,7 +189,7 @@ export class OverlayDriver implements Driver {
   }
 
   async #create(id: string, parent: string, size: number): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return this.#locks.run(id, async () => {
       const files = await this.#files(true);
       if (await this.exists(id))
@@ -214,7 +215,7 @@ export class OverlayDriver implements Driver {
   }
 
   async remove(id: string): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return this.#locks.run(id, () => this.#removeNow(id));
   }
 
@@ -247,7 +248,7 @@ export class OverlayDriver implements Driver {
   }
 
   async get(id: string): Promise<string> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return this.#locks.run(id, async () => {
       if (!(await this.exists(id)))
         throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot get layer: not found "${id}"`);
@@ -294,7 +295,7 @@ export class OverlayDriver implements Driver {
   }
 
   async put(id: string): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return this.#locks.run(id, async () => {
       if ((await this.#layout.lowers(id)).length === 0) return;
       await unmountOverlay(this.#layout.merged(id));
@@ -308,7 +309,7 @@ export class OverlayDriver implements Driver {
    * the page of mount data that containerd passes to mount(2)).
    */
   async mountSpec(id: string, opts: MountSpecOptions): Promise<MountSpec[]> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return this.#locks.run(id, async () => {
       if (!(await this.exists(id)))
         throw new NotFoundError("ERR_LAYER_NOT_FOUND", `Cannot describe layer mount: not found "${id}"`);
@@ -342,6 +343,11 @@ export class OverlayDriver implements Driver {
     });
   }
 
+  /** Nothing sits between a mount and its data here: mounts break only by being unmounted. */
+  async brokenMounts(): Promise<Array<{ id: string; reason: string }>> {
+    return [];
+  }
+
   /** Every layer id in the home (half-made and half-removed layers, and foreign entries, excluded). */
   async list(): Promise<string[]> {
     const files = await this.#existing();
@@ -356,7 +362,7 @@ export class OverlayDriver implements Driver {
 
   /** Whether `id` is a layer: a real directory with a real `diff/` (a symlink is no layer). */
   async exists(id: string): Promise<boolean> {
-    assertValidId(id);
+    assertValidLayerId(id);
     const files = await this.#existing();
     try {
       return (await files?.lstat(`${id}/diff`))?.isDirectory ?? false;

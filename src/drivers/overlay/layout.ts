@@ -23,12 +23,12 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { hasCode, InvalidArgumentError, StrataError } from "../../errors.js";
+import { assertValidLayerId } from "../../graphdriver/layer-id.js";
 import type { StoreDir } from "../../util/store-dir.js";
 
 /** Length of the short link names; (26 + "l/" + ":") × 128 fits a page with room to spare. */
 export const LINK_ID_LENGTH = 26;
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const LINK_RE = /^[A-Z2-7]{26}$/;
 const LOWER_RE = /^l\/[A-Z2-7]{26}$/;
 const LINK_TARGET_RE = /^\.\.\/([A-Za-z0-9][A-Za-z0-9_.-]*)\/diff$/;
@@ -39,16 +39,6 @@ export function generateLinkId(): string {
   let s = "";
   for (const b of bytes) s += BASE32[b & 31];
   return s;
-}
-
-/**
- * Refuses ids that are not one safe path component.
- * @throws ERR_INVALID_ID
- */
-export function assertValidId(id: string): void {
-  if (!ID_RE.test(id) || id.includes("..") || id.includes(".tmp-")) {
-    throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
-  }
 }
 
 function corrupt(what: string, path: string): InvalidArgumentError {
@@ -72,7 +62,7 @@ export class Layout {
   }
 
   dir(id: string): string {
-    assertValidId(id);
+    assertValidLayerId(id);
     return join(this.home, id);
   }
   diff(id: string): string {
@@ -91,7 +81,7 @@ export class Layout {
 
   /** A small file of layer `id`, or null when it does not exist. */
   async #read(id: string, name: string): Promise<string | null> {
-    assertValidId(id);
+    assertValidLayerId(id);
     try {
       return await (await this.#files()).readOptional(`${id}/${name}`);
     } catch (err) {
@@ -124,13 +114,13 @@ export class Layout {
     const s = await this.#read(id, "flattened");
     if (s === null) return null;
     const from = s.trim();
-    if (from) assertValidId(from);
+    if (from) assertValidLayerId(from);
     return from;
   }
 
   /** Whether a child was created on this layer (it then mounts read-only). */
   async committed(id: string): Promise<boolean> {
-    assertValidId(id);
+    assertValidLayerId(id);
     return (await (await this.#files()).lstat(`${id}/committed`).catch(() => null)) !== null;
   }
 

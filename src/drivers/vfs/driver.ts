@@ -26,29 +26,19 @@ import type {
 } from "../../graphdriver/driver.js";
 import { backingFs } from "../../graphdriver/fsmagic.js";
 import { DriverHome } from "../../graphdriver/home.js";
+import { assertValidLayerId } from "../../graphdriver/layer-id.js";
 import type { StoreDir } from "../../util/store-dir.js";
 import { isStaleTmp, isTmpName, tmpName } from "../../util/tmp-names.js";
 
 const run = promisify(execFile);
 
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const RENAME_NOREPLACE = 1;
-
-/**
- * Refuses ids that are not one safe path component (or that look like a temporary name).
- * @throws ERR_INVALID_ID
- */
-export function assertValidId(id: string): void {
-  if (!ID_RE.test(id) || id.includes("..") || id.includes(".tmp-")) {
-    throw new InvalidArgumentError("ERR_INVALID_ID", `Cannot use layer id: invalid id "${id}"`);
-  }
-}
 
 /** The vfs driver (see the module doc); made by `createVfs`. */
 export class VfsDriver implements Driver {
   readonly name = "vfs";
   readonly home: string;
-  readonly capabilities: Capabilities = Object.freeze({ initInImage: false, nativeDiff: false, mountless: true });
+  readonly capabilities: Capabilities = Object.freeze({ sharedInit: false, nativeDiff: false, mountless: true });
   readonly #root: string;
   readonly #dirs: DriverHome;
 
@@ -82,13 +72,13 @@ export class VfsDriver implements Driver {
   }
 
   #path(id: string): string {
-    assertValidId(id);
+    assertValidLayerId(id);
     return join(this.home, "dir", id);
   }
 
   /** Whether `id` is a layer directory; a symlink there is refused, not followed. */
   async #isLayer(dirs: StoreDir | null, id: string): Promise<boolean> {
-    assertValidId(id);
+    assertValidLayerId(id);
     const st = dirs ? await dirs.lstat(id) : null;
     if (!st) return false;
     if (!st.isDirectory) {
@@ -104,7 +94,7 @@ export class VfsDriver implements Driver {
         `Cannot create layer: vfs accepts no storage options "${Object.keys(opts.storageOpt).join(",")}"`,
       );
     }
-    assertValidId(id);
+    assertValidLayerId(id);
     const dirs = await this.#writable();
     if (await this.#isLayer(dirs, id)) {
       throw new AlreadyExistsError("ERR_LAYER_EXISTS", `Cannot create layer: exists "${id}"`);
@@ -138,7 +128,7 @@ export class VfsDriver implements Driver {
    * an error of this call.
    */
   async remove(id: string): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
     const dirs = await this.#layers(false);
     if (!dirs) return;
     // Rename first so a crash mid-delete leaves a tmp the next start sweeps, not a half layer.
@@ -160,7 +150,7 @@ export class VfsDriver implements Driver {
   }
 
   async put(id: string): Promise<void> {
-    assertValidId(id);
+    assertValidLayerId(id);
   }
 
   /** A bind of the layer's full copy; nothing to make ready. A symlink there is refused, as by `get`. */
@@ -177,6 +167,11 @@ export class VfsDriver implements Driver {
       if (hasCode(err, "ERR_STORE_SYMLINK")) return false;
       throw err;
     }
+  }
+
+  /** Nothing sits between a mount and its data here: mounts break only by being unmounted. */
+  async brokenMounts(): Promise<Array<{ id: string; reason: string }>> {
+    return [];
   }
 
   async list(): Promise<string[]> {

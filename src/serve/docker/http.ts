@@ -32,7 +32,7 @@ import {
   NotFoundError,
   StrataError,
 } from "../../errors.js";
-import type { Change } from "../../graphdriver/driver.js";
+import type { Change } from "../../diff/index.js";
 import type { Logger } from "../log.js";
 import type { DockerPlugin } from "./plugin.js";
 

@@ -6,8 +6,9 @@
  * itself: a random 64-hex cache id per image layer, a mount id per container
  * and `<mount id>-init` for the container's init layer, which dockerd fills
  * itself. So this side passes ids straight to the driver, and the driver's
- * view of an image layer is exactly that layer (strata's own init-in-image
- * for devmapper belongs to its LayerStore, which is not used here).
+ * view of an image layer is exactly that layer (the shared init layers of
+ * `sharedInit` drivers are made by strata's LayerStore, not used here:
+ * dockerd's per-container `-init` layers are ordinary layers to the driver).
  *
  * Mounts: every `Get` takes one hold named {@link DOCKER_HOLDER} through the
  * store's `Mounts` and every `Put` drops one, so the count is persisted and
@@ -23,7 +24,7 @@
  */
 import type { Readable } from "node:stream";
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from "../../errors.js";
-import type { Change } from "../../graphdriver/driver.js";
+import type { Change } from "../../diff/index.js";
 import { KeyedLock } from "../../util/keyed-lock.js";
 import type { ServeContext } from "../context.js";
 import type { PendingLayers } from "./pending.js";

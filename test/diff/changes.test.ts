@@ -6,10 +6,10 @@ import { execFileSync } from "node:child_process";
 import { chmod, chown, link, mkdir, rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
-import { capV2 } from "../../test/helpers/gen-tree.js";
-import { tempDir } from "../../test/helpers/tmp.js";
-import { C, lsetxattr, mknod, scanPair, utimensat } from "../native.js";
-import { changes, sameFsTime } from "./changes.js";
+import { capV2 } from "../helpers/gen-tree.js";
+import { tempDir } from "../helpers/tmp.js";
+import { C, lsetxattr, mknod, scanPair, utimensat } from "../../src/native.js";
+import { changes, sameFsTime } from "../../src/diff/changes.js";
 
 const T = { sec: 1_600_000_000, nsec: 0 };
 

@@ -3,11 +3,11 @@ import { createHash, randomBytes } from "node:crypto";
 import { lstat, readdir, readFile, readlink, stat } from "node:fs/promises";
 import { join } from "node:path";
 import test from "ava";
-import { chunks, makeTar, type Spec } from "../../test/helpers/tar.js";
-import { tempDir } from "../../test/helpers/tmp.js";
-import { SystemError } from "../errors.js";
-import { lgetxattr, llistxattr } from "../native.js";
-import { applyLayer } from "./apply.js";
+import { chunks, makeTar, type Spec } from "../helpers/tar.js";
+import { tempDir } from "../helpers/tmp.js";
+import { SystemError } from "../../src/errors.js";
+import { lgetxattr, llistxattr } from "../../src/native.js";
+import { applyLayer } from "../../src/diff/apply.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 

@@ -7,15 +7,15 @@
 import { lstat, readFile, readlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
-import { archive, base256, entry, file, gnuLong, header, pax, paxRecord } from "../../test/fixtures/raw-tar.js";
-import { chunks } from "../../test/helpers/tar.js";
-import { tempDir } from "../../test/helpers/tmp.js";
-import { applyLayer } from "../diff/apply.js";
-import { StrataError } from "../errors.js";
-import { lgetxattr } from "../native.js";
-import { encodeHeader, type TarHeader } from "./tar-header.js";
-import { tarMembers } from "./tar-members.js";
-import { tarStream } from "./tar-writer.js";
+import { archive, base256, entry, file, gnuLong, header, pax, paxRecord } from "../fixtures/raw-tar.js";
+import { chunks } from "../helpers/tar.js";
+import { tempDir } from "../helpers/tmp.js";
+import { applyLayer } from "../../src/diff/apply.js";
+import { StrataError } from "../../src/errors.js";
+import { lgetxattr } from "../../src/native.js";
+import { encodeHeader, type TarHeader } from "../../src/archive/tar-header.js";
+import { tarMembers } from "../../src/archive/tar-members.js";
+import { tarStream } from "../../src/archive/tar-writer.js";
 
 /** Applies `tar` (fed in odd-sized chunks) to a fresh directory and returns it. */
 async function applied(t: ExecutionContext, tar: Buffer): Promise<string> {

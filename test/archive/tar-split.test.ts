@@ -6,15 +6,15 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import test from "ava";
-import { generateTree } from "../../test/helpers/gen-tree.js";
-import { gnuTar } from "../../test/helpers/peer.js";
-import { chunks } from "../../test/helpers/tar.js";
-import { tempDir } from "../../test/helpers/tmp.js";
-import { archive, file, header, pax, paxRecord } from "../../test/fixtures/raw-tar.js";
-import { applyLayer } from "../diff/index.js";
-import { StrataError } from "../errors.js";
-import { memoryRecorder, memorySink } from "../../test/helpers/memory-sink.js";
-import { assembleTar, indexRecords, openInLayer, TarSplitRecorder } from "./tar-split.js";
+import { generateTree } from "../helpers/gen-tree.js";
+import { gnuTar } from "../helpers/peer.js";
+import { chunks } from "../helpers/tar.js";
+import { tempDir } from "../helpers/tmp.js";
+import { archive, file, header, pax, paxRecord } from "../fixtures/raw-tar.js";
+import { applyLayer } from "../../src/diff/index.js";
+import { StrataError } from "../../src/errors.js";
+import { memoryRecorder, memorySink } from "../helpers/memory-sink.js";
+import { assembleTar, indexRecords, openInLayer, TarSplitRecorder } from "../../src/archive/tar-split.js";
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
