@@ -13,7 +13,7 @@ import { dockerPeer } from "../helpers/docker.js";
 import { tempDir } from "../helpers/tmp.js";
 import { mountsUnder } from "../../src/util/mountinfo.js";
 import { type Dockerd, type Serve, sleep, startDockerd, startServe, uniqueName } from "./engines.js";
-import { layerFacts, leftovers, savedLayerFiles } from "./layers.js";
+import { dockerHolds, layerFacts, leftovers, savedLayerFiles } from "./layers.js";
 import { ARTIFACTS, missingPeers, registryImages } from "./peers.js";
 
 /** A change touching every kind of entry but an opaque directory (naive drivers write those as per-child whiteouts, as Docker's do). */
@@ -120,7 +120,7 @@ export function dockerScenarios(driver: string): void {
   );
 
   test.serial(
-    `${driver}: a container keeps running across a SIGKILL of strata serve; a Put after the restart unmounts`,
+    `${driver}: a container keeps running across a SIGKILL of strata serve; the counts survive, a Put after the restart unmounts, Get/Put and rm work`,
     async (t) => {
       const { serve, dockerd } = await engines(t, driver);
       const d = dockerd.docker;
@@ -132,6 +132,11 @@ export function dockerScenarios(driver: string): void {
       for (let i = 0; i < 200 && (await inside("/before")) === ""; i++) await sleep(25);
       t.is(await inside("/before"), "before\n");
       const mounted = (await mountsUnder(serve.root)).sort();
+      const holds = await dockerHolds(serve.root, driver);
+      const [layer, ...more] = Object.keys(holds);
+      t.truthy(layer, "dockerd holds the container's layer");
+      t.deepEqual(more, [], "and nothing else");
+      t.is(holds[layer!], 1);
 
       await serve.stop("SIGKILL");
       // Without the plugin dockerd cannot even exec (it asks for the layer's metadata), but
@@ -146,8 +151,20 @@ export function dockerScenarios(driver: string): void {
       t.is(await d("exec", name, "cat", "/during"), "during");
       t.deepEqual((await d("diff", name)).split("\n").sort(), ["A /before", "A /during"]);
       t.deepEqual((await mountsUnder(serve.root)).sort(), mounted, "docker diff after the restart unmounted nothing");
+      t.deepEqual(await dockerHolds(serve.root, driver), holds, "the counts are the ones before the kill");
 
+      // The Put of the Get made before the kill releases it: the layer is unmounted.
+      const layerMounted = async () => (await mountsUnder(serve.root)).some((m) => m.includes(layer!));
       await d("stop", "-t", "1", name);
+      t.deepEqual(await dockerHolds(serve.root, driver), {}, "docker stop put the layer");
+      t.false(await layerMounted(), "and it is unmounted");
+      // A Get and Put after the restart count as before.
+      await d("start", name);
+      t.deepEqual(await dockerHolds(serve.root, driver), holds);
+      t.is(await d("exec", name, "cat", "/during"), "during");
+      await d("stop", "-t", "1", name);
+      t.deepEqual(await dockerHolds(serve.root, driver), {});
+      t.false(await layerMounted());
       await d("rm", name);
       await d("rmi", "peer/tiny:1");
       await assertNothingLeft(t, serve, dockerd);

@@ -1,7 +1,8 @@
 /**
  * Comparing what two dockerds produced: the top layer of a `docker save`,
  * as a sorted list of entries without times (the same change made at two
- * moments differs only in mtimes), and the leftovers check of a served root.
+ * moments differs only in mtimes), the leftovers check of a served root and
+ * dockerd's persisted mount counts.
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -102,4 +103,23 @@ export async function leftovers(root: string, driver: string): Promise<Record<st
     mounts: await mountsUnder(root),
     loops,
   };
+}
+
+/**
+ * dockerd's mount counts as the served root persists them: layer id → the
+ * count of the hold named "docker" (`Get`s not yet `Put`), read from the hold
+ * records, for layers that have one.
+ */
+export async function dockerHolds(root: string, driver: string): Promise<Record<string, number>> {
+  const dir = join(root, "layerdb", driver, "holds");
+  const out: Record<string, number> = {};
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    if (!f.endsWith(".json") || f.startsWith(".")) continue;
+    const rec = JSON.parse(await readFile(join(dir, f), "utf8")) as {
+      holders: Array<{ kind: string; name?: string; n: number }>;
+    };
+    const n = rec.holders.find((h) => h.kind === "named" && h.name === "docker")?.n ?? 0;
+    if (n > 0) out[f.slice(0, -5)] = n;
+  }
+  return out;
 }
