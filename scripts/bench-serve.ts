@@ -9,8 +9,8 @@
  *   - `docker commit` of a container that changed 1,000 files of the image.
  * Sides (SIDES, default "overlay2,overlay,devmapper"): dockerd's overlay2,
  * and dockerd on strata's overlay and devmapper (userspace pool; options in
- * DM_OPTS). Every side of every round gets a freshly made ext4 (a loop file,
- * mkfs.ext4) holding dockerd's data-root and strata's root, caches are
+ * DM_OPTS). Every side of every round gets a freshly made ext4 (`src/bench/fresh-fs.ts`,
+ * FS_GIB GiB) holding dockerd's data-root and strata's root, caches are
  * dropped before each timed operation, and the order of the sides rotates
  * from round to round. Prints medians of ROUNDS (default 3) and each side's
  * ratio to overlay2 with the targets (pull ≤ 1.0, run ≤ 1.2, commit ≤ 1.0).
@@ -24,6 +24,8 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { describeFreshFs, dropCaches, withFreshFs } from "../src/bench/fresh-fs.js";
+import { median } from "../src/bench/stats.js";
 import { builtinDrivers } from "../src/drivers/index.js";
 import { freePort, genLayer, layout, uniqueLayer } from "./bench-fixtures.js";
 
@@ -32,7 +34,8 @@ const ART = process.env.PEER_ARTIFACTS ?? "/tmp/peer-artifacts";
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SIDES = (process.env.SIDES ?? "overlay2,overlay,devmapper").split(",");
 const BENCH_DIR = process.env.BENCH_DIR ?? "/var/tmp";
-const FS_SIZE = process.env.FS_SIZE ?? "24G";
+/** GiB of each side's fresh filesystem (a sparse loop file). */
+const FS_GIB = Number(process.env.FS_GIB ?? 24);
 const DM_OPTS = (
   process.env.DM_OPTS ??
   "dm.loopdatasize=20G,dm.basesize=10G,dm.fs=ext4,dm.use_deferred_removal=true,dm.use_deferred_deletion=true"
@@ -41,7 +44,6 @@ const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const DOCKER = "/usr/bin/docker";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function alive(pid: number): boolean {
   try {
@@ -70,27 +72,6 @@ function spawnLogged(cmd: string, args: string[], log: string): number {
   } finally {
     closeSync(fd);
   }
-}
-
-async function dropCaches(): Promise<void> {
-  await run("sync");
-  await writeFile("/proc/sys/vm/drop_caches", "3");
-}
-
-/** A fresh ext4 on a loop file, mounted at `mnt`; `dispose` unmounts and detaches it. */
-async function freshFs(img: string, mnt: string): Promise<{ dispose(): Promise<void> }> {
-  await run("truncate", ["-s", FS_SIZE, img]);
-  await run("mkfs.ext4", ["-q", "-F", img]);
-  const loop = (await run("losetup", ["-f", "--show", img])).stdout.trim();
-  await mkdir(mnt, { recursive: true });
-  await run("mount", [loop, mnt]);
-  return {
-    async dispose() {
-      await run("umount", ["-R", mnt]).catch(() => run("umount", ["-l", mnt]));
-      await run("losetup", ["-d", loop]).catch(() => undefined);
-      await rm(img, { force: true });
-    },
-  };
 }
 
 /** One dockerd (and, for strata sides, its `strata serve`) on a fresh filesystem. */
@@ -271,7 +252,7 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(" ");
     console.log(
-      `serve bench: ${ROUNDS} rounds, sides ${SIDES.join(", ")}, fresh ext4 of ${FS_SIZE} per side and round, devmapper ${DM_OPTS.join(" ")}, load average ${load}`,
+      `serve bench: ${ROUNDS} rounds, sides ${SIDES.join(", ")}, ${describeFreshFs("ext4", FS_GIB * 2 ** 30)}, one per side and round, devmapper ${DM_OPTS.join(" ")}, load average ${load}`,
     );
     const results = new Map(SIDES.map((s) => [s, new Map(WORKLOADS.map((w) => [w, [] as number[]]))]));
     let n = 0;
@@ -279,9 +260,8 @@ async function main(): Promise<void> {
       const order = SIDES.map((_, i) => SIDES[(i + r) % SIDES.length]!);
       for (const name of order) {
         n++;
-        const fs = await freshFs(join(work, `fs-${n}.img`), join(work, `mnt-${n}`));
-        try {
-          const side = await startSide(name, join(work, `mnt-${n}`), n, work);
+        await withFreshFs({ size: FS_GIB * 2 ** 30, parent: BENCH_DIR }, async (fs) => {
+          const side = await startSide(name, fs.path, n, work);
           try {
             const got = await measure(side, images);
             for (const [w, s] of Object.entries(got)) results.get(name)!.get(w)!.push(s);
@@ -289,9 +269,7 @@ async function main(): Promise<void> {
           } finally {
             await side.stop();
           }
-        } finally {
-          await fs.dispose();
-        }
+        });
       }
     }
     const base = SIDES[0]!;
