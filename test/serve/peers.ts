@@ -1,53 +1,73 @@
 /**
- * The shared peers the serve tests compare with: the registry on
- * 127.0.0.1:5000 (started if it is not running, and then stopped by pid when
- * this process exits) holding the peer lab's images under a repository
- * named for this process, and the peer dockerd on overlay2.
+ * The peers the serve tests compare with: a private registry per test
+ * process (the shared one on 127.0.0.1:5000 is stopped by whichever process
+ * started it, under the feet of the others), holding the peer lab's images,
+ * and the peer dockerd on overlay2.
  */
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { PEERS } from "../helpers/docker.js";
 
 const run = promisify(execFile);
 export const ARTIFACTS = process.env.PEER_ARTIFACTS ?? "/tmp/peer-artifacts";
-export const REGISTRY = "127.0.0.1:5000";
-const REG_PIDFILE = "/tmp/peer-lab/run/registry.pid";
+const REGISTRY_BIN = "/usr/bin/docker-registry";
 
-let registryStarted: number | undefined;
-process.on("exit", () => {
-  if (registryStarted === undefined) return;
-  try {
-    process.kill(registryStarted, "SIGTERM");
-  } catch {
-    // gone
-  }
-});
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
 
-async function registryUp(): Promise<boolean> {
-  return run("curl", ["-sf", `http://${REGISTRY}/v2/`]).then(
-    () => true,
-    () => false,
+/**
+ * Starts this process's registry on a free loopback port (dockerd talks
+ * plain HTTP to 127.0.0.0/8), its storage in a temporary directory; both go
+ * when the process exits.
+ */
+async function startRegistry(): Promise<string> {
+  const dir = mkdtempSync("/tmp/strata-serve-registry-");
+  const addr = `127.0.0.1:${await freePort()}`;
+  const config = join(dir, "config.yml");
+  writeFileSync(
+    config,
+    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: ${addr}\n`,
   );
+  const child = spawn(REGISTRY_BIN, ["serve", config], { stdio: "ignore" });
+  process.on("exit", () => {
+    child.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (let i = 0; i < 400; i++) {
+    const up = await fetch(`http://${addr}/v2/`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) return addr;
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`Cannot start the test registry: no answer on ${addr} "${REGISTRY_BIN}"`);
 }
 
 let pushed: Promise<Record<string, string>> | undefined;
 
 /**
- * The peer lab's images in the registry, pushed once per test process:
- * `{ tiny, base }` → `127.0.0.1:5000/strata-serve-<pid>/<name>:1`.
+ * The peer lab's images in this process's registry, pushed once:
+ * `{ tiny, base }` → `127.0.0.1:<port>/strata-serve/<name>:1`.
  */
 export function registryImages(): Promise<Record<string, string>> {
   pushed ??= (async () => {
-    if (!(await registryUp())) {
-      const out = await run("bash", [join(PEERS, "start-registry.sh")]);
-      if (!/already running/.test(out.stdout)) registryStarted = Number((await readFile(REG_PIDFILE, "utf8")).trim());
-    }
+    const registry = await startRegistry();
     const out: Record<string, string> = {};
     for (const name of ["tiny", "base"]) {
-      const ref = `${REGISTRY}/strata-serve-${process.pid}/${name}:1`;
+      const ref = `${registry}/strata-serve/${name}:1`;
       await run("skopeo", [
         "copy",
         "--quiet",
@@ -64,7 +84,7 @@ export function registryImages(): Promise<Record<string, string>> {
 
 /** Why the docker tests cannot run here, or null. */
 export function missingPeers(): string | null {
-  for (const f of ["/usr/sbin/dockerd", "/usr/bin/docker", "/usr/bin/skopeo"])
+  for (const f of ["/usr/sbin/dockerd", "/usr/bin/docker", "/usr/bin/skopeo", REGISTRY_BIN])
     if (!existsSync(f)) return `${f} is not installed (${PEERS}/install.sh)`;
   for (const f of ["tiny-docker-archive.tar", "base-docker-archive.tar"])
     if (!existsSync(join(ARTIFACTS, f))) return `${ARTIFACTS}/${f} is missing (${PEERS}/make-base-image.sh)`;
