@@ -14,7 +14,7 @@ import { tempDir } from "../helpers/tmp.js";
 import { mountsUnder } from "../../src/util/mountinfo.js";
 import { type Dockerd, type Serve, sleep, startDockerd, startServe, uniqueName } from "./engines.js";
 import { dockerHolds, layerFacts, leftovers, savedLayerFiles } from "./layers.js";
-import { ARTIFACTS, missingPeers, registryImages } from "./peers.js";
+import { ARTIFACTS, missingPeers, registryImages, stopRegistry } from "./peers.js";
 
 /** A change touching every kind of entry but an opaque directory (naive drivers write those as per-child whiteouts, as Docker's do). */
 const CHANGE = [
@@ -61,6 +61,7 @@ export function dockerScenarios(driver: string): void {
     test(`${driver}: dockerd on strata serve`, (t) => t.pass(`skipped: ${missing}`));
     return;
   }
+  test.after.always(() => stopRegistry());
 
   test.serial(
     `${driver}: dockerd loads, pulls, runs, diffs and commits as on overlay2; save loads into overlay2 with the same diff IDs; rm/rmi leave nothing`,

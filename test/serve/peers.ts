@@ -4,7 +4,7 @@
  * started it, under the feet of the others), holding the peer lab's images,
  * and the peer dockerd on overlay2.
  */
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -29,7 +29,7 @@ async function freePort(): Promise<number> {
 /**
  * Starts this process's registry on a free loopback port (dockerd talks
  * plain HTTP to 127.0.0.0/8), its storage in a temporary directory; both go
- * when the process exits.
+ * with {@link stopRegistry}.
  */
 async function startRegistry(): Promise<string> {
   const dir = mkdtempSync("/tmp/strata-serve-registry-");
@@ -40,10 +40,8 @@ async function startRegistry(): Promise<string> {
     `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: ${addr}\n`,
   );
   const child = spawn(REGISTRY_BIN, ["serve", config], { stdio: "ignore" });
-  process.on("exit", () => {
-    child.kill("SIGTERM");
-    rmSync(dir, { recursive: true, force: true });
-  });
+  process.on("exit", () => child.kill("SIGKILL")); // a process that ends without stopRegistry
+  registry = { child, dir };
   for (let i = 0; i < 400; i++) {
     const up = await fetch(`http://${addr}/v2/`).then(
       (r) => r.ok,
@@ -54,6 +52,21 @@ async function startRegistry(): Promise<string> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`Cannot start the test registry: no answer on ${addr} "${REGISTRY_BIN}"`);
+}
+
+let registry: { child: ChildProcess; dir: string } | undefined;
+
+/** Stops this process's registry and removes its storage (a test file's `after.always`). */
+export async function stopRegistry(): Promise<void> {
+  if (!registry) return;
+  const { child, dir } = registry;
+  registry = undefined;
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((res) => child.once("exit", res));
+    child.kill("SIGTERM");
+    await exited;
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 let pushed: Promise<Record<string, string>> | undefined;
