@@ -202,7 +202,7 @@ export const VERBS: Record<string, VerbInfo> = {
   },
   serve: {
     group: "serve",
-    summary: "Serve the store to container engines, in the foreground (SIGTERM stops)",
+    summary: "Serve the store to dockerd (graphdriver plugin) and containerd (proxy snapshotter), in the foreground",
   },
   demo: {
     group: "demo",

@@ -49,6 +49,13 @@ const INLINE_BUDGET = 4 << 20;
 const PREFETCH = 3;
 /** Entries per batch of a tree walk. */
 const WALK_ENTRIES = 2048;
+/**
+ * The first batch of a walk: the batches double from here to WALK_ENTRIES,
+ * so the first bytes of the tar go out while the rest of the tree is read
+ * (a consumer that applies the tar as it comes, such as dockerd's commit,
+ * works meanwhile instead of waiting for 2048 entries read from a cold cache).
+ */
+const FIRST_WALK_ENTRIES = 64;
 const RESOLVE = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS;
 
 type Scan = ExportScanResult;
@@ -260,10 +267,12 @@ export function exportTree(dir: string, opts: ExportOptions = {}): Readable {
     const walker = new n.ExportWalker(root, { opaque: opts.whiteouts === "overlay", inlineMax: INLINE_MAX });
     try {
       // The next batch is read while this one is written.
-      let pending = walker.next(WALK_ENTRIES, INLINE_BUDGET);
+      let size = FIRST_WALK_ENTRIES;
+      let pending = walker.next(size, INLINE_BUDGET);
       for (;;) {
         const batch = await pending;
-        if (!batch.done) pending = walker.next(WALK_ENTRIES, INLINE_BUDGET);
+        size = Math.min(size * 2, WALK_ENTRIES);
+        if (!batch.done) pending = walker.next(size, INLINE_BUDGET);
         for (let i = 0; i < batch.names.length; i++) yield* ex.entries(batch, i, "");
         if (batch.done) break;
       }

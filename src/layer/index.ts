@@ -8,7 +8,8 @@
  */
 export { chainID, chainIDs, type Digest, EMPTY_LAYER_DIGEST, isDigest, assertDigest } from "./ids.js";
 export type { ContainerRecord, LayerRecord } from "./layerdb.js";
-export { Mounts, type HoldInfo } from "./mounts.js";
+export { Mounts, type Holder, type HoldInfo } from "./mounts.js";
+export { STRATA_OWNER, storeOwner } from "./owner.js";
 export { Differ, type Applied } from "./differ.js";
 export { type Checker, CHECKERS, type CheckProblem } from "./check.js";
 export type { RecoveryReport, StoreParts } from "./recovery.js";

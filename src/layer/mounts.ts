@@ -19,10 +19,12 @@ import { FailedPreconditionError, hasCode } from "../errors.js";
 import type { Driver } from "../graphdriver/driver.js";
 import { StoreDir } from "../util/store-dir.js";
 import { StoreLock } from "./lock.js";
-import { mountPoints } from "../util/mountinfo.js";
+import { mountPoints, mountsUnder } from "../util/mountinfo.js";
 import { currentProcess, isAlive, type ProcessIdentity } from "../util/process.js";
 
-type Holder = ({ kind: "process" } & ProcessIdentity & { n: number }) | { kind: "named"; name: string; n: number };
+/** Who holds a mount: a process (dies with it) or a name (persists until released). */
+export type Holder =
+  ({ kind: "process" } & ProcessIdentity & { n: number }) | { kind: "named"; name: string; n: number };
 
 interface HoldRecord {
   path: string;
@@ -210,6 +212,13 @@ export class Mounts {
     return rec.holders.reduce((s, h) => s + h.n, 0);
   }
 
+  /** The live holders of `id` (dead processes' holds left out). */
+  async holders(id: string): Promise<Holder[]> {
+    const rec = await this.#read(id);
+    await Mounts.#prune(rec);
+    return rec.holders;
+  }
+
   /** Every id with a holds record, with live counts. */
   async list(): Promise<HoldInfo[]> {
     const out: HoldInfo[] = [];
@@ -290,6 +299,34 @@ export class Mounts {
       });
     }
     return repaired;
+  }
+
+  /**
+   * Unmounts layers that are mounted and held by nobody: a process killed
+   * between mounting a layer and recording its hold, whose caller never got
+   * the path. A layer counts as mounted when a mount point under the
+   * driver's home has its id as one path element (`<id>/merged`,
+   * `mnt/<id>`). Returns the ids it unmounted.
+   */
+  async releaseUnheld(): Promise<string[]> {
+    if (this.#driver.capabilities.mountless) return [];
+    const home = this.#driver.home;
+    const mounted = new Set<string>();
+    for (const mp of await mountsUnder(home))
+      for (const part of mp.slice(home.length + 1).split("/")) mounted.add(part);
+    const released: string[] = [];
+    for (const id of await this.#driver.list()) {
+      if (!mounted.has(id)) continue;
+      await this.#lock(id).with(async () => {
+        const rec = await this.#read(id);
+        await Mounts.#prune(rec);
+        if (rec.holders.length > 0) return;
+        await this.#driver.put(id);
+        await this.#write(id, rec);
+        released.push(id);
+      });
+    }
+    return released;
   }
 
   /** Closes the per-id locks (and the holds directory when {@link init} opened it). */

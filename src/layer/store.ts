@@ -45,6 +45,7 @@ import { setupInitLayer, sharedInitID } from "./init-layer.js";
 import { type ContainerRecord, LayerDB, type LayerRecord } from "./layerdb.js";
 import { StoreLock } from "./lock.js";
 import { Mounts } from "./mounts.js";
+import { assertOwner, STRATA_OWNER } from "./owner.js";
 import { pristineTar } from "./pristine.js";
 import { recover, type RecoveryReport, type StoreParts } from "./recovery.js";
 import { type RefEditor, refEditor } from "./refs.js";
@@ -89,11 +90,14 @@ export class LayerStore {
   /**
    * Opens (creating if needed) the store of `driver` under `root`, and
    * finishes or rolls back whatever a crashed process left half done.
+   * @param opts.owner who the store's layers belong to (see `owner.ts`):
+   *   strata's own layer store by default; an engine served by `strata serve`
+   *   claims an empty store with its own name
    * @throws ERR_STORE_ROOT for a root that is empty, not owned by root or
    *   writable by others; ERR_STORE_SYMLINK when the store's own directories
-   *   are symlinks
+   *   are symlinks; ERR_STORE_OWNED when the store belongs to another owner
    */
-  static async open(root: string, driver: Driver): Promise<LayerStore> {
+  static async open(root: string, driver: Driver, opts: { owner?: string } = {}): Promise<LayerStore> {
     const rootDir = await openStoreRoot(root);
     let db: LayerDB | undefined;
     let holds: StoreDir | undefined;
@@ -101,7 +105,11 @@ export class LayerStore {
       db = await LayerDB.open(rootDir, driver.name);
       holds = await db.files.sub("holds");
       const store = new LayerStore(driver, db, holds);
-      store.#recovery = await store.#lock.with(() => recover(store.#parts));
+      store.#recovery = await store.#lock.with(async () => {
+        // Before recovery: a store of another owner is not this process's to repair.
+        await assertOwner(store.db.files, opts.owner ?? STRATA_OWNER, () => store.#isEmpty());
+        return recover(store.#parts);
+      });
       return store;
     } catch (err) {
       await holds?.close();
@@ -110,6 +118,20 @@ export class LayerStore {
     } finally {
       await rootDir.close();
     }
+  }
+
+  /**
+   * No layer, container or operation in flight of strata's own. Driver
+   * layers without records may be there: they are another owner's (an
+   * engine served on the same root), not strata's.
+   */
+  async #isEmpty(): Promise<boolean> {
+    const [layers, containers, intents] = await Promise.all([
+      this.db.listLayers(),
+      this.db.listContainers(),
+      this.db.listIntents(),
+    ]);
+    return layers.length === 0 && containers.length === 0 && intents.length === 0;
   }
 
   /** What {@link open} rolled back, finished, or had to leave for `check`. */

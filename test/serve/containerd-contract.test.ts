@@ -13,6 +13,7 @@ import { builtinDrivers } from "../../src/drivers/index.js";
 import type { Driver, MountSpec } from "../../src/graphdriver/driver.js";
 import { startSnapshotter, type SnapshotterServer } from "../../src/serve/containerd/index.js";
 import { strata } from "../helpers/cli.js";
+import { makeTar } from "../helpers/tar.js";
 import { mountSpecs } from "../helpers/mounts.js";
 import { tempDir } from "../helpers/tmp.js";
 import { snapshotsClient, type SnapshotsClient } from "./containerd-helpers.js";
@@ -291,7 +292,8 @@ test("one server per store, and never over a live socket or a file that is not a
 
 test("strata serve refuses a root that holds strata's own layer store, and a call without a front door", async (t) => {
   const dir = await tempDir(t, "strata-ctd-cli-");
-  await mkdir(join(dir, "layerdb", "vfs"), { recursive: true });
+  await writeFile(join(dir, "l.tar"), await makeTar([{ name: "a", content: "a" }]));
+  t.is((await strata(["--root", dir, "--driver", "vfs", "layer", "apply", join(dir, "l.tar")])).code, 0);
   const shared = await strata([
     "--root",
     dir,
@@ -302,7 +304,7 @@ test("strata serve refuses a root that holds strata's own layer store, and a cal
     join(dir, "s.sock"),
   ]);
   t.is(shared.code, 1);
-  t.regex(shared.stderr, /^strata: Cannot serve containerd: .*own layer store.* \[ERR_STORE_IN_USE\]\n$/);
+  t.regex(shared.stderr, /^strata: Cannot open store for serve: it holds strata's own layers.* \[ERR_STORE_OWNED\]\n$/);
   const none = await strata(["--root", join(dir, "other"), "--driver", "vfs", "serve"]);
   t.is(none.code, 125, "a missing flag is a usage error, as docker's");
   t.regex(none.stderr, /^strata: Cannot serve: no front door .*\[ERR_USAGE\]\nSee 'strata serve --help'\.\n$/);

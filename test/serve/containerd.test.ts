@@ -248,7 +248,7 @@ async function scenario(t: ExecutionContext, name: string, logs: Array<() => str
     // Graceful stops; the userspace pool daemon goes with the last active device.
     await ctd.stop();
     await serve.stop();
-    t.regex(serve.output(), /stopping on SIGTERM/);
+    t.regex(serve.output(), /stopping reason=SIGTERM[^]*stopped/);
     t.deepEqual(await mountsUnder(root), []);
   }
 }

@@ -1,66 +1,73 @@
 /**
- * `strata serve`: a long-lived daemon serving one store to container
- * engines. Front door here: `--containerd-snapshotter SOCKET`, containerd's
- * proxy snapshotter (src/serve/containerd). Foreground; logs to stderr;
- * SIGTERM or SIGINT stops it gracefully (running calls finish; mounts and
- * devices containerd uses stay).
+ * `strata serve`: run the daemon container engines use as their storage
+ * (`src/serve`): Docker's graphdriver plugin, containerd's proxy
+ * snapshotter, or both over one store.
  *
  * @module
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import type { Command } from "commander";
-import { FailedPreconditionError } from "../../errors.js";
-import { globals, openDriver } from "../context.js";
+import { DEFAULT_DOCKER_SOCKET, DEFAULT_SERVE_ROOT, parseLogLevel, serve } from "../../serve/index.js";
+import { globals, parseStorageOpts } from "../context.js";
 import { UsageError } from "../errors.js";
 import { defineVerb } from "../verbs.js";
 
-/** Waits for SIGTERM or SIGINT. */
-function stopSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: string) => {
-      process.off("SIGTERM", on);
-      process.off("SIGINT", on);
-      resolve(sig);
-    };
-    process.on("SIGTERM", on);
-    process.on("SIGINT", on);
-  });
-}
+const SETUP = `
+Docker (as root; the plugin's name is its socket's, strata.sock -> strata):
+  strata serve --driver overlay --docker-plugin          # socket ${DEFAULT_DOCKER_SOCKET}
+  dockerd --experimental --storage-driver strata         # daemon.json: {"experimental": true, "storage-driver": "strata"}
+containerd (config.toml: [proxy_plugins.strata] type = "snapshot", address = SOCKET):
+  strata serve --driver overlay --containerd-snapshotter /run/strata/snapshotter.sock
+Start strata serve before the engine (systemd: Before=docker.service / containerd.service,
+KillMode=process). The store (default root ${DEFAULT_SERVE_ROOT}) is the engines' alone:
+strata's other commands refuse it, and serve refuses a root with strata's own layers.
+Drivers: overlay needs overlayfs; devmapper needs dm-thin or /dev/fuse and loop devices
+(userspace pool); vfs needs nothing. Containers keep running when serve stops or is
+killed; a restarted serve takes up their mounts where it left them.
+SIGTERM stops gracefully (requests in flight finish), SIGHUP reopens --log-file.`;
 
-/** Adds `strata serve`. */
+/** Registers `strata serve` on `program`. */
 export function serveCommand(program: Command): void {
   defineVerb(program, "serve")
+    .option("--docker-plugin [socket]", "serve Docker's graphdriver plugin protocol on this unix socket")
     .option(
       "--containerd-snapshotter <socket>",
-      'containerd proxy snapshotter on this unix socket (containerd: [proxy_plugins.strata] type = "snapshot")',
+      'serve containerd\'s snapshots API on this unix socket ([proxy_plugins.strata] type = "snapshot")',
     )
-    .action(async (o: { containerdSnapshotter?: string }, cmd: Command) => {
-      const g = globals(cmd);
-      if (!o.containerdSnapshotter)
-        throw new UsageError("Cannot serve: no front door given (--containerd-snapshotter)");
-      // strata's own layer store would take the snapshotter's layers for orphans (strata check --repair).
-      if (existsSync(join(g.root, "layerdb")))
-        throw new FailedPreconditionError(
-          "ERR_STORE_IN_USE",
-          `Cannot serve containerd: the root holds strata's own layer store; give containerd its own --root "${g.root}"`,
-        );
-      // Loaded here: the gRPC server is not worth loading for any other verb.
-      const { startSnapshotter } = await import("../../serve/containerd/index.js");
-      const driver = await openDriver(g);
-      const log = (line: string) => console.error(`strata serve: ${line}`);
-      try {
-        const server = await startSnapshotter({
-          driver,
-          stateDir: join(g.root, "containerd"),
-          socket: o.containerdSnapshotter,
-          log: (line) => log(`containerd: ${line}`),
+    .option("--pid-file <file>", "write the daemon's pid here")
+    .option("--log-file <file>", "log here instead of stderr (reopened on SIGHUP)")
+    .option("--log-level <level>", "debug, info, warn or error", "info")
+    .option("--grace <seconds>", "how long SIGTERM lets requests in flight finish", "30")
+    .addHelpText("after", SETUP)
+    .action(
+      async (
+        o: {
+          dockerPlugin?: string | true;
+          containerdSnapshotter?: string;
+          pidFile?: string;
+          logFile?: string;
+          logLevel: string;
+          grace: string;
+        },
+        cmd: Command,
+      ) => {
+        const g = globals(cmd);
+        if (!o.dockerPlugin && !o.containerdSnapshotter) {
+          throw new UsageError(
+            "Cannot serve: no front door given (--docker-plugin [SOCKET], --containerd-snapshotter SOCKET)",
+          );
+        }
+        const explicitRoot = cmd.parent?.getOptionValueSource("root") !== "default";
+        await serve({
+          root: explicitRoot ? g.root : DEFAULT_SERVE_ROOT,
+          driver: g.driver,
+          storageOpt: parseStorageOpts(g.storageOpt),
+          dockerPlugin: o.dockerPlugin === true ? DEFAULT_DOCKER_SOCKET : o.dockerPlugin,
+          containerdSnapshotter: o.containerdSnapshotter,
+          pidFile: o.pidFile,
+          logFile: o.logFile,
+          logLevel: parseLogLevel(o.logLevel),
+          graceMs: Number(o.grace) * 1000,
         });
-        log(`containerd snapshotter on ${server.socket} (driver ${driver.name}, root ${g.root}, pid ${process.pid})`);
-        log(`stopping on ${await stopSignal()}`);
-        await server.close();
-      } finally {
-        await driver.close(); // not cleanup(): containers keep their mounts and devices
-      }
-    });
+      },
+    );
 }

@@ -31,7 +31,7 @@ import type { OverlaySupport } from "./check.js";
 import { parseSize } from "../../util/size.js";
 import { KERNEL_MAX_LOWERS, type OverlayConfig, PAGE_MAX_LOWERS } from "./config.js";
 import { buildLayer } from "./create.js";
-import { KeyedLock } from "./keyed-lock.js";
+import { KeyedLock } from "../../util/keyed-lock.js";
 import { assertValidLayerId } from "../../graphdriver/layer-id.js";
 import { Layout } from "./layout.js";
 import { isOverlayMounted, type MountMethod, mountOverlay, mountsUnder, unmountOverlay } from "./mount.js";

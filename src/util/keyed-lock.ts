@@ -1,9 +1,11 @@
 /**
- * Serialises operations per key (layer id) inside one process: get, put,
- * create and remove of the same id never interleave.
+ * Serialises operations per key (a layer id) inside one process: the overlay
+ * driver's get, put, create and remove of one id, and `strata serve`'s
+ * requests on one id, never interleave.
  *
  * @module
  */
+/** Per-key FIFO serialisation; keys with nothing queued hold no memory. */
 export class KeyedLock {
   #tails = new Map<string, Promise<void>>();
 
