@@ -82,17 +82,13 @@ interface Addon {
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): Promise<number>;
   close(fd: number): Promise<void>;
   mkdirat(dirfd: number, path: string, mode: number): Promise<void>;
-  mknodat(dirfd: number, path: string, mode: number, major: number, minor: number): Promise<void>;
   symlinkat(target: string, dirfd: number, path: string): Promise<void>;
-  linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): Promise<void>;
   unlinkat(dirfd: number, path: string, flags: number): Promise<void>;
   removeTreeAt(dirfd: number, name: string): Promise<void>;
   renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): Promise<void>;
   fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): Promise<void>;
-  fchmodat(dirfd: number, path: string, mode: number): Promise<void>;
   fstatat(dirfd: number, path: string, flags: number): Promise<RawStat>;
   readlinkat(dirfd: number, path: string): Promise<string>;
-  lsetxattrat(dirfd: number, name: string, attr: string, value: Buffer): Promise<void>;
   attachLoop(file: string, opts: { readOnly?: boolean; directIO?: boolean; autoclear?: boolean }): Promise<LoopDevice>;
   detachLoop(device: string): Promise<void>;
   loopStatus(device: string): Promise<LoopStatus>;
@@ -378,17 +374,9 @@ export function close(fd: number) {
 export function mkdirat(dirfd: number, path: string, mode: number) {
   return call(() => addon.mkdirat(dirfd, path, mode));
 }
-/** mknodat(2): a device node, FIFO or socket `path` below `dirfd`. */
-export function mknodat(dirfd: number, path: string, mode: number, major = 0, minor = 0) {
-  return call(() => addon.mknodat(dirfd, path, mode, major, minor));
-}
 /** symlinkat(2): symlink `path` below `dirfd` pointing at `target` (never followed here). */
 export function symlinkat(target: string, dirfd: number, path: string) {
   return call(() => addon.symlinkat(target, dirfd, path));
-}
-/** linkat(2): hard link `newpath` below `newdirfd` to `oldpath` below `olddirfd`. */
-export function linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags = 0) {
-  return call(() => addon.linkat(olddirfd, oldpath, newdirfd, newpath, flags));
 }
 /** unlinkat(2) of `path` below `dirfd`; `C.AT_REMOVEDIR` for an empty directory. */
 export function unlinkat(dirfd: number, path: string, flags = 0) {
@@ -414,10 +402,6 @@ export function renameat2(olddirfd: number, oldpath: string, newdirfd: number, n
 export function fchownat(dirfd: number, path: string, uid: number, gid: number, flags = 0) {
   return call(() => addon.fchownat(dirfd, path, uid, gid, flags));
 }
-/** fchmodat(2) of `path` below `dirfd`. */
-export function fchmodat(dirfd: number, path: string, mode: number) {
-  return call(() => addon.fchmodat(dirfd, path, mode));
-}
 /** fstatat(2); pass `C.AT_SYMLINK_NOFOLLOW` for lstat semantics. Times keep nanoseconds. */
 export function fstatat(dirfd: number, path: string, flags = 0) {
   return call(() => addon.fstatat(dirfd, path, flags));
@@ -425,10 +409,6 @@ export function fstatat(dirfd: number, path: string, flags = 0) {
 /** readlinkat(2): the target of symlink `path` below `dirfd`. */
 export function readlinkat(dirfd: number, path: string) {
   return call(() => addon.readlinkat(dirfd, path));
-}
-/** Sets xattr `attr` on entry `name` (one component) of the directory `dirfd`, not following a symlink. */
-export function lsetxattrat(dirfd: number, name: string, attr: string, value: Buffer) {
-  return call(() => addon.lsetxattrat(dirfd, name, attr, value));
 }
 
 /**

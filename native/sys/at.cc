@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <limits.h>
@@ -57,18 +56,6 @@ Napi::Value Mkdirat(const Napi::CallbackInfo& info) {
       Undefined);
 }
 
-Napi::Value Mknodat(const Napi::CallbackInfo& info) {
-  int dirfd = static_cast<int>(ArgInt(info, 0, "dirfd"));
-  std::string path = ArgString(info, 1, "path");
-  mode_t mode = static_cast<mode_t>(ArgInt(info, 2, "mode"));
-  unsigned ma = static_cast<unsigned>(ArgOptInt(info, 3, "major", 0));
-  unsigned mi = static_cast<unsigned>(ArgOptInt(info, 4, "minor", 0));
-  return RunAsync(
-      info.Env(),
-      [=](SysError& e) { return mknodat(dirfd, path.c_str(), mode, makedev(ma, mi)) == 0 || Fail(e, "mknodat", path); },
-      Undefined);
-}
-
 Napi::Value Symlinkat(const Napi::CallbackInfo& info) {
   std::string target = ArgString(info, 0, "target");
   int dirfd = static_cast<int>(ArgInt(info, 1, "dirfd"));
@@ -76,20 +63,6 @@ Napi::Value Symlinkat(const Napi::CallbackInfo& info) {
   return RunAsync(
       info.Env(),
       [=](SysError& e) { return symlinkat(target.c_str(), dirfd, path.c_str()) == 0 || Fail(e, "symlinkat", path); },
-      Undefined);
-}
-
-Napi::Value Linkat(const Napi::CallbackInfo& info) {
-  int olddir = static_cast<int>(ArgInt(info, 0, "olddirfd"));
-  std::string oldpath = ArgString(info, 1, "oldpath");
-  int newdir = static_cast<int>(ArgInt(info, 2, "newdirfd"));
-  std::string newpath = ArgString(info, 3, "newpath");
-  int flags = static_cast<int>(ArgOptInt(info, 4, "flags", 0));
-  return RunAsync(
-      info.Env(),
-      [=](SysError& e) {
-        return linkat(olddir, oldpath.c_str(), newdir, newpath.c_str(), flags) == 0 || Fail(e, "linkat", newpath);
-      },
       Undefined);
 }
 
@@ -125,15 +98,6 @@ Napi::Value Fchownat(const Napi::CallbackInfo& info) {
   return RunAsync(
       info.Env(),
       [=](SysError& e) { return fchownat(dirfd, path.c_str(), uid, gid, flags) == 0 || Fail(e, "fchownat", path); },
-      Undefined);
-}
-
-Napi::Value Fchmodat(const Napi::CallbackInfo& info) {
-  int dirfd = static_cast<int>(ArgInt(info, 0, "dirfd"));
-  std::string path = ArgString(info, 1, "path");
-  mode_t mode = static_cast<mode_t>(ArgInt(info, 2, "mode"));
-  return RunAsync(
-      info.Env(), [=](SysError& e) { return fchmodat(dirfd, path.c_str(), mode, 0) == 0 || Fail(e, "fchmodat", path); },
       Undefined);
 }
 
@@ -182,42 +146,18 @@ Napi::Value Readlinkat(const Napi::CallbackInfo& info) {
       [=](Napi::Env env) -> Napi::Value { return Napi::String::New(env, *out); });
 }
 
-// Sets an xattr on `name` inside `dirfd` without following a final symlink:
-// /proc/self/fd/<dirfd> is the already-contained directory, and l*xattr does
-// not follow the last component.
-Napi::Value Lsetxattrat(const Napi::CallbackInfo& info) {
-  int dirfd = static_cast<int>(ArgInt(info, 0, "dirfd"));
-  std::string name = ArgString(info, 1, "name");
-  std::string attr = ArgString(info, 2, "attr");
-  Napi::Buffer<uint8_t> buf = ArgBuffer(info, 3, "value");
-  auto value = std::make_shared<std::vector<char>>(buf.Data(), buf.Data() + buf.Length());
-  if (name.find('/') != std::string::npos) throw Napi::TypeError::New(info.Env(), "name must be one path component");
-  std::string full = "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
-  return RunAsync(
-      info.Env(),
-      [=](SysError& e) {
-        return lsetxattr(full.c_str(), attr.c_str(), value->data(), value->size(), 0) == 0 ||
-               Fail(e, "lsetxattr", name);
-      },
-      Undefined);
-}
-
 }  // namespace
 
 void InitAt(Napi::Env env, Napi::Object exports) {
   exports.Set("openat2", Napi::Function::New(env, Openat2));
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("mkdirat", Napi::Function::New(env, Mkdirat));
-  exports.Set("mknodat", Napi::Function::New(env, Mknodat));
   exports.Set("symlinkat", Napi::Function::New(env, Symlinkat));
-  exports.Set("linkat", Napi::Function::New(env, Linkat));
   exports.Set("unlinkat", Napi::Function::New(env, Unlinkat));
   exports.Set("renameat2", Napi::Function::New(env, Renameat2));
   exports.Set("fchownat", Napi::Function::New(env, Fchownat));
-  exports.Set("fchmodat", Napi::Function::New(env, Fchmodat));
   exports.Set("fstatat", Napi::Function::New(env, Fstatat));
   exports.Set("readlinkat", Napi::Function::New(env, Readlinkat));
-  exports.Set("lsetxattrat", Napi::Function::New(env, Lsetxattrat));
 }
 
 }  // namespace strata
