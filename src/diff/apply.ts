@@ -21,6 +21,7 @@ import { readdir } from "node:fs/promises";
 import type { TarRecorder } from "../archive/tar-split.js";
 import type { WhiteoutFormat } from "../archive/whiteouts.js";
 import { NativeApplier, type TarWriteResult } from "../native.js";
+import { InFlight } from "./in-flight.js";
 
 /** One contiguous range of an id map: container ids [containerId, containerId+size) ↦ host ids. */
 export interface IdMapping {
@@ -188,62 +189,5 @@ class Warnings {
 
   list(): string[] {
     return this.#more === 0 ? this.#kept : [...this.#kept, `... and ${this.#more} more warnings`];
-  }
-}
-
-/**
- * Writes queued on the applier and not yet done, bounded in bytes; keeps
- * the first failure.
- */
-class InFlight {
-  #queue: Array<{ done: Promise<void>; bytes: number }> = [];
-  #bytes = 0;
-  #failed = false;
-  #failure: unknown;
-
-  constructor(readonly maxBytes: number) {}
-
-  /** Tracks `work` (holding `bytes`) until `onDone` has taken its result (and its promise, if any, settled). */
-  add<T>(work: Promise<T>, bytes: number, onDone: (result: T) => void | Promise<void>): void {
-    const done = work.then(onDone).then(undefined, (err: unknown) => {
-      if (this.#failed) return; // later work only reports that it was aborted
-      this.#failed = true;
-      this.#failure = err;
-    });
-    this.#queue.push({ done, bytes });
-    this.#bytes += bytes;
-  }
-
-  /** Waits while too much is in flight; throws the first failure. */
-  async pace(): Promise<void> {
-    while (this.#bytes > this.maxBytes) {
-      const first = this.#queue.shift()!;
-      await first.done;
-      this.#bytes -= first.bytes;
-    }
-    if (this.#failed) throw this.#failure;
-  }
-
-  /** Waits for everything; throws the first failure. */
-  async drain(): Promise<void> {
-    const all = this.#queue;
-    this.#queue = [];
-    this.#bytes = 0;
-    await Promise.all(all.map((f) => f.done));
-    if (this.#failed) throw this.#failure;
-  }
-
-  /**
-   * The error to report when reading the source failed with `err`: writes
-   * queued before it still run first, and a native failure among them is
-   * the earlier error and wins.
-   */
-  async firstError(err: unknown): Promise<unknown> {
-    try {
-      await this.drain();
-    } catch (nativeErr) {
-      return nativeErr;
-    }
-    return err;
   }
 }

@@ -25,6 +25,7 @@ import {
   WHITEOUT_PREFIX,
 } from "../../src/archive/whiteouts.js";
 import type { ApplyOptions, ApplyResult, IdMapping } from "../../src/diff/apply.js";
+import { InFlight } from "../../src/diff/in-flight.js";
 import { BreakoutError, StrataError } from "../../src/errors.js";
 import { TarFormatError } from "../helpers/tar-decode.js";
 import { readTar, type TarEntry } from "../helpers/tar-reader.js";
@@ -116,77 +117,13 @@ export async function applyLayerOracle(
   }
 }
 
-/**
- * Native work submitted and not yet done (batches, or tar writes), bounded
- * by count and bytes; keeps the first failure.
- */
-class InFlight {
-  #queue: Array<{ done: Promise<void>; bytes: number }> = [];
-  #bytes = 0;
-  #failed = false;
-  #failure: unknown;
-
-  constructor(
-    readonly maxCount: number,
-    readonly maxBytes: number,
-  ) {}
-
-  get failed(): boolean {
-    return this.#failed;
-  }
-
-  /** Tracks `work` (holding `bytes`); `onDone` takes its result. */
-  add<T>(work: Promise<T>, bytes: number, onDone: (result: T) => void): void {
-    const done = work.then(onDone, (err: unknown) => {
-      if (this.#failed) return; // later work only reports that it was aborted
-      this.#failed = true;
-      this.#failure = err;
-    });
-    this.#queue.push({ done, bytes });
-    this.#bytes += bytes;
-  }
-
-  /** Waits while too much is in flight; throws the first failure. */
-  async pace(): Promise<void> {
-    while (this.#queue.length > this.maxCount || this.#bytes > this.maxBytes) {
-      const first = this.#queue.shift()!;
-      await first.done;
-      this.#bytes -= first.bytes;
-    }
-    if (this.#failed) throw this.#failure;
-  }
-
-  /** Waits for everything; throws the first failure. */
-  async drain(): Promise<void> {
-    const all = this.#queue;
-    this.#queue = [];
-    this.#bytes = 0;
-    await Promise.all(all.map((f) => f.done));
-    if (this.#failed) throw this.#failure;
-  }
-
-  /**
-   * The error to report when the JavaScript side failed with `err`: work
-   * queued before it still runs first, as it would have one by one, and a
-   * native failure among it is the earlier error and wins.
-   */
-  async firstError(err: unknown): Promise<unknown> {
-    try {
-      await this.drain();
-    } catch (nativeErr) {
-      return nativeErr;
-    }
-    return err;
-  }
-}
-
 class Applier {
   size = 0;
   warnings: string[] = [];
   #native: BatchApplier;
   #opts: ApplyOptions;
   #batch = new Batch();
-  #inflight = new InFlight(INFLIGHT_BATCHES, INFLIGHT_BYTES);
+  #inflight = new InFlight(INFLIGHT_BYTES, INFLIGHT_BATCHES);
   #nextHandle = 1;
   #unpacked = new Set<string>();
   #dirs: Array<{ rel: string; header: TarHeader }> = [];
